@@ -1,0 +1,3 @@
+"""Lightkeeper: a self-hosted Tencent Cloud Lighthouse instance-snapshot service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow ``python -m lightkeeper``."""
+
+from lightkeeper.cli.main import main
+
+main()

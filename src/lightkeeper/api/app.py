@@ -1,0 +1,145 @@
+"""The ASGI application: one POST/GET endpoint at ``/`` plus ``/healthz`` and ``/metrics``.
+
+``Frontend.dispatch`` applies the API 3.0 rules in the order the real gateway does: transport,
+action and version, authentication, region, rate limit, parameters, then the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from lightkeeper.api import envelope, wire
+from lightkeeper.api.auth import KeyStore, Principal, ReplayGuard, authenticate
+from lightkeeper.api.observability import Metrics, log_request
+from lightkeeper.api.ratelimit import RateLimiter
+from lightkeeper.api.registry import Context, Registry, Reply
+from lightkeeper.api.validation import validate
+from lightkeeper.errors import ApiError
+
+logger = logging.getLogger("lightkeeper.api")
+
+
+@dataclass
+class Frontend:
+    """Everything the endpoint needs, built once per server."""
+
+    registry: Registry
+    keys: KeyStore
+    version: str
+    service: str
+    regions: Collection[str]
+    rate_limits: Mapping[str, int] = field(default_factory=dict)  # overrides per action
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    replay: ReplayGuard = field(default_factory=ReplayGuard)
+    metrics: Metrics = field(default_factory=Metrics)
+    health: Callable[[], bool] = lambda: True
+
+    def dispatch(self, call: wire.ApiCall) -> tuple[Reply, Principal]:
+        """Run one parsed call; every refusal is an ``ApiError``."""
+        if not call.action:
+            raise ApiError("MissingParameter", name="Action")
+        action = self.registry.get(call.action)
+        if action is None:
+            raise ApiError("InvalidAction")
+        if not call.version:
+            raise ApiError("MissingParameter", name="Version")
+        if call.version != self.version:
+            raise ApiError("NoSuchVersion", action=call.action, version=call.version)
+        now = time.time()
+        principal = authenticate(call, self.keys, self.replay, self.service, now)
+        if call.region is None:
+            if action.region_required:
+                raise ApiError("MissingParameter", name="Region")
+        elif call.region not in self.regions:
+            raise ApiError("UnsupportedRegion", action=action.name, region=call.region)
+        limit = self.rate_limits.get(action.name, action.rate_limit)
+        self.limiter.hit(action.name, call.region or "", principal.rate_limit_key, limit, now)
+        request = validate(action.model, call.params, strict=call.typed_params)
+        context = Context(
+            request_id=call.request_id,
+            action=action.name,
+            region=call.region,
+            language=call.language,
+            principal=principal,
+            client_ip=call.client_ip,
+        )
+        return action.handler(context, request), principal
+
+
+def build_app(frontend: Frontend) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A plain ASGI callable: three paths do not need a router."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path == "/healthz":
+            response: Response = _healthz(frontend)
+        elif path == "/metrics":
+            response = Response(generate_latest(frontend.metrics.registry), 200)
+            response.headers["content-type"] = CONTENT_TYPE_LATEST
+        else:
+            response = await _api(frontend, Request(scope, receive))
+        await response(scope, receive, send)
+
+    return app
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _healthz(frontend: Frontend) -> Response:
+    healthy = frontend.health()
+    return PlainTextResponse("ok\n" if healthy else "unhealthy\n", 200 if healthy else 503)
+
+
+async def _api(frontend: Frontend, request: Request) -> Response:
+    started = time.perf_counter()
+    call = wire.new_call(request)
+    account = ""
+    code = ""
+    try:
+        await wire.parse(request, call)
+        reply, principal = await run_in_threadpool(frontend.dispatch, call)
+        account = principal.account_name
+        response: Response = envelope.success(reply, call.request_id)
+    except ApiError as error:
+        code = error.code
+        response = envelope.failure(error, call.request_id, call.language)
+    except Exception:
+        logger.exception("internal error in request %s", call.request_id)
+        internal = ApiError("InternalError", request_id=call.request_id)
+        code = internal.code
+        response = envelope.failure(internal, call.request_id, call.language)
+    elapsed = time.perf_counter() - started
+    action = call.action if call.action and call.action in frontend.registry else "-"
+    frontend.metrics.observe(action, code, elapsed)
+    log_request(
+        request_id=call.request_id,
+        action=call.action or "-",
+        region=call.region or "",
+        account=account,
+        code=code,
+        seconds=elapsed,
+        client_ip=call.client_ip,
+    )
+    return response

@@ -1,0 +1,126 @@
+"""Authenticate an ``ApiCall``: timestamp window, key lookup, signature, replay.
+
+The key store is injected (``KeyStore``), so this module knows credentials, not databases.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from lightkeeper.api import signature
+from lightkeeper.api.wire import ApiCall
+from lightkeeper.errors import ApiError
+
+TIMESTAMP_WINDOW = 300
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who signed the request: an account's root or one of its sub-users."""
+
+    secret_id: str
+    secret_key: str
+    account_id: int
+    account_name: str
+    uin: str
+    app_id: int
+    user_name: str | None = None  # None for the root account
+
+    @property
+    def rate_limit_key(self) -> str:
+        """Rate limits count per sub-account; the root counts as its own sub-account."""
+        return f"{self.uin}/{self.user_name or ''}"
+
+
+class KeyStore(Protocol):
+    def find_key(self, secret_id: str) -> Principal | None:
+        """The enabled key with this SecretId, or None."""
+
+
+class ReplayGuard:
+    """Remembers v1 ``(SecretId, Nonce, Timestamp)`` triples for the timestamp window."""
+
+    def __init__(self, window: int = TIMESTAMP_WINDOW) -> None:
+        self._window = window
+        self._seen: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+        self._next_prune = 0.0
+
+    def check_and_remember(self, key: tuple[str, str, str], now: float) -> None:
+        with self._lock:
+            if now >= self._next_prune:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+                self._next_prune = now + 10
+            expires = self._seen.get(key)
+            if expires is not None and expires > now:
+                raise ApiError.variant("AuthFailure.SignatureFailure#replay")
+            self._seen[key] = now + 2 * self._window
+
+
+def _require_int(name: str, value: str | None) -> int:
+    if value is None or value == "":
+        raise ApiError("MissingParameter", name=name)
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError("InvalidParameter", name=name) from None
+
+
+def authenticate(
+    call: ApiCall, keys: KeyStore, replay: ReplayGuard, service: str, now: float | None = None
+) -> Principal:
+    """Return the principal that signed ``call`` or raise the matching AuthFailure."""
+    now = time.time() if now is None else now
+    timestamp = _require_int("Timestamp", call.timestamp)
+    if abs(now - timestamp) > TIMESTAMP_WINDOW:
+        raise ApiError("AuthFailure.SignatureExpire")
+    if call.scheme == signature.TC3:
+        return _authenticate_tc3(call, keys, timestamp, service)
+    return _authenticate_v1(call, keys, replay, now)
+
+
+def _authenticate_tc3(call: ApiCall, keys: KeyStore, timestamp: int, service: str) -> Principal:
+    if not call.authorization:
+        raise ApiError("AuthFailure.InvalidAuthorization", reason="missing header")
+    auth = signature.parse_tc3_authorization(call.authorization)
+    principal = keys.find_key(auth.secret_id)
+    if principal is None:
+        raise ApiError("AuthFailure.SecretIdNotFound")
+    expected_date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    if auth.date != expected_date or auth.service != service:
+        raise ApiError("AuthFailure.SignatureFailure")
+    ok = signature.tc3_matches(
+        principal.secret_key,
+        auth,
+        method=call.method,
+        query=call.query,
+        headers=call.headers,
+        payload=call.body,
+        timestamp=call.timestamp or "",
+    )
+    if not ok:
+        raise ApiError("AuthFailure.SignatureFailure")
+    return principal
+
+
+def _authenticate_v1(call: ApiCall, keys: KeyStore, replay: ReplayGuard, now: float) -> Principal:
+    if call.scheme not in signature.V1_METHODS:
+        raise ApiError("InvalidParameterValue", name="SignatureMethod", value=call.scheme)
+    nonce = str(_require_int("Nonce", call.common.get("Nonce")))
+    secret_id = call.common.get("SecretId")
+    if not secret_id:
+        raise ApiError("MissingParameter", name="SecretId")
+    provided = call.common.get("Signature")
+    if not provided:
+        raise ApiError("MissingParameter", name="Signature")
+    principal = keys.find_key(secret_id)
+    if principal is None:
+        raise ApiError("AuthFailure.SecretIdNotFound")
+    text = signature.v1_string_to_sign(call.method, call.host, "/", call.raw_v1)
+    if not signature.v1_matches(principal.secret_key, call.scheme, text, provided):
+        raise ApiError("AuthFailure.SignatureFailure")
+    replay.check_and_remember((secret_id, nonce, call.timestamp or ""), now)
+    return principal

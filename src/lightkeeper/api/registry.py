@@ -1,0 +1,44 @@
+"""What an action is to the front end: a request model, a handler and its limits.
+
+Adding an action is one handler plus one entry in ``lightkeeper.lighthouse.actions``; the
+request model comes from the generated ``lighthouse.models``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from lightkeeper.api.auth import Principal
+
+Reply = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may know about the call besides its parameters."""
+
+    request_id: str
+    action: str
+    region: str | None
+    language: str
+    principal: Principal
+    client_ip: str
+
+
+Handler = Callable[[Context, Any], Reply]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    model: type[BaseModel]
+    handler: Handler
+    rate_limit: int = 20
+    region_required: bool = True
+
+
+Registry = Mapping[str, Action]

@@ -1,0 +1,1 @@
+"""The ``lightkeeper`` command line (click)."""

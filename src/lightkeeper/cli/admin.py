@@ -1,0 +1,142 @@
+"""``lightkeeper admin``: accounts and API keys. Works while the server runs (same database)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from lightkeeper.cli.options import config_options, emit, fail, open_or_fail, settings_from
+from lightkeeper.server import Services
+from lightkeeper.store.accounts import AccountError
+
+json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+account_flag = click.option("--account", required=True, help="Account name.")
+
+
+def _services(data_dir: Path | None) -> Services:
+    ctx = click.get_current_context()
+    return open_or_fail(settings_from(ctx, data_dir=data_dir))
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except AccountError as exc:
+        fail(str(exc), status=1)
+
+
+@click.group()
+def admin() -> None:
+    """Manage accounts and keys (and, later, instances) directly in the database."""
+
+
+@admin.group()
+def account() -> None:
+    """Accounts (each has a Uin, an AppId and up to two root API keys)."""
+
+
+@account.command("create")
+@click.argument("name")
+@config_options
+@json_flag
+def account_create(name: str, data_dir: Path | None, as_json: bool) -> None:
+    """Create account NAME and its first API key."""
+    services = _services(data_dir)
+    acct, key = _run(lambda: services.accounts.create(name))
+    value = {
+        "Name": acct.name,
+        "Uin": acct.uin,
+        "AppId": acct.app_id,
+        "SecretId": key.secret_id,
+        "SecretKey": key.secret_key,
+    }
+    emit(value, as_json, lambda: _lines(value))
+
+
+@account.command("list")
+@config_options
+@json_flag
+def account_list(data_dir: Path | None, as_json: bool) -> None:
+    """List accounts."""
+    rows = [
+        {"Name": a.name, "Uin": a.uin, "AppId": a.app_id}
+        for a in _services(data_dir).accounts.all()
+    ]
+    emit(rows, as_json, lambda: _table(rows))
+
+
+@admin.group()
+def key() -> None:
+    """API keys of an account (at most two)."""
+
+
+@key.command("create")
+@account_flag
+@config_options
+@json_flag
+def key_create(account: str, data_dir: Path | None, as_json: bool) -> None:
+    """Create another key for the account."""
+    services = _services(data_dir)
+    created = _run(lambda: services.accounts.create_key(account))
+    value = {"SecretId": created.secret_id, "SecretKey": created.secret_key}
+    emit(value, as_json, lambda: _lines(value))
+
+
+@key.command("list")
+@account_flag
+@config_options
+@json_flag
+def key_list(account: str, data_dir: Path | None, as_json: bool) -> None:
+    """List the account's keys (SecretIds only: SecretKeys are shown once, at creation)."""
+    keys = _run(lambda: _services(data_dir).accounts.list_keys(account))
+    rows = [
+        {
+            "SecretId": k.secret_id,
+            "Status": "Enabled" if k.enabled else "Disabled",
+            "User": k.user or "(root)",
+            "CreatedTime": k.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for k in keys
+    ]
+    emit(rows, as_json, lambda: _table(rows))
+
+
+def _key_state_command(name: str, enabled: bool | None) -> None:
+    @key.command(name)
+    @click.argument("secret_id")
+    @account_flag
+    @config_options
+    def command(secret_id: str, account: str, data_dir: Path | None) -> None:
+        services = _services(data_dir)
+        if enabled is None:
+            _run(lambda: services.accounts.delete_key(account, secret_id))
+        else:
+            _run(lambda: services.accounts.set_key_enabled(account, secret_id, enabled))
+        click.echo(f"{secret_id}: {name}d" if name != "delete" else f"{secret_id}: deleted")
+
+    command.__doc__ = f"{name.capitalize()} key SECRET_ID of the account."
+
+
+_key_state_command("disable", False)
+_key_state_command("enable", True)
+_key_state_command("delete", None)
+
+
+def _lines(value: dict[str, Any]) -> None:
+    for name, item in value.items():
+        click.echo(f"{name}: {item}")
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    table = Table(*rows[0].keys())
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)

@@ -1,0 +1,32 @@
+"""The one-time welcome: endpoint, first credentials, and copy-paste snippets."""
+
+from __future__ import annotations
+
+import click
+
+from lightkeeper.store.accounts import Account, ApiKey
+
+
+def print_banner(endpoint: str, account: Account, key: ApiKey) -> None:
+    """Shown once, when the first account is created; plain text so it can be copied as is."""
+    text = f"""Lightkeeper is listening on http://{endpoint}
+Account {account.name} (Uin {account.uin}, AppId {account.app_id}) was created:
+
+  SecretId  {key.secret_id}
+  SecretKey {key.secret_key}
+
+Python SDK:
+  from tencentcloud.common import credential
+  from tencentcloud.common.profile.client_profile import ClientProfile
+  from tencentcloud.common.profile.http_profile import HttpProfile
+  from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
+  cred = credential.Credential("{key.secret_id}", "{key.secret_key}")
+  profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint="{endpoint}"))
+  client = lighthouse_client.LighthouseClient(cred, "ap-guangzhou", profile)
+  print(client.DescribeRegions(models.DescribeRegionsRequest()).to_json_string())
+
+tccli:
+  tccli lighthouse DescribeRegions --region ap-guangzhou --endpoint http://{endpoint} \\
+    --secretId {key.secret_id} --secretKey {key.secret_key}
+"""
+    click.echo(text)

@@ -1,0 +1,85 @@
+"""Options shared by ``serve`` and ``admin``: the TOML file and the data dir.
+
+``--config`` is eager and loads the TOML into click's ``default_map``, which gives exactly the
+documented precedence: flag > ``LIGHTKEEPER_*`` variable > TOML file > built-in default.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from lightkeeper.config import ConfigError, Settings, build_settings, load_toml, prepare_data_dir
+from lightkeeper.server import Services, open_services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """One line on stderr and a non-zero exit: never a traceback for an operator's mistake."""
+    click.echo(f"lightkeeper: error: {message}", err=True)
+    sys.exit(status)
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        try:
+            data = load_toml(Path(value))
+        except ConfigError as exc:
+            fail(str(exc))
+        defaults = dict(ctx.default_map or {})
+        defaults.update({k: v for k, v in data.items() if not isinstance(v, (list, dict))})
+        ctx.default_map = defaults
+        ctx.meta["toml"] = data
+    return value
+
+
+def config_options(func: F) -> F:
+    func = click.option(
+        "--data-dir",
+        envvar="LIGHTKEEPER_DATA_DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Holds the database and disk images (default: a per-user data folder).",
+    )(func)
+    func = click.option(
+        "--config",
+        "config_file",
+        envvar="LIGHTKEEPER_CONFIG",
+        is_eager=True,
+        expose_value=False,
+        callback=_load_config,
+        type=click.Path(dir_okay=False),
+        help="TOML file with defaults for every option (keys like data_dir, port).",
+    )(func)
+    return func
+
+
+def settings_from(ctx: click.Context, **values: Any) -> Settings:
+    """The TOML file (including tables like ``regions``) under the resolved options, validated."""
+    merged: dict[str, Any] = dict(ctx.meta.get("toml", {}))
+    merged.update({k: v for k, v in values.items() if v is not None})
+    try:
+        settings = build_settings(merged)
+        settings.data_dir = prepare_data_dir(settings.data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    return settings
+
+
+def open_or_fail(settings: Settings) -> Services:
+    try:
+        return open_services(settings)
+    except Exception as exc:  # a database that cannot be opened is an operator problem
+        fail(f"cannot open the database in {settings.data_dir}: {exc}")
+
+
+def emit(value: Any, as_json: bool, text: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+    else:
+        text()

@@ -1,0 +1,96 @@
+"""Server settings: CLI flags over ``LIGHTKEEPER_*`` environment variables over a TOML file.
+
+The CLI resolves the three sources (click does flags > env > ``default_map``, and the TOML file
+is loaded into ``default_map``); this model validates the result once, so a bad value is one
+clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lightkeeper.regions import DEFAULT_REGIONS, Region
+
+API_VERSION = "2020-03-24"
+SERVICE = "lighthouse"
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line and exit status 2."""
+
+
+def default_data_dir() -> Path:
+    """``$LIGHTKEEPER_DATA_DIR`` is handled by click; this is the per-user fallback."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lightkeeper"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    rate_limit: bool = True
+    rate_limits: dict[str, int] = Field(default_factory=dict)
+    regions: tuple[Region, ...] = DEFAULT_REGIONS
+    log_level: str = "info"
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for action, limit in value.items():
+            if limit < 1:
+                raise ValueError(f"rate limit for {action} must be at least 1")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("must be one of critical, error, warning, info, debug")
+        return value.lower()
+
+    def region_codes(self) -> frozenset[str]:
+        return frozenset(r.region for r in self.regions)
+
+
+def build_settings(values: dict[str, Any]) -> Settings:
+    """Validate merged values; the first problem becomes a ``ConfigError`` naming the field."""
+    try:
+        return Settings.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"invalid {where}: {first['msg']}") from None
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read the optional TOML file; keys use the flag names with ``_`` (``data_dir``)."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the data dir owner-only, or say in one line why it cannot be used."""
+    path = path.expanduser()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create data dir {path}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise ConfigError(f"data dir {path} is not a directory")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"data dir {path} is not readable and writable")
+    return path.resolve()

@@ -1,0 +1,1 @@
+"""The rules of the service (IDs, states, locks, quotas), free of I/O."""
