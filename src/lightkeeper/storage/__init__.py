@@ -1,0 +1,50 @@
+"""Storage drivers: move disk bytes behind one protocol, modelled on Cinder volume drivers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .base import (
+    ChecksumMismatch,
+    DiskBusy,
+    DiskExists,
+    DiskNotFound,
+    NoSpace,
+    ProgressCallback,
+    SnapshotExists,
+    SnapshotNotFound,
+    StorageDriver,
+    StorageError,
+    StorageIOError,
+)
+from .raw import RawDriver
+
+__all__ = [
+    "ChecksumMismatch",
+    "DiskBusy",
+    "DiskExists",
+    "DiskNotFound",
+    "NoSpace",
+    "ProgressCallback",
+    "RawDriver",
+    "SnapshotExists",
+    "SnapshotNotFound",
+    "StorageDriver",
+    "StorageError",
+    "StorageIOError",
+    "make_driver",
+]
+
+# Typing the registry as StorageDriver factories makes mypy check each driver's conformance.
+_DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {"raw": RawDriver}
+
+
+def make_driver(name: str, root: Path) -> StorageDriver:
+    """Build the driver named in configuration, rooted at `root`."""
+    try:
+        factory = _DRIVERS[name]
+    except KeyError:
+        known = ", ".join(sorted(_DRIVERS))
+        raise ValueError(f"unknown storage driver {name!r} (known: {known})") from None
+    return factory(root)

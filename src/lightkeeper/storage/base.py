@@ -1,0 +1,118 @@
+"""The storage-driver contract and its errors.
+
+Drivers only move disk bytes; they know nothing of HTTP, databases or Tencent, so the
+service layer can swap formats (raw today, qcow2 later) without touching callers.
+Only `StorageError` subclasses (and `ValueError` for caller bugs) may escape a driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
+
+ProgressCallback = Callable[[int], None]
+"""Receives a whole percent 0..100, non-decreasing, at least 0 and 100, at most ~101 calls."""
+
+
+class StorageError(Exception):
+    """Base of every failure a driver reports, so callers can map one type to an API error."""
+
+
+class DiskNotFound(StorageError):
+    pass
+
+
+class DiskExists(StorageError):
+    pass
+
+
+class SnapshotNotFound(StorageError):
+    pass
+
+
+class SnapshotExists(StorageError):
+    pass
+
+
+class DiskBusy(StorageError):
+    """Another process or operation holds the disk's lock; retry later rather than wait."""
+
+
+class ChecksumMismatch(StorageError):
+    """Snapshot content differs from its recorded sha256; the disk was left untouched."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"snapshot sha256 {actual} does not match expected {expected}")
+        self.expected = expected
+        self.actual = actual
+
+
+class NoSpace(StorageError):
+    """ENOSPC/EDQUOT: distinct so the API can answer with a quota error instead of a 500."""
+
+
+class StorageIOError(StorageError):
+    """Any other OS-level failure (EIO, EACCES...); the original OSError is `__cause__`."""
+
+
+class StorageDriver(Protocol):
+    """Disk images and their point-in-time snapshots, addressed by opaque ids.
+
+    Ids such as ``lhdisk-ab12cd34`` / ``lhsnap-ab12cd34`` must match
+    ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}`` (ValueError otherwise) because they become file names.
+    """
+
+    def create_disk(self, disk_id: str, size_bytes: int, base_image: Path | None = None) -> None:
+        """Create a sparse disk, optionally starting with `base_image`'s bytes (DiskExists)."""
+        ...
+
+    def delete_disk(self, disk_id: str) -> None:
+        """Remove the disk; a missing disk is not an error so retries are safe."""
+        ...
+
+    def disk_exists(self, disk_id: str) -> bool: ...
+
+    def disk_size(self, disk_id: str) -> int: ...
+
+    def resize_disk(self, disk_id: str, size_bytes: int) -> None:
+        """Grow the disk; shrinking would silently destroy data, so it raises ValueError."""
+        ...
+
+    def read(self, disk_id: str, offset: int, length: int) -> bytes: ...
+
+    def write(self, disk_id: str, offset: int, data: bytes) -> None:
+        """Durable (synced) write inside the disk bounds, under the disk lock."""
+        ...
+
+    def disk_sha256(self, disk_id: str) -> str:
+        """Hex sha256 of the logical content, holes counted as zeros."""
+        ...
+
+    def create_snapshot(self, disk_id: str, snapshot_id: str, progress: ProgressCallback) -> str:
+        """Crash-safe, read-only point-in-time copy of the disk; returns its sha256 hex."""
+        ...
+
+    def restore_snapshot(
+        self, disk_id: str, snapshot_id: str, expected_sha256: str, progress: ProgressCallback
+    ) -> None:
+        """Atomically replace the disk with the snapshot if the snapshot matches its checksum."""
+        ...
+
+    def delete_snapshot(self, snapshot_id: str) -> None: ...
+
+    def snapshot_exists(self, snapshot_id: str) -> bool: ...
+
+    def snapshot_sha256(self, snapshot_id: str) -> str: ...
+
+    def cleanup_temporary(self) -> int:
+        """Remove temp files abandoned by crashed copies; returns how many were removed."""
+        ...
+
+    def lock_disk(self, disk_id: str) -> AbstractContextManager[None]:
+        """Exclusive, non-blocking, cross-process disk lock (DiskBusy if held elsewhere).
+
+        Not re-entrant: write/create_snapshot/restore_snapshot take it themselves.
+        """
+        ...

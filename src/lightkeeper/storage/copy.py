@@ -1,0 +1,209 @@
+"""Sparse-aware byte movers for file-backed drivers (and the benchmark).
+
+Disk images are mostly holes, so everything here walks SEEK_DATA/SEEK_HOLE extents:
+holes are never read or written, and hashing feeds them from a shared zero buffer.
+Functions raise plain OSError; drivers translate it into StorageError.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from typing import Literal, Protocol
+
+from .base import ProgressCallback
+
+FICLONE = 0x40049409
+CHUNK = 8 * 1024 * 1024
+"""Large enough to amortise syscalls, small enough to keep progress and memory smooth."""
+
+_ZEROS = memoryview(bytes(CHUNK))
+# errnos meaning "this kernel/filesystem can't do that", not "the copy failed".
+_UNSUPPORTED = frozenset(
+    {errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS}
+)
+
+CopyMethod = Literal["reflink", "copy_file_range", "read_write"]
+
+
+class Hasher(Protocol):
+    """The slice of hashlib's interface we need, so any incremental digest fits."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+
+class _Progress:
+    """Turns byte counts into de-duplicated whole percents: at most 101 callbacks per copy."""
+
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self._callback = callback
+        self._total = total
+        self._done = 0
+        self._last = -1
+        self._emit(0)
+
+    def advance(self, nbytes: int) -> None:
+        self._done += nbytes
+        self._emit(self._done * 100 // self._total if self._total else 100)
+
+    def finish(self) -> None:
+        self._emit(100)
+
+    def _emit(self, percent: int) -> None:
+        if self._callback is not None and percent > self._last:
+            self._last = percent
+            self._callback(percent)
+
+
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """Yield (offset, length) of allocated ranges below `size` (everything if SEEK_DATA fails)."""
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole remains
+                return
+            if exc.errno in _UNSUPPORTED:
+                yield pos, size - pos
+                return
+            raise
+        if start >= size:
+            return
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        yield start, end - start
+        pos = end
+
+
+def _chunks(offset: int, length: int) -> Iterator[tuple[int, int]]:
+    end = offset + length
+    while offset < end:
+        step = min(CHUNK, end - offset)
+        yield offset, step
+        offset += step
+
+
+def pread_into(fd: int, view: memoryview, offset: int) -> memoryview:
+    """Fill `view` from `offset` (pread may return short); EIO if the file ends early."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            raise OSError(errno.EIO, "file ended before expected size")
+        got += n
+    return view
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """Write all of `data` at `offset`, looping over short writes."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
+def _hash_zeros(hasher: Hasher, length: int) -> None:
+    while length > 0:
+        step = min(CHUNK, length)
+        hasher.update(_ZEROS[:step])
+        length -= step
+
+
+def hash_sparse(
+    fd: int, size: int, hasher: Hasher, progress: ProgressCallback | None = None
+) -> None:
+    """Feed the logical content of fd[0:size] to `hasher`, reading only allocated extents."""
+    extents = list(data_extents(fd, size))
+    tracker = _Progress(progress, sum(length for _, length in extents))
+    buf = memoryview(bytearray(CHUNK))
+    pos = 0
+    for offset, length in extents:
+        _hash_zeros(hasher, offset - pos)
+        for chunk_offset, chunk_len in _chunks(offset, length):
+            hasher.update(pread_into(fd, buf[:chunk_len], chunk_offset))
+            tracker.advance(chunk_len)
+        pos = offset + length
+    _hash_zeros(hasher, size - pos)
+    tracker.finish()
+
+
+def _reflink(src_fd: int, dst_fd: int) -> bool:
+    """Share src's extents with dst (btrfs, XFS...): O(1) copy-on-write instead of a copy."""
+    try:
+        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+    except OSError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return False
+        raise
+    return True
+
+
+def _copy_file_range_exact(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    end = offset + length
+    while offset < end:
+        n = os.copy_file_range(src_fd, dst_fd, end - offset, offset, offset)
+        if n == 0:
+            raise OSError(errno.EIO, "source ended before expected size")
+        offset += n
+
+
+def _sparse_copy(
+    src_fd: int, dst_fd: int, size: int, progress: ProgressCallback | None, hasher: Hasher | None
+) -> CopyMethod:
+    """Copy only data extents; the hash is read back from dst so it covers what was written."""
+    extents = list(data_extents(src_fd, size))
+    tracker = _Progress(progress, sum(length for _, length in extents))
+    buf = memoryview(bytearray(CHUNK))
+    in_kernel = hasattr(os, "copy_file_range")
+    pos = 0
+    for offset, length in extents:
+        if hasher is not None:
+            _hash_zeros(hasher, offset - pos)
+        for chunk_offset, chunk_len in _chunks(offset, length):
+            view = buf[:chunk_len]
+            if in_kernel:
+                try:
+                    _copy_file_range_exact(src_fd, dst_fd, chunk_offset, chunk_len)
+                except OSError as exc:
+                    if exc.errno not in _UNSUPPORTED:
+                        raise
+                    in_kernel = False  # redo this chunk and the rest in user space
+            if in_kernel:
+                if hasher is not None:
+                    hasher.update(pread_into(dst_fd, view, chunk_offset))
+            else:
+                pwrite_all(dst_fd, pread_into(src_fd, view, chunk_offset), chunk_offset)
+                if hasher is not None:
+                    hasher.update(view)
+            tracker.advance(chunk_len)
+        pos = offset + length
+    if hasher is not None:
+        _hash_zeros(hasher, size - pos)
+    tracker.finish()
+    return "copy_file_range" if in_kernel else "read_write"
+
+
+def clone_or_copy(
+    src_fd: int,
+    dst_fd: int,
+    size: int,
+    progress: ProgressCallback | None = None,
+    hasher: Hasher | None = None,
+) -> CopyMethod:
+    """Make the empty file `dst_fd` hold src[0:size], holes preserved; return the method used.
+
+    Reflink when the filesystem allows it (progress then tracks hashing the clone), else a
+    sparse copy. `hasher` receives the destination's logical content in the same pass.
+    """
+    if _reflink(src_fd, dst_fd):
+        os.ftruncate(dst_fd, size)
+        if hasher is not None:
+            hash_sparse(dst_fd, size, hasher, progress)
+        else:
+            _Progress(progress, 0).finish()
+        return "reflink"
+    os.ftruncate(dst_fd, size)  # all holes; only data extents get written
+    return _sparse_copy(src_fd, dst_fd, size, progress, hasher)

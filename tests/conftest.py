@@ -1,0 +1,41 @@
+"""Shared fixtures: one real server per test session, plus factories for dedicated ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import Account, Server, free_port
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The shared server (rate limits on, default settings)."""
+    srv = Server(tmp_path_factory.mktemp("shared") / "data", free_port())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def account(server: Server) -> Account:
+    return server.create_account("alice")
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start a dedicated server with extra ``serve`` arguments; stopped after the test."""
+    started: list[Server] = []
+
+    def factory(*args: str, start: bool = True) -> Server:
+        srv = Server(tmp_path / f"data{len(started)}", free_port(), args)
+        if start:
+            srv.start()
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()

@@ -1,0 +1,374 @@
+"""RawDriver behaviour: byte-exact snapshot/restore, sparseness, atomicity and error mapping."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightkeeper.storage import (
+    ChecksumMismatch,
+    DiskBusy,
+    DiskExists,
+    DiskNotFound,
+    NoSpace,
+    RawDriver,
+    SnapshotExists,
+    SnapshotNotFound,
+    StorageError,
+    StorageIOError,
+    make_driver,
+)
+from lightkeeper.storage import copy as copy_mod
+
+MiB = 1024 * 1024
+DISK = "lhdisk-ab12cd34"
+SNAP = "lhsnap-ab12cd34"
+OFFSETS = (0, 4096 + 7, MiB - 3, 32 * MiB, 64 * MiB - 100)
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> RawDriver:
+    return RawDriver(tmp_path)
+
+
+@pytest.fixture
+def disk(driver: RawDriver) -> Iterator[str]:
+    """A 64 MiB sparse disk with a small pattern at several offsets."""
+    driver.create_disk(DISK, 64 * MiB)
+    for i, offset in enumerate(OFFSETS):
+        driver.write(DISK, offset, _pattern(i, 100))
+    yield DISK
+
+
+def _pattern(seed: int, length: int) -> bytes:
+    return bytes((seed * 31 + k) % 251 for k in range(length))
+
+
+def _temp_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.tmp-*"))
+
+
+def _ignore(_: int) -> None:
+    pass
+
+
+def test_round_trip_restores_snapshot_time_content(driver: RawDriver, disk: str) -> None:
+    before = driver.disk_sha256(disk)
+    assert driver.create_snapshot(disk, SNAP, _ignore) == before
+    assert driver.snapshot_sha256(SNAP) == before
+
+    for offset in OFFSETS:
+        driver.write(disk, offset, b"\xff" * 100)
+    driver.write(disk, 10 * MiB, b"new data in a former hole")
+    assert driver.disk_sha256(disk) != before
+
+    driver.restore_snapshot(disk, SNAP, before, _ignore)
+    assert driver.disk_sha256(disk) == before
+    assert [driver.read(disk, o, 100) for o in OFFSETS] == [_pattern(i, 100) for i in range(5)]
+    assert driver.read(disk, 10 * MiB, 25) == bytes(25)
+
+
+def test_sha256_matches_plain_hash_of_logical_content(driver: RawDriver) -> None:
+    driver.create_disk(DISK, 3 * MiB)
+    driver.write(DISK, MiB + 5, b"abc")
+    content = bytearray(3 * MiB)
+    content[MiB + 5 : MiB + 8] = b"abc"
+    assert driver.disk_sha256(DISK) == hashlib.sha256(content).hexdigest()
+
+
+def test_snapshot_keeps_holes_and_is_read_only(
+    tmp_path: Path, driver: RawDriver, disk: str
+) -> None:
+    driver.create_snapshot(disk, SNAP, _ignore)
+    st_snap = (tmp_path / "snapshots" / f"{SNAP}.img").stat()
+    assert st_snap.st_size == 64 * MiB
+    assert st_snap.st_blocks * 512 <= MiB  # five 100-byte writes, not 64 MiB of zeros
+    assert st_snap.st_mode & 0o777 == 0o400
+    assert _temp_files(tmp_path) == []
+
+
+def test_progress_is_monotonic_and_ends_at_100(driver: RawDriver) -> None:
+    driver.create_disk(DISK, 64 * MiB)
+    for offset in (0, 20 * MiB, 50 * MiB):
+        driver.write(DISK, offset, os.urandom(3 * MiB))
+    for run in ("snapshot", "restore"):
+        seen: list[int] = []
+        if run == "snapshot":
+            sha = driver.create_snapshot(DISK, SNAP, seen.append)
+        else:
+            driver.restore_snapshot(DISK, SNAP, sha, seen.append)
+        assert seen[0] == 0 and seen[-1] == 100, run
+        assert seen == sorted(set(seen)), run  # strictly increasing: throttled, no repeats
+        assert len(seen) >= 3, run  # intermediate updates, by data copied
+
+
+def test_checksum_mismatch_leaves_disk_untouched(
+    tmp_path: Path, driver: RawDriver, disk: str
+) -> None:
+    sha = driver.create_snapshot(disk, SNAP, _ignore)
+    driver.write(disk, 0, b"after snapshot")
+    current = driver.disk_sha256(disk)
+    snap_file = tmp_path / "snapshots" / f"{SNAP}.img"
+    snap_file.chmod(0o600)
+    with snap_file.open("r+b") as f:
+        f.seek(32 * MiB)
+        f.write(b"bit rot")
+
+    with pytest.raises(ChecksumMismatch) as info:
+        driver.restore_snapshot(disk, SNAP, sha, _ignore)
+    assert info.value.expected == sha
+    assert driver.disk_sha256(disk) == current
+    assert _temp_files(tmp_path) == []
+
+
+def test_disk_busy_while_lock_held_in_process(driver: RawDriver, disk: str) -> None:
+    sha = driver.create_snapshot(disk, SNAP, _ignore)
+    with driver.lock_disk(disk):  # separate open file description => excludes the driver too
+        with pytest.raises(DiskBusy):
+            driver.write(disk, 0, b"x")
+        with pytest.raises(DiskBusy):
+            driver.create_snapshot(disk, "lhsnap-other", _ignore)
+        with pytest.raises(DiskBusy):
+            driver.restore_snapshot(disk, SNAP, sha, _ignore)
+    driver.write(disk, 0, b"x")  # released
+
+
+def test_lock_retries_when_lock_file_is_replaced_under_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, driver: RawDriver, disk: str
+) -> None:
+    """delete_disk unlinks the lock file; a lock won on the orphaned inode would exclude nobody."""
+    lock_file = tmp_path / "disks" / f"{disk}.lock"
+    real_flock = fcntl.flock
+    replacement: list[int] = []
+
+    def racing_flock(fd: int, operation: int) -> None:
+        if not replacement:  # another process deletes and recreates the lock file, and holds it
+            lock_file.unlink()
+            replacement.append(os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600))
+            real_flock(replacement[0], fcntl.LOCK_EX)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", racing_flock)
+    try:
+        with pytest.raises(DiskBusy):
+            driver.write(disk, 0, b"x")
+    finally:
+        os.close(replacement[0])
+
+
+_HOLDER = (
+    "import fcntl, sys\n"
+    "f = open(sys.argv[1], 'a')\n"
+    "fcntl.flock(f, fcntl.LOCK_EX)\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_disk_busy_while_another_process_holds_lock(
+    tmp_path: Path, driver: RawDriver, disk: str
+) -> None:
+    lock_file = tmp_path / "disks" / f"{disk}.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(lock_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DiskBusy):
+            driver.create_snapshot(disk, SNAP, _ignore)
+        assert not driver.snapshot_exists(SNAP)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    driver.create_snapshot(disk, SNAP, _ignore)
+
+
+def _failing_copy(code: int) -> Callable[..., int]:
+    def copy_file_range(*_: object) -> int:
+        raise OSError(code, os.strerror(code))
+
+    return copy_file_range
+
+
+@pytest.mark.parametrize(("code", "error"), [(errno.ENOSPC, NoSpace), (errno.EIO, StorageIOError)])
+@pytest.mark.parametrize("operation", ["snapshot", "restore"])
+def test_copy_failure_is_mapped_and_leaves_no_trace(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    driver: RawDriver,
+    disk: str,
+    code: int,
+    error: type[StorageError],
+    operation: str,
+) -> None:
+    sha = driver.create_snapshot(disk, SNAP, _ignore)
+    driver.write(disk, 0, b"changed since snapshot")
+    current = driver.disk_sha256(disk)
+    monkeypatch.setattr(os, "copy_file_range", _failing_copy(code))
+
+    with pytest.raises(error):
+        if operation == "snapshot":
+            driver.create_snapshot(disk, "lhsnap-second", _ignore)
+        else:
+            driver.restore_snapshot(disk, SNAP, sha, _ignore)
+
+    assert _temp_files(tmp_path) == []
+    assert not driver.snapshot_exists("lhsnap-second")
+    assert driver.disk_sha256(disk) == current
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_unsupported_copy_file_range_falls_back_to_read_write(
+    monkeypatch: pytest.MonkeyPatch, driver: RawDriver, disk: str, code: int
+) -> None:
+    before = driver.disk_sha256(disk)
+    monkeypatch.setattr(os, "copy_file_range", _failing_copy(code))
+    assert driver.create_snapshot(disk, SNAP, _ignore) == before
+    assert driver.snapshot_sha256(SNAP) == before
+
+
+def test_reflink_path_hashes_the_clone(
+    monkeypatch: pytest.MonkeyPatch, driver: RawDriver, disk: str
+) -> None:
+    """ext4 cannot reflink, so stand in a whole-file copy to exercise the post-clone branch."""
+
+    def fake_reflink(src_fd: int, dst_fd: int) -> bool:
+        for offset, length in copy_mod.data_extents(src_fd, os.fstat(src_fd).st_size):
+            copy_mod.pwrite_all(dst_fd, os.pread(src_fd, length, offset), offset)
+        return True
+
+    monkeypatch.setattr(copy_mod, "_reflink", fake_reflink)
+    seen: list[int] = []
+    assert driver.create_snapshot(disk, SNAP, seen.append) == driver.disk_sha256(disk)
+    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen)
+
+
+def test_cleanup_temporary_removes_only_abandoned_temps(tmp_path: Path, driver: RawDriver) -> None:
+    abandoned = [
+        tmp_path / "disks" / f"{DISK}.img.tmp-0123abcd",
+        tmp_path / "snapshots" / f"{SNAP}.img.tmp-4567ef01",
+    ]
+    for path in abandoned:
+        path.write_bytes(b"half a copy")
+    in_flight = tmp_path / "snapshots" / "lhsnap-busy.img.tmp-89abcdef"
+    with in_flight.open("wb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        assert driver.cleanup_temporary() == 2
+    assert _temp_files(tmp_path) == [in_flight]
+    assert driver.cleanup_temporary() == 1
+
+
+def test_create_disk_from_base_image_is_sparse(tmp_path: Path, driver: RawDriver) -> None:
+    base = tmp_path / "base.img"
+    base.write_bytes(_pattern(7, 10_000))
+    driver.create_disk(DISK, 8 * MiB, base_image=base)
+    assert driver.disk_size(DISK) == 8 * MiB
+    assert driver.read(DISK, 0, 10_000) == _pattern(7, 10_000)
+    expected = hashlib.sha256(_pattern(7, 10_000) + bytes(8 * MiB - 10_000)).hexdigest()
+    assert driver.disk_sha256(DISK) == expected
+    assert (tmp_path / "disks" / f"{DISK}.img").stat().st_blocks * 512 <= 64 * 1024
+    with pytest.raises(ValueError):
+        driver.create_disk("lhdisk-small", 4096, base_image=base)
+    assert not driver.disk_exists("lhdisk-small")
+
+
+def test_disk_lifecycle_and_bounds(tmp_path: Path, driver: RawDriver) -> None:
+    driver.create_disk(DISK, MiB)
+    assert driver.disk_exists(DISK)
+    with pytest.raises(DiskExists):
+        driver.create_disk(DISK, MiB)
+    for bad_write in ((MiB - 1, b"ab"), (-1, b"a")):
+        with pytest.raises(ValueError):
+            driver.write(DISK, *bad_write)
+    with pytest.raises(ValueError):
+        driver.read(DISK, MiB, 1)
+    assert driver.read(DISK, MiB, 0) == b""
+
+    driver.resize_disk(DISK, 2 * MiB)
+    assert driver.disk_size(DISK) == 2 * MiB
+    with pytest.raises(ValueError):
+        driver.resize_disk(DISK, MiB)
+
+    driver.delete_disk(DISK)
+    driver.delete_disk(DISK)  # idempotent
+    assert not driver.disk_exists(DISK)
+    assert sorted(p.name for p in (tmp_path / "disks").iterdir()) == []
+    assert (tmp_path / "disks").stat().st_mode & 0o777 == 0o700
+
+
+def test_missing_objects_raise_not_found(driver: RawDriver, disk: str) -> None:
+    with pytest.raises(DiskNotFound):
+        driver.disk_sha256("lhdisk-missing")
+    with pytest.raises(DiskNotFound):
+        driver.create_snapshot("lhdisk-missing", SNAP, _ignore)
+    with pytest.raises(SnapshotNotFound):
+        driver.restore_snapshot(disk, "lhsnap-missing", "0" * 64, _ignore)
+    with pytest.raises(SnapshotNotFound):
+        driver.snapshot_sha256("lhsnap-missing")
+    driver.create_snapshot(disk, SNAP, _ignore)
+    with pytest.raises(SnapshotExists):
+        driver.create_snapshot(disk, SNAP, _ignore)
+    driver.delete_snapshot(SNAP)
+    driver.delete_snapshot(SNAP)  # idempotent
+    assert not driver.snapshot_exists(SNAP)
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "", "a/b", ".hidden", "x" * 65])
+def test_ids_that_could_escape_the_directory_are_rejected(driver: RawDriver, bad_id: str) -> None:
+    with pytest.raises(ValueError):
+        driver.disk_exists(bad_id)
+
+
+def test_make_driver(tmp_path: Path) -> None:
+    assert isinstance(make_driver("raw", tmp_path), RawDriver)
+    with pytest.raises(ValueError):
+        make_driver("qcow2", tmp_path)
+
+
+_write = st.tuples(st.integers(0, 4 * MiB), st.integers(1, 256 * 1024), st.integers(0, 255))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.integers(1, 4).map(lambda n: n * MiB),
+    before=st.lists(_write, max_size=6),
+    after=st.lists(_write, min_size=1, max_size=6),
+)
+def test_restore_always_yields_snapshot_time_content(
+    size: int, before: list[tuple[int, int, int]], after: list[tuple[int, int, int]]
+) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        driver = RawDriver(Path(root))
+        driver.create_disk(DISK, size)
+        model = bytearray(size)
+
+        def apply(writes: list[tuple[int, int, int]]) -> None:
+            for raw_offset, raw_length, fill in writes:
+                offset = raw_offset % size
+                data = bytes([fill]) * min(raw_length, size - offset)
+                driver.write(DISK, offset, data)
+                model[offset : offset + len(data)] = data
+
+        apply(before)
+        snapshot_content = bytes(model)
+        sha = driver.create_snapshot(DISK, SNAP, _ignore)
+        assert sha == hashlib.sha256(snapshot_content).hexdigest()
+        apply(after)
+        driver.restore_snapshot(DISK, SNAP, sha, _ignore)
+        assert driver.disk_sha256(DISK) == sha
+        assert driver.read(DISK, 0, size) == snapshot_content

@@ -1,0 +1,113 @@
+"""Run the real ``lightkeeper serve`` as a subprocess and talk to it like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+LIGHTKEEPER = [sys.executable, "-m", "lightkeeper"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(*args: str, data_dir: Path | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [*LIGHTKEEPER, *args]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+@dataclass
+class Account:
+    name: str
+    uin: str
+    app_id: int
+    secret_id: str
+    secret_key: str
+
+
+@dataclass
+class Server:
+    """A running server on a temporary data dir; stopped with SIGTERM by ``stop``."""
+
+    data_dir: Path
+    port: int
+    args: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def start(self, timeout: float = 15.0) -> float:
+        """Start and wait for /healthz; return the seconds it took."""
+        started = time.monotonic()
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*LIGHTKEEPER, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+             *self.args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server did not become healthy:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def admin(self, *args: str, check: bool = True) -> Any:
+        result = run_cli("admin", *args, data_dir=self.data_dir, check=check)
+        return json.loads(result.stdout) if "--json" in args and result.returncode == 0 else result
+
+    def create_account(self, name: str) -> Account:
+        data = self.admin("account", "create", name, "--json")
+        return Account(data["Name"], data["Uin"], data["AppId"], data["SecretId"],
+                       data["SecretKey"])
