@@ -13,7 +13,9 @@ from tests.support.server import Account, Server, free_port
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shared server (rate limits on, default settings)."""
-    srv = Server(tmp_path_factory.mktemp("shared") / "data", free_port())
+    srv = Server(
+        tmp_path_factory.mktemp("shared") / "data", free_port(), ("--transition-seconds", "0")
+    )
     srv.start()
     yield srv
     srv.stop()

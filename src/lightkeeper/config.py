@@ -41,6 +41,16 @@ class Settings(BaseModel):
     rate_limits: dict[str, int] = Field(default_factory=dict)
     regions: tuple[Region, ...] = DEFAULT_REGIONS
     log_level: str = "info"
+    storage: str = "raw"
+    compute: str = "null"
+    transition_seconds: float = Field(default=1.0, ge=0)
+    operation_seconds: float = Field(default=0.0, ge=0)
+    snapshot_quota_per_instance: int = Field(default=2, ge=0)
+    snapshot_quota_max: int = Field(default=10, ge=0)
+    quota_lock_timeout: float = Field(default=5.0, gt=0)
+    max_queued_jobs: int = Field(default=1000, ge=1)
+    restart_after_rollback: bool = False
+    workers: int = Field(default=4, ge=1, le=64)
 
     @field_validator("rate_limits")
     @classmethod
@@ -85,6 +95,8 @@ def load_toml(path: Path) -> dict[str, Any]:
 def prepare_data_dir(path: Path) -> Path:
     """Create the data dir owner-only, or say in one line why it cannot be used."""
     path = path.expanduser()
+    if path.exists() and not path.is_dir():  # mkdir would only say "File exists"
+        raise ConfigError(f"data dir {path} is not a directory")
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:

@@ -1,37 +1,91 @@
 """Composition root: turn ``Settings`` into a running application.
 
-Everything is wired here and only here, so tests and the CLI build exactly the same server.
+Everything is wired here and only here, so tests, the CLI and ``serve`` build the same objects.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from starlette.types import Receive, Scope, Send
 
+from lightkeeper import compute, storage
 from lightkeeper.api.app import Frontend, build_app
 from lightkeeper.api.ratelimit import RateLimiter
 from lightkeeper.config import API_VERSION, SERVICE, Settings
 from lightkeeper.lighthouse.actions import build_registry
+from lightkeeper.lighthouse.operations import Operations
 from lightkeeper.lighthouse.regions import RegionService
+from lightkeeper.lighthouse.world import Options, World
+from lightkeeper.store import resources
 from lightkeeper.store.accounts import Account, AccountStore, ApiKey
-from lightkeeper.store.database import migrate, open_engine, secure_file, sqlite_url
+from lightkeeper.store.database import migrate, open_engine, secure_file, sqlite_url, write
+from lightkeeper.worker import Worker
+
+logger = logging.getLogger("lightkeeper.server")
+
+PUBLIC_BLUEPRINTS = (
+    ("lhbp-ubnt2204", "Ubuntu", "Ubuntu Server 22.04 LTS 64bit", "UBUNTU", "LINUX_UNIX"),
+    ("lhbp-dbn12x64", "Debian", "Debian 12 64bit", "DEBIAN", "LINUX_UNIX"),
+    ("lhbp-cnts0706", "CentOS", "CentOS 7.6 64bit", "CENTOS", "LINUX_UNIX"),
+    ("lhbp-wins2022", "Windows", "Windows Server 2022 DataCenter 64bit", "WINDOWS", "WINDOWS"),
+)
+DEFAULT_BLUEPRINT = PUBLIC_BLUEPRINTS[0][0]
 
 
 @dataclass
 class Services:
+    settings: Settings
     engine: Engine
     accounts: AccountStore
+    world: World
 
 
 def open_services(settings: Settings) -> Services:
-    """Open (and migrate) the database; used by ``serve`` and every ``admin`` command."""
+    """Open (and migrate) the database and the drivers; used by ``serve`` and ``admin``."""
     url = settings.database_url or sqlite_url(settings.data_dir)
     engine = open_engine(url)
     migrate(engine)
     if url.startswith("sqlite"):
         secure_file(settings.data_dir / "lightkeeper.db")
-    return Services(engine=engine, accounts=AccountStore(engine))
+    seed_blueprints(engine)
+    world = World(
+        engine=engine,
+        storage=storage.make_driver(settings.storage, settings.data_dir),
+        compute=compute.make_driver(
+            settings.compute, settings.data_dir, settings.transition_seconds
+        ),
+        options=Options(
+            snapshot_quota_per_instance=settings.snapshot_quota_per_instance,
+            snapshot_quota_max=settings.snapshot_quota_max,
+            operation_seconds=settings.operation_seconds,
+            quota_lock_timeout=settings.quota_lock_timeout,
+            max_queued_jobs=settings.max_queued_jobs,
+            restart_after_rollback=settings.restart_after_rollback,
+        ),
+    )
+    return Services(settings=settings, engine=engine, accounts=AccountStore(engine), world=world)
+
+
+def seed_blueprints(engine: Engine) -> None:
+    """The public images every region offers; re-created at start if missing."""
+    with write(engine) as conn:
+        for blueprint_id, name, os_name, platform, platform_type in PUBLIC_BLUEPRINTS:
+            if resources.get_blueprint(conn, blueprint_id) is None:
+                resources.insert_blueprint(
+                    conn,
+                    blueprint_id=blueprint_id,
+                    account_id=None,
+                    name=name,
+                    os_name=os_name,
+                    platform=platform,
+                    platform_type=platform_type,
+                    image_path=None,
+                    created_at=resources.utcnow(),
+                )
 
 
 def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
@@ -41,10 +95,22 @@ def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
     return services.accounts.create("default")
 
 
-def build_frontend(settings: Settings, services: Services) -> Frontend:
-    registry = build_registry(RegionService(settings.regions))
-    return Frontend(
-        registry=registry,
+def create_app(services: Services) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    settings, world = services.settings, services.world
+    operations = Operations(world)
+    worker = Worker(
+        services.engine, operations.executors(), operations.give_up, threads=settings.workers
+    )
+    world.notify = worker.notify
+
+    def recover() -> None:
+        removed = world.storage.cleanup_temporary()
+        if removed:
+            logger.info("removed %d temporary file(s) left by an interrupted copy", removed)
+        worker.start()
+
+    frontend = Frontend(
+        registry=build_registry(RegionService(settings.regions), world),
         keys=services.accounts,
         version=API_VERSION,
         service=SERVICE,
@@ -52,7 +118,4 @@ def build_frontend(settings: Settings, services: Services) -> Frontend:
         rate_limits=settings.rate_limits,
         limiter=RateLimiter(enabled=settings.rate_limit),
     )
-
-
-def create_app(settings: Settings, services: Services):  # type: ignore[no-untyped-def]
-    return build_app(build_frontend(settings, services))
+    return build_app(frontend, on_startup=[recover], on_shutdown=[worker.stop])

@@ -33,16 +33,22 @@ def sdk_error(call: Any) -> TencentCloudSDKException:
 
 def test_signature_expire(server: Server, account: Account) -> None:
     stale = int(time.time()) - 301
-    error = error_of(clients.tc3_post(server.endpoint, account, "DescribeRegions", {},
-                                      timestamp=stale))
-    assert error == {"Code": "AuthFailure.SignatureExpire",
-                     "Message": "The signature is expired, please request again."}
+    error = error_of(
+        clients.tc3_post(server.endpoint, account, "DescribeRegions", {}, timestamp=stale)
+    )
+    assert error == {
+        "Code": "AuthFailure.SignatureExpire",
+        "Message": "The signature is expired, please request again.",
+    }
 
 
 def test_signature_expire_in_chinese(server: Server, account: Account) -> None:
     future = int(time.time()) + 400
-    error = error_of(clients.tc3_post(server.endpoint, account, "DescribeRegions", {},
-                                      timestamp=future, language="zh-CN"))
+    error = error_of(
+        clients.tc3_post(
+            server.endpoint, account, "DescribeRegions", {}, timestamp=future, language="zh-CN"
+        )
+    )
     assert error == {"Code": "AuthFailure.SignatureExpire", "Message": "签名过期，请重新请求。"}
 
 
@@ -66,8 +72,11 @@ def test_signature_failure_when_body_changes_after_signing(
 
 def test_secret_id_not_found(server: Server, account: Account) -> None:
     stranger = Account("x", "1", 1, "AKID" + "0" * 32, "k" * 32)
-    error = sdk_error(lambda: clients.lighthouse(server.endpoint, stranger).DescribeRegions(
-        models.DescribeRegionsRequest()))
+    error = sdk_error(
+        lambda: clients.lighthouse(server.endpoint, stranger).DescribeRegions(
+            models.DescribeRegionsRequest()
+        )
+    )
     assert error.code == "AuthFailure.SecretIdNotFound"
     assert error.message == (
         "The SecretId is not found, please ensure that your SecretId is correct."
@@ -79,7 +88,8 @@ def test_secret_id_not_found_in_chinese(server: Server) -> None:
     client = clients.lighthouse(server.endpoint, stranger, language="zh-CN")
     error = sdk_error(lambda: client.DescribeRegions(models.DescribeRegionsRequest()))
     assert (error.code, error.message) == (
-        "AuthFailure.SecretIdNotFound", "SecretId不存在，请输入正确的密钥。"
+        "AuthFailure.SecretIdNotFound",
+        "SecretId不存在，请输入正确的密钥。",
     )
 
 
@@ -106,13 +116,16 @@ def test_missing_action(server: Server, account: Account) -> None:
     headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", b"{}")
     del headers["X-TC-Action"]
     error = error_of(httpx.post(f"{server.url}/", content=b"{}", headers=headers))
-    assert error == {"Code": "MissingParameter",
-                     "Message": "The request is missing a required parameter `Action`."}
+    assert error == {
+        "Code": "MissingParameter",
+        "Message": "The request is missing a required parameter `Action`.",
+    }
 
 
 def test_missing_timestamp_in_chinese(server: Server, account: Account) -> None:
-    headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", b"{}",
-                                  language="zh-CN")
+    headers = clients.tc3_headers(
+        account, server.endpoint, "DescribeRegions", b"{}", language="zh-CN"
+    )
     del headers["X-TC-Timestamp"]
     error = error_of(httpx.post(f"{server.url}/", content=b"{}", headers=headers))
     assert error == {"Code": "MissingParameter", "Message": "缺少必要参数`Timestamp`。"}
@@ -122,7 +135,8 @@ def test_missing_region(server: Server, account: Account) -> None:
     client = clients.lighthouse(server.endpoint, account, region="")
     error = sdk_error(lambda: client.DescribeZones(models.DescribeZonesRequest()))
     assert (error.code, error.message) == (
-        "MissingParameter", "The request is missing a required parameter `Region`."
+        "MissingParameter",
+        "The request is missing a required parameter `Region`.",
     )
 
 
@@ -135,7 +149,8 @@ def test_invalid_action(server: Server, account: Account) -> None:
     client = clients.common(server.endpoint, account)
     error = sdk_error(lambda: client.call_json("DescribeUnicorns", {}))
     assert (error.code, error.message) == (
-        "InvalidAction", "The request `Action` is invalid or not found."
+        "InvalidAction",
+        "The request `Action` is invalid or not found.",
     )
 
 
@@ -170,14 +185,18 @@ def test_get_over_32_kb_is_too_large(server: Server) -> None:
 
 def test_v1_post_over_1_mb_is_too_large(server: Server) -> None:
     body = b"Action=DescribeRegions&Pad=" + b"x" * (1024 * 1024)
-    reply = httpx.post(f"{server.url}/", content=body,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    reply = httpx.post(
+        f"{server.url}/",
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert error_of(reply)["Code"] == "RequestSizeLimitExceeded"
 
 
 def test_v3_post_may_exceed_1_mb_but_not_10_mb(server: Server, account: Account) -> None:
-    medium = clients.tc3_post(server.endpoint, account, "DescribeRegions",
-                              {"Pad": "x" * (2 * 1024 * 1024)})
+    medium = clients.tc3_post(
+        server.endpoint, account, "DescribeRegions", {"Pad": "x" * (2 * 1024 * 1024)}
+    )
     assert error_of(medium)["Code"] == "UnknownParameter"  # read, verified, then validated
     huge = b'{"Pad": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", huge)
@@ -189,7 +208,8 @@ def test_unknown_parameter(server: Server, account: Account) -> None:
     client = clients.common(server.endpoint, account)
     error = sdk_error(lambda: client.call_json("DescribeRegions", {"InCharge": 1}))
     assert (error.code, error.message) == (
-        "UnknownParameter", "The parameter `InCharge` is not recognized."
+        "UnknownParameter",
+        "The parameter `InCharge` is not recognized.",
     )
 
 
@@ -209,22 +229,29 @@ def test_invalid_parameter_value(server: Server, account: Account) -> None:
     client = clients.common(server.endpoint, account)
     error = sdk_error(lambda: client.call_json("DescribeZones", {"Order": "SIDEWAYS"}))
     assert (error.code, error.message) == (
-        "InvalidParameterValue", "Invalid value `SIDEWAYS` for parameter `Order`."
+        "InvalidParameterValue",
+        "Invalid value `SIDEWAYS` for parameter `Order`.",
     )
 
 
 def test_v1_nonce_must_be_an_integer(server: Server, account: Account) -> None:
     params = clients.v1_params(account, server.endpoint, "DescribeRegions", {})
     params["Nonce"] = "abc"
-    reply = httpx.post(f"{server.url}/", content=urllib.parse.urlencode(params),
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert error_of(reply) == {"Code": "InvalidParameter",
-                               "Message": "Parameter `Nonce` type error."}
+    reply = httpx.post(
+        f"{server.url}/",
+        content=urllib.parse.urlencode(params),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert error_of(reply) == {
+        "Code": "InvalidParameter",
+        "Message": "Parameter `Nonce` type error.",
+    }
 
 
 def test_v1_exact_replay_is_rejected(server: Server, account: Account) -> None:
-    params = clients.v1_params(account, server.endpoint, "DescribeRegions", {},
-                               nonce=int(time.time() * 1000) + 7)
+    params = clients.v1_params(
+        account, server.endpoint, "DescribeRegions", {}, nonce=int(time.time() * 1000) + 7
+    )
     body = urllib.parse.urlencode(params)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     first = httpx.post(f"{server.url}/", content=body, headers=headers)

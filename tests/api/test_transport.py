@@ -42,7 +42,10 @@ def test_describe_regions_and_zones_with_every_sign_method(
 
     zones = client.DescribeZones(models.DescribeZonesRequest())
     assert [z.Zone for z in zones.ZoneInfoSet] == [
-        "ap-guangzhou-3", "ap-guangzhou-4", "ap-guangzhou-6", "ap-guangzhou-7"
+        "ap-guangzhou-3",
+        "ap-guangzhou-4",
+        "ap-guangzhou-6",
+        "ap-guangzhou-7",
     ]
     assert zones.TotalCount == 4
     assert zones.ZoneInfoSet[0].ZoneName == "Guangzhou Zone 3"
@@ -54,7 +57,10 @@ def test_zones_follow_order_and_language(server: Server, account: Account) -> No
     request.Order = "DESC"
     zones = client.DescribeZones(request)
     assert [z.Zone for z in zones.ZoneInfoSet] == [
-        "ap-beijing-7", "ap-beijing-6", "ap-beijing-5", "ap-beijing-3"
+        "ap-beijing-7",
+        "ap-beijing-6",
+        "ap-beijing-5",
+        "ap-beijing-3",
     ]
     assert zones.ZoneInfoSet[-1].ZoneName == "北京三区"
 
@@ -83,13 +89,27 @@ def test_response_content_type_is_exactly_application_json(
     assert bad.json()["Response"]["Error"]["Code"] == "InvalidAction"
 
 
-def _tccli(server: Server, account: Account, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _tccli(
+    server: Server, account: Account, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     tccli = Path(sys.executable).with_name("tccli")
     env = {**os.environ, "HOME": str(tmp_path)}
     return subprocess.run(
-        [str(tccli), "lighthouse", *args, "--endpoint", server.url,
-         "--secretId", account.secret_id, "--secretKey", account.secret_key],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            str(tccli),
+            "lighthouse",
+            *args,
+            "--endpoint",
+            server.url,
+            "--secretId",
+            account.secret_id,
+            "--secretKey",
+            account.secret_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
@@ -103,8 +123,9 @@ def test_tccli_describe_regions(server: Server, account: Account, tmp_path: Path
 
 
 def test_tccli_reports_api_errors(server: Server, account: Account, tmp_path: Path) -> None:
-    result = _tccli(server, account, tmp_path, "DescribeZones", "--region", "xx-nowhere",
-                    "--language", "en-US")
+    result = _tccli(
+        server, account, tmp_path, "DescribeZones", "--region", "xx-nowhere", "--language", "en-US"
+    )
     assert result.returncode == 255
     assert "code:UnsupportedRegion" in result.stderr
 

@@ -26,39 +26,67 @@ from tests.support.server import Account
 VERSION = "2020-03-24"
 
 
-def profile(endpoint: str, sign_method: str = "TC3-HMAC-SHA256", method: str = "POST",
-            language: str = "en-US") -> ClientProfile:
+def profile(
+    endpoint: str,
+    sign_method: str = "TC3-HMAC-SHA256",
+    method: str = "POST",
+    language: str = "en-US",
+) -> ClientProfile:
     http = HttpProfile(protocol="http", endpoint=endpoint, reqMethod=method, reqTimeout=30)
     return ClientProfile(signMethod=sign_method, httpProfile=http, language=language)
 
 
-def lighthouse(endpoint: str, account: Account, region: str | None = "ap-guangzhou",
-               **options: str) -> lighthouse_client.LighthouseClient:
+def lighthouse(
+    endpoint: str, account: Account, region: str | None = "ap-guangzhou", **options: str
+) -> lighthouse_client.LighthouseClient:
     cred = credential.Credential(account.secret_id, account.secret_key)
     return lighthouse_client.LighthouseClient(cred, region, profile(endpoint, **options))
 
 
-def common(endpoint: str, account: Account, region: str | None = "ap-guangzhou",
-           version: str = VERSION, **options: str) -> CommonClient:
+def common(
+    endpoint: str,
+    account: Account,
+    region: str | None = "ap-guangzhou",
+    version: str = VERSION,
+    **options: str,
+) -> CommonClient:
     cred = credential.Credential(account.secret_id, account.secret_key)
     return CommonClient("lighthouse", version, cred, region, profile(endpoint, **options))
 
 
-def tc3_headers(account: Account, host: str, action: str, body: bytes, *,
-                timestamp: int | None = None, region: str | None = "ap-guangzhou",
-                language: str = "en-US", content_type: str = "application/json",
-                version: str = VERSION) -> dict[str, str]:
+def tc3_headers(
+    account: Account,
+    host: str,
+    action: str,
+    body: bytes,
+    *,
+    timestamp: int | None = None,
+    region: str | None = "ap-guangzhou",
+    language: str = "en-US",
+    content_type: str = "application/json",
+    version: str = VERSION,
+) -> dict[str, str]:
     """Headers for a TC3 POST exactly as the SDK builds them."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     date = dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
-    canonical = "\n".join([
-        "POST", "/", "", f"content-type:{content_type}\nhost:{host}\n", "content-type;host",
-        hashlib.sha256(body).hexdigest(),
-    ])
-    string_to_sign = "\n".join([
-        "TC3-HMAC-SHA256", str(timestamp), f"{date}/lighthouse/tc3_request",
-        hashlib.sha256(canonical.encode()).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:{content_type}\nhost:{host}\n",
+            "content-type;host",
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    string_to_sign = "\n".join(
+        [
+            "TC3-HMAC-SHA256",
+            str(timestamp),
+            f"{date}/lighthouse/tc3_request",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
     signature = Sign.sign_tc3(account.secret_key, date, "lighthouse", string_to_sign)
     headers = {
         "Content-Type": content_type,
@@ -77,16 +105,26 @@ def tc3_headers(account: Account, host: str, action: str, body: bytes, *,
     return headers
 
 
-def tc3_post(endpoint: str, account: Account, action: str, params: dict[str, Any],
-             **options: Any) -> httpx.Response:
+def tc3_post(
+    endpoint: str, account: Account, action: str, params: dict[str, Any], **options: Any
+) -> httpx.Response:
     body = json.dumps(params).encode()
     headers = tc3_headers(account, endpoint, action, body, **options)
     return httpx.post(f"http://{endpoint}/", content=body, headers=headers, timeout=30)
 
 
-def v1_params(account: Account, host: str, action: str, params: dict[str, str], *,
-              method: str = "POST", sign_method: str = "HmacSHA256", nonce: int = 12345,
-              timestamp: int | None = None, language: str = "en-US") -> dict[str, str]:
+def v1_params(
+    account: Account,
+    host: str,
+    action: str,
+    params: dict[str, str],
+    *,
+    method: str = "POST",
+    sign_method: str = "HmacSHA256",
+    nonce: int = 12345,
+    timestamp: int | None = None,
+    language: str = "en-US",
+) -> dict[str, str]:
     """Common parameters plus ``Signature``, as ``_build_req_with_old_signature`` makes them."""
     full = {
         **params,
@@ -104,8 +142,13 @@ def v1_params(account: Account, host: str, action: str, params: dict[str, str], 
     return full
 
 
-def v1_post(endpoint: str, account: Account, action: str, params: dict[str, str],
-            **options: Any) -> httpx.Response:
+def v1_post(
+    endpoint: str, account: Account, action: str, params: dict[str, str], **options: Any
+) -> httpx.Response:
     body = urllib.parse.urlencode(v1_params(account, endpoint, action, params, **options))
-    return httpx.post(f"http://{endpoint}/", content=body,
-                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    return httpx.post(
+        f"http://{endpoint}/",
+        content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )

@@ -24,13 +24,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_cli(*args: str, data_dir: Path | None = None, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    data_dir: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input_bytes: bytes | None = None,
+) -> subprocess.CompletedProcess[str]:
     command = [*LIGHTKEEPER, *args]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+        command,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        input=input_bytes,
+    )
+    result = subprocess.CompletedProcess(
+        result.args,
+        result.returncode,
+        result.stdout.decode(errors="replace"),
+        result.stderr.decode(errors="replace"),
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed ({result.returncode}): {result.stderr}")
@@ -72,8 +87,15 @@ class Server:
         started = time.monotonic()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*LIGHTKEEPER, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-             *self.args],
+            [
+                *LIGHTKEEPER,
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -109,5 +131,6 @@ class Server:
 
     def create_account(self, name: str) -> Account:
         data = self.admin("account", "create", name, "--json")
-        return Account(data["Name"], data["Uin"], data["AppId"], data["SecretId"],
-                       data["SecretKey"])
+        return Account(
+            data["Name"], data["Uin"], data["AppId"], data["SecretId"], data["SecretKey"]
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -75,12 +75,17 @@ class Frontend:
         return action.handler(context, request), principal
 
 
-def build_app(frontend: Frontend) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+Hook = Callable[[], None]
+
+
+def build_app(
+    frontend: Frontend, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """A plain ASGI callable: three paths do not need a router."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, on_startup, on_shutdown)
             return
         if scope["type"] != "http":
             return
@@ -97,12 +102,18 @@ def build_app(frontend: Frontend) -> Callable[[Scope, Receive, Send], Awaitable[
     return app
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(
+    receive: Receive, send: Send, on_startup: Sequence[Hook], on_shutdown: Sequence[Hook]
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            for hook in on_startup:
+                await run_in_threadpool(hook)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            for hook in on_shutdown:
+                await run_in_threadpool(hook)
             await send({"type": "lifespan.shutdown.complete"})
             return
 

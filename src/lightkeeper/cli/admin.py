@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from lightkeeper.cli import world_commands
 from lightkeeper.cli.options import config_options, emit, fail, open_or_fail, settings_from
 from lightkeeper.server import Services
 from lightkeeper.store.accounts import AccountError
@@ -32,7 +33,7 @@ def _run(action: Callable[[], Any]) -> Any:
 
 @click.group()
 def admin() -> None:
-    """Manage accounts and keys (and, later, instances) directly in the database."""
+    """Manage accounts, keys, instances and disks directly (works while the server runs)."""
 
 
 @admin.group()
@@ -126,6 +127,9 @@ _key_state_command("disable", False)
 _key_state_command("enable", True)
 _key_state_command("delete", None)
 
+for _group in world_commands.COMMANDS:
+    admin.add_command(_group)
+
 
 def _lines(value: dict[str, Any]) -> None:
     for name, item in value.items():
@@ -139,4 +143,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
     table = Table(*rows[0].keys())
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: rich would assume 80 columns and cut SecretIds short
+        console = Console(width=1000)
+    console.print(table)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import click
 import uvicorn
@@ -12,8 +13,19 @@ import uvicorn
 from lightkeeper import __version__
 from lightkeeper.cli.admin import admin
 from lightkeeper.cli.banner import print_banner
+from lightkeeper.cli.demo import seed_demo
 from lightkeeper.cli.options import config_options, open_or_fail, settings_from
 from lightkeeper.server import create_app, ensure_first_account
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once it has shut down, which ends the
+    process with -SIGTERM, or with click's "Aborted!" and status 1 for SIGINT. A requested stop
+    is a clean one: exit status 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        getattr(self, "_captured_signals", []).clear()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,40 +34,64 @@ def cli() -> None:
     """Lightkeeper: a self-hosted Tencent Cloud Lighthouse snapshot service (API 3.0)."""
 
 
+def _env(name: str) -> str:
+    return f"LIGHTKEEPER_{name.upper()}"
+
+
+SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("host", {"help": "Address to listen on [127.0.0.1]."}),
+    ("port", {"type": str, "help": "TCP port [8080]."}),
+    ("log-level", {"help": "debug, info, warning or error [info]."}),
+    ("storage", {"help": "Storage driver: raw [raw]."}),
+    ("compute", {"help": "Compute driver: null [null]."}),
+    ("transition-seconds", {"type": str, "help": "How long power transitions take [1]."}),
+    ("operation-seconds", {"type": str, "help": "Minimum duration of create/apply [0]."}),
+    ("snapshot-quota-per-instance", {"type": str, "help": "Free snapshots per instance [2]."}),
+    ("snapshot-quota-max", {"type": str, "help": "Snapshot cap per account and region [10]."}),
+    ("quota-lock-timeout", {"type": str, "help": "Seconds to wait for the quota lock [5]."}),
+    ("max-queued-jobs", {"type": str, "help": "Queue depth that answers SystemBusy [1000]."}),
+    ("workers", {"type": str, "help": "Job worker threads [4]."}),
+]
+
+
+def serve_options(func: Any) -> Any:
+    for name, extra in reversed(SERVE_OPTIONS):
+        func = click.option(f"--{name}", envvar=_env(name.replace("-", "_")), **extra)(func)
+    func = click.option(
+        "--rate-limit/--no-rate-limit",
+        envvar="LIGHTKEEPER_RATE_LIMIT",
+        default=None,
+        help="Enforce Tencent's per-second limits (default on; off for load tests).",
+    )(func)
+    func = click.option(
+        "--restart-after-rollback/--stay-stopped-after-rollback",
+        envvar="LIGHTKEEPER_RESTART_AFTER_ROLLBACK",
+        default=None,
+        help="Start a rolled-back instance again if it was running (default: leave STOPPED).",
+    )(func)
+    return func
+
+
 @cli.command()
 @config_options
-@click.option("--host", envvar="LIGHTKEEPER_HOST", help="Address to listen on [127.0.0.1].")
-@click.option("--port", envvar="LIGHTKEEPER_PORT", type=str, help="TCP port [8080].")
-@click.option(
-    "--rate-limit/--no-rate-limit",
-    envvar="LIGHTKEEPER_RATE_LIMIT",
-    default=None,
-    help="Enforce Tencent's per-second limits (default on; off for load tests).",
-)
-@click.option("--log-level", envvar="LIGHTKEEPER_LOG_LEVEL", help="debug, info, warning, error.")
+@serve_options
+@click.option("--demo", is_flag=True, help="Seed a 'demo' account with three instances.")
 @click.pass_context
-def serve(
-    ctx: click.Context,
-    data_dir: Path | None,
-    host: str | None,
-    port: str | None,
-    rate_limit: bool | None,
-    log_level: str | None,
-) -> None:
+def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
     """Run the API server until SIGINT or SIGTERM."""
-    settings = settings_from(
-        ctx, data_dir=data_dir, host=host, port=port, rate_limit=rate_limit, log_level=log_level
-    )
+    settings = settings_from(ctx, **values)
     services = open_or_fail(settings)
     created = ensure_first_account(services)
     endpoint = f"{settings.host}:{settings.port}"
     if created is not None:
         print_banner(endpoint, *created)
+    if demo:
+        seed_demo(services, endpoint)
     logging.basicConfig(
         level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
     )
     config = uvicorn.Config(
-        create_app(settings, services),
+        create_app(services),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -64,7 +100,7 @@ def serve(
         server_header=False,
         h11_max_incomplete_event_size=1024 * 1024,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()
 
 
 cli.add_command(admin)

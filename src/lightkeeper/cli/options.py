@@ -43,7 +43,9 @@ def config_options(func: F) -> F:
     func = click.option(
         "--data-dir",
         envvar="LIGHTKEEPER_DATA_DIR",
-        type=click.Path(file_okay=False, path_type=Path),
+        # no file_okay=False: click would report a file here in three lines of usage text;
+        # ``prepare_data_dir`` says it in the one ``lightkeeper: error:`` line.
+        type=click.Path(path_type=Path),
         help="Holds the database and disk images (default: a per-user data folder).",
     )(func)
     func = click.option(
@@ -53,7 +55,7 @@ def config_options(func: F) -> F:
         is_eager=True,
         expose_value=False,
         callback=_load_config,
-        type=click.Path(dir_okay=False),
+        type=click.Path(),  # a directory is reported by ``load_toml``, in one line
         help="TOML file with defaults for every option (keys like data_dir, port).",
     )(func)
     return func

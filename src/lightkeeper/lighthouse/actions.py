@@ -2,23 +2,42 @@
 
 Rate limits are the documented ones (lighthouse-facts §4.6): 20/s for every snapshot API,
 100/s DescribeInstances, 10/s StopInstances, DescribeInstancesDeniedActions and DescribeRegions.
+Where Tencent documents none, 20/s (recorded in docs/behaviour.md).
 """
 
 from __future__ import annotations
 
 from lightkeeper.api.registry import Action, Handler
+from lightkeeper.lighthouse.instances import InstanceService
 from lightkeeper.lighthouse.models import REQUEST_MODELS
+from lightkeeper.lighthouse.quotas import QuotaService
 from lightkeeper.lighthouse.regions import RegionService
+from lightkeeper.lighthouse.snapshots import SnapshotService
+from lightkeeper.lighthouse.world import World
 
 
-def build_registry(regions: RegionService) -> dict[str, Action]:
-    def action(
-        name: str, handler: Handler, rate_limit: int, region_required: bool = True
-    ) -> Action:
-        return Action(name, REQUEST_MODELS[name], handler, rate_limit, region_required)
+def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
+    snapshots = SnapshotService(world)
+    instances = InstanceService(world)
+    quotas = QuotaService(world)
+
+    def action(name: str, handler: Handler, limit: int, region_required: bool = True) -> Action:
+        return Action(name, REQUEST_MODELS[name], handler, limit, region_required)
 
     table = [
         action("DescribeRegions", regions.describe_regions, 10, region_required=False),
         action("DescribeZones", regions.describe_zones, 20),
+        action("CreateInstanceSnapshot", snapshots.create, 20, region_required=False),
+        action("ApplyInstanceSnapshot", snapshots.apply, 20),
+        action("DescribeSnapshots", snapshots.describe, 20),
+        action("DeleteSnapshots", snapshots.delete, 20),
+        action("ModifySnapshotAttribute", snapshots.modify, 20),
+        action("DescribeSnapshotsDeniedActions", snapshots.denied_actions, 20),
+        action("DescribeInstances", instances.describe, 100),
+        action("DescribeInstancesDeniedActions", instances.denied_actions, 10),
+        action("StartInstances", instances.start, 20),
+        action("StopInstances", instances.stop, 10),
+        action("RebootInstances", instances.reboot, 20),
+        action("DescribeGeneralResourceQuotas", quotas.describe, 20),
     ]
     return {a.name: a for a in table}

@@ -40,6 +40,10 @@ class DiskBusy(StorageError):
     """Another process or operation holds the disk's lock; retry later rather than wait."""
 
 
+class SnapshotBusy(StorageError):
+    """Another process or operation holds the snapshot's lock (e.g. reading it)."""
+
+
 class ChecksumMismatch(StorageError):
     """Snapshot content differs from its recorded sha256; the disk was left untouched."""
 
@@ -108,6 +112,10 @@ class StorageDriver(Protocol):
 
     def cleanup_temporary(self) -> int:
         """Remove temp files abandoned by crashed copies; returns how many were removed."""
+        ...
+
+    def lock_snapshot(self, snapshot_id: str) -> AbstractContextManager[None]:
+        """Exclusive, non-blocking: raises SnapshotBusy if another holder has it."""
         ...
 
     def lock_disk(self, disk_id: str) -> AbstractContextManager[None]:

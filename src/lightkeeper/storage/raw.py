@@ -24,6 +24,7 @@ from .base import (
     DiskNotFound,
     NoSpace,
     ProgressCallback,
+    SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
     StorageError,
@@ -167,6 +168,19 @@ class RawDriver:
         finally:
             os.close(fd)
 
+    @contextmanager
+    def lock_snapshot(self, snapshot_id: str) -> Iterator[None]:
+        """flock the snapshot image itself: restore and delete take it, so a snapshot that
+        another process is reading (or restoring from) is reported busy, not yanked away."""
+        with self._open_snapshot(snapshot_id) as fd:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SnapshotBusy(
+                    f"snapshot {snapshot_id} is locked by another operation"
+                ) from None
+            yield
+
     # -- disks -------------------------------------------------------------------------
 
     def create_disk(self, disk_id: str, size_bytes: int, base_image: Path | None = None) -> None:
@@ -265,7 +279,7 @@ class RawDriver:
         """
         disk = self._disk_path(disk_id)
         hasher = hashlib.sha256()
-        with _translated(), self.lock_disk(disk_id):
+        with _translated(), self.lock_disk(disk_id), self.lock_snapshot(snapshot_id):
             if not disk.is_file():
                 raise DiskNotFound(disk_id)
             with self._open_snapshot(snapshot_id) as src, _atomic_file(disk, None) as dst:
@@ -275,7 +289,9 @@ class RawDriver:
             progress(100)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
-        with _translated():
+        if not self.snapshot_exists(snapshot_id):
+            return
+        with _translated(), self.lock_snapshot(snapshot_id):
             _unlink_quiet(self._snapshot_path(snapshot_id))
             _fsync_dir(self._snapshots)
 

@@ -7,11 +7,15 @@ works, e.g. ``postgresql+psycopg://`` for several servers sharing one database.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -21,29 +25,61 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'lightkeeper.db'}"
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite would defer it).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    """``BEGIN IMMEDIATE`` for writers: they serialise at BEGIN (across processes too), so a
+    check-then-insert such as the snapshot quota can never interleave with another one."""
+    options = conn.get_execution_options()
+    timeout = float(options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("write") else "BEGIN")
+
+
 def open_engine(url: str) -> Engine:
-    """An engine with the pragmas every SQLite connection needs."""
+    """An engine with the pragmas and transaction behaviour every connection needs."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": DEFAULT_LOCK_TIMEOUT}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connection]:
+    """A write transaction that holds the database write lock from its first statement."""
+    options: dict[str, Any] = {"write": True}
+    if lock_timeout is not None:
+        options["lock_timeout"] = lock_timeout
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        yield conn
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """SQLite's "database is locked" / PostgreSQL's lock_not_available."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, OperationalError) and ("locked" in text or "lock" in text)
 
 
 def migrate(engine: Engine) -> None:
     """Apply every pending Alembic migration (idempotent, safe while a server runs)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with write(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -52,4 +54,102 @@ api_keys = Table(
     ),
     Column("enabled", Integer, nullable=False, default=1),
     Column("created_at", DateTime, nullable=False),
+)
+
+blueprints = Table(
+    "blueprints",
+    metadata,
+    Column("blueprint_id", String(16), primary_key=True),
+    Column("account_id", Integer, _fk("accounts.id"), nullable=True),  # NULL: public
+    Column("name", String(64), nullable=False),
+    Column("os_name", String(64), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("platform_type", String(32), nullable=False),
+    Column("image_path", String(1024), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance_id", String(16), primary_key=True),
+    Column("account_id", Integer, _fk("accounts.id"), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("zone", String(40), nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("bundle_id", String(64), nullable=False),
+    Column("bundle_type", String(32), nullable=False),
+    Column("cpu", Integer, nullable=False),
+    Column("memory", Integer, nullable=False),
+    Column("blueprint_id", String(16), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("restrict_state", String(24), nullable=False),
+    Column("uuid", String(36), nullable=False),
+    Column("private_ip", String(15), nullable=False),
+    Column("public_ip", String(15), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expired_at", DateTime, nullable=False),
+    Column("latest_operation", String(40), nullable=True),
+    Column("latest_operation_state", String(12), nullable=True),
+    Column("latest_operation_request_id", String(36), nullable=True),
+    Column("latest_operation_started_at", DateTime, nullable=True),
+    Column("disk_id", String(16), nullable=False, unique=True),
+    Column("disk_size_gb", Integer, nullable=False),
+    Column("op_job", Integer, nullable=True),  # job holding the instance (power op, rollback)
+    Column("disk_job", Integer, nullable=True),  # job holding the disk (snapshot, rollback)
+    Index("ix_instances_account_region_created", "account_id", "region", "created_at"),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("snapshot_id", String(16), primary_key=True),
+    Column("account_id", Integer, _fk("accounts.id"), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("instance_id", String(16), nullable=False),
+    Column("disk_id", String(16), nullable=False),
+    Column("disk_size_gb", Integer, nullable=False),
+    Column("name", String(60), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("latest_operation", String(40), nullable=True),
+    Column("latest_operation_state", String(12), nullable=True),
+    Column("latest_operation_request_id", String(36), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("sha256", String(64), nullable=True),
+    Column("corrupt", Integer, nullable=False, server_default="0"),
+    Index("ix_snapshots_account_region_created", "account_id", "region", "created_at"),
+    Index("ix_snapshots_disk", "disk_id"),
+    Index("ix_snapshots_instance", "instance_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("resource_id", String(16), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Index("ix_tags_key_value", "key", "value"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(24), nullable=False),
+    Column("account_id", Integer, nullable=False),
+    Column("instance_id", String(16), nullable=False),
+    Column("snapshot_id", String(16), nullable=True),
+    Column("request_id", String(36), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("params", String(1024), nullable=False, server_default="{}"),
+    Column("message", String(1024), nullable=True),
+    Column("owner", String(128), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=True),
+    Column("finished_at", DateTime, nullable=True),
+    Index("ix_jobs_state", "state"),
+    Index("ix_jobs_instance", "instance_id"),
 )

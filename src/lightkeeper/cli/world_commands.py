@@ -1,0 +1,260 @@
+"""``lightkeeper admin instance|blueprint|disk|snapshot|job``: set up and inspect a world."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from lightkeeper import storage
+from lightkeeper.cli.options import config_options, emit, fail, open_or_fail, settings_from
+from lightkeeper.lighthouse.admin import AdminError, AdminService
+from lightkeeper.server import DEFAULT_BLUEPRINT
+from lightkeeper.store import jobs
+from lightkeeper.store.accounts import AccountError
+
+T = TypeVar("T")
+json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+
+
+def _admin(data_dir: Path | None) -> AdminService:
+    ctx = click.get_current_context()
+    services = open_or_fail(settings_from(ctx, data_dir=data_dir))
+    return AdminService(services.world, services.accounts, services.settings.regions)
+
+
+def _run(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except (AdminError, AccountError, storage.StorageError, ValueError) as exc:
+        fail(str(exc) or type(exc).__name__, status=1)
+
+
+def _show(value: Any, as_json: bool) -> None:
+    emit(value, as_json, lambda: click.echo(_text(value)))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return "\n\n".join(_text(v) for v in value) or "(none)"
+    return str(value)
+
+
+@click.group("instance")
+def instance() -> None:
+    """Instances and their system disks."""
+
+
+@instance.command("create")
+@click.option("--account", required=True, help="Owning account name.")
+@click.option("--region", required=True)
+@click.option("--zone")
+@click.option("--name")
+@click.option("--disk-size", type=int, default=40, show_default=True, help="System disk, GB.")
+@click.option(
+    "--bundle-type",
+    type=click.Choice(["GENERAL_BUNDLE", "STORAGE_BUNDLE"]),
+    default="GENERAL_BUNDLE",
+    show_default=True,
+)
+@click.option(
+    "--state", type=click.Choice(["RUNNING", "STOPPED", "PENDING", "SHUTDOWN"]), default="RUNNING"
+)
+@click.option("--blueprint", default=DEFAULT_BLUEPRINT, show_default=True)
+@click.option("--tag", "tags", multiple=True, help="KEY=VALUE, repeatable.")
+@config_options
+@json_flag
+def instance_create(
+    account: str,
+    region: str,
+    zone: str | None,
+    name: str | None,
+    disk_size: int,
+    bundle_type: str,
+    state: str,
+    blueprint: str,
+    tags: tuple[str, ...],
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Create an instance (and its sparse system disk) in an account."""
+    parsed = dict(t.split("=", 1) for t in tags if "=" in t)
+    if len(parsed) != len(tags):
+        fail("--tag takes KEY=VALUE")
+    admin = _admin(data_dir)
+    created = _run(
+        lambda: admin.create_instance(
+            account,
+            region,
+            zone=zone,
+            name=name,
+            disk_size_gb=disk_size,
+            bundle_type=bundle_type,
+            state=state,
+            blueprint_id=blueprint,
+            tags=parsed,
+        )
+    )
+    _show(created, as_json)
+
+
+@instance.command("delete")
+@click.argument("instance_id")
+@config_options
+@json_flag
+def instance_delete(instance_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Delete an instance, its disk and all its snapshots."""
+    removed = _run(lambda: _admin(data_dir).delete_instance(instance_id))
+    _show({"InstanceId": instance_id, "DeletedSnapshotIds": removed}, as_json)
+
+
+@instance.command("resize-disk")
+@click.argument("instance_id")
+@click.option("--size", type=int, required=True, help="New system disk size, GB (grow only).")
+@config_options
+@json_flag
+def instance_resize(instance_id: str, size: int, data_dir: Path | None, as_json: bool) -> None:
+    """Grow the system disk (snapshots taken before then no longer fit: DiskSizeNotMatch)."""
+    _show(_run(lambda: _admin(data_dir).resize_disk(instance_id, size)), as_json)
+
+
+@instance.command("restrict")
+@click.argument("instance_id")
+@click.option("--lift", is_flag=True, help="Remove the restriction instead.")
+@config_options
+@json_flag
+def instance_restrict(instance_id: str, lift: bool, data_dir: Path | None, as_json: bool) -> None:
+    """Mark an instance restricted: creating snapshots is then denied."""
+    _show(_run(lambda: _admin(data_dir).restrict(instance_id, not lift)), as_json)
+
+
+@instance.command("show")
+@click.argument("instance_id")
+@config_options
+@json_flag
+def instance_show(instance_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """Show an instance as DescribeInstances would."""
+    _show(_run(lambda: _admin(data_dir).describe_instance(instance_id)), as_json)
+
+
+@click.group("blueprint")
+def blueprint() -> None:
+    """Blueprints (images) that instances are created from."""
+
+
+@blueprint.command("create")
+@click.option("--name", required=True)
+@click.option("--os-name", default="Custom Linux 64bit", show_default=True)
+@click.option("--platform", default="OTHER_LINUX", show_default=True)
+@click.option("--platform-type", type=click.Choice(["LINUX_UNIX", "WINDOWS"]), default="LINUX_UNIX")
+@click.option("--image", type=click.Path(path_type=Path), help="Base image copied into new disks.")
+@config_options
+@json_flag
+def blueprint_create(
+    name: str,
+    os_name: str,
+    platform: str,
+    platform_type: str,
+    image: Path | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Register a blueprint."""
+    admin = _admin(data_dir)
+    _show(
+        _run(lambda: admin.create_blueprint(name, os_name, platform, platform_type, image)), as_json
+    )
+
+
+@blueprint.command("list")
+@config_options
+@json_flag
+def blueprint_list(data_dir: Path | None, as_json: bool) -> None:
+    """List blueprints."""
+    _show(_run(lambda: _admin(data_dir).list_blueprints()), as_json)
+
+
+@blueprint.command("delete")
+@click.argument("blueprint_id")
+@config_options
+def blueprint_delete(blueprint_id: str, data_dir: Path | None) -> None:
+    """Delete a blueprint (instances made from it can then no longer be snapshotted)."""
+    _run(lambda: _admin(data_dir).delete_blueprint(blueprint_id))
+    click.echo(f"{blueprint_id}: deleted")
+
+
+@click.group("disk")
+def disk() -> None:
+    """Read and write an instance's system disk."""
+
+
+@disk.command("write")
+@click.argument("instance_id")
+@click.option("--offset", type=int, default=0, show_default=True)
+@config_options
+def disk_write(instance_id: str, offset: int, data_dir: Path | None) -> None:
+    """Write the bytes read from stdin at OFFSET."""
+    data = sys.stdin.buffer.read()
+    _run(lambda: _admin(data_dir).write_disk(instance_id, offset, data))
+    click.echo(f"wrote {len(data)} bytes at {offset}", err=True)
+
+
+@disk.command("read")
+@click.argument("instance_id")
+@click.option("--offset", type=int, default=0, show_default=True)
+@click.option("--length", type=int, required=True)
+@config_options
+def disk_read(instance_id: str, offset: int, length: int, data_dir: Path | None) -> None:
+    """Write LENGTH bytes from OFFSET to stdout."""
+    data = _run(lambda: _admin(data_dir).read_disk(instance_id, offset, length))
+    sys.stdout.buffer.write(data)
+
+
+@disk.command("sha256")
+@click.argument("instance_id")
+@config_options
+@json_flag
+def disk_sha256(instance_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """sha256 of the whole system disk."""
+    digest = _run(lambda: _admin(data_dir).disk_sha256(instance_id))
+    emit({"InstanceId": instance_id, "Sha256": digest}, as_json, lambda: click.echo(digest))
+
+
+@click.group("snapshot")
+def snapshot() -> None:
+    """Inspect snapshot data."""
+
+
+@snapshot.command("sha256")
+@click.argument("snapshot_id")
+@config_options
+@json_flag
+def snapshot_sha256(snapshot_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """sha256 of a snapshot's data, and whether it matches the recorded checksum."""
+    result = _run(lambda: _admin(data_dir).snapshot_sha256(snapshot_id))
+    emit(result, as_json, lambda: click.echo(result["Sha256"]))
+
+
+@click.group("job")
+def job() -> None:
+    """The durable operation history."""
+
+
+@job.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+@config_options
+@json_flag
+def job_list(limit: int, data_dir: Path | None, as_json: bool) -> None:
+    """Recent jobs, newest first, with why any failed."""
+    admin = _admin(data_dir)
+    with admin.world.read() as conn:
+        rows = jobs.history(conn, limit)
+    _show(rows, as_json)
+
+
+COMMANDS = (instance, blueprint, disk, snapshot, job)

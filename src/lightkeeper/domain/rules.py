@@ -1,0 +1,164 @@
+"""The service's rules, as pure functions: which operation is allowed when, quota arithmetic,
+and the denied-action matrix. Each refusal is the ApiError the real service answers with.
+
+Where Tencent's behaviour is unknown the choice is recorded in docs/behaviour.md; the order of
+checks here is the order in which errors are reported.
+"""
+
+from __future__ import annotations
+
+from lightkeeper.domain.model import (
+    INSTANCE_STATES_ZH,
+    SNAPSHOT_STATES_ZH,
+    STORAGE_BUNDLE,
+    Instance,
+    Snapshot,
+)
+from lightkeeper.errors import ApiError, message
+
+SNAPSHOT_NAME_MAX = 60
+SNAPSHOTTABLE_STATES = ("RUNNING", "STOPPED")
+ROLLBACK_STATES = ("RUNNING", "STOPPED")
+POWER_RULES = {  # action -> (allowed state, transitional state)
+    "StartInstances": ("STOPPED", "STARTING"),
+    "StopInstances": ("RUNNING", "STOPPING"),
+    "RebootInstances": ("RUNNING", "REBOOTING"),
+}
+
+
+def snapshot_quota(countable_instances: int, per_instance: int, maximum: int) -> int:
+    """min(per_instance x instances, maximum), per account and region (§3.1)."""
+    return min(per_instance * countable_instances, maximum)
+
+
+def check_create_snapshot(
+    instance: Instance, blueprint_exists: bool, quota: int, used: int
+) -> None:
+    if instance.bundle_type == STORAGE_BUNDLE:
+        raise ApiError("OperationDenied.OperationDeniedCreateSnapshotForStorageBundle")
+    if instance.restrict_state != "NORMAL":
+        raise ApiError("OperationDenied.OperationDeniedCreateSnapshot")
+    if not blueprint_exists:
+        raise ApiError("ResourceNotFound.BlueprintIdNotFound")
+    if instance.disk_busy:
+        raise ApiError("UnsupportedOperation.DiskLatestOperationUnfinished")
+    if instance.op_job is not None:
+        raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+    if instance.state not in SNAPSHOTTABLE_STATES:
+        raise ApiError("UnsupportedOperation.InvalidInstanceState")
+    if used >= quota:
+        raise ApiError("LimitExceeded.SnapshotQuotaLimitExceeded")
+
+
+def check_apply_snapshot(instance: Instance, snapshot: Snapshot) -> None:
+    if instance.state == "PENDING":
+        raise ApiError("OperationDenied.InstanceCreating")
+    if instance.power_operation_running:
+        raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+    if instance.rollback_running:
+        raise ApiError("OperationDenied.InstanceOperationInProgress")
+    if instance.disk_busy:
+        raise ApiError("UnsupportedOperation.DiskLatestOperationUnfinished")
+    if instance.state not in ROLLBACK_STATES:
+        raise ApiError("UnsupportedOperation.InvalidInstanceState")
+    if snapshot.state != "NORMAL":
+        raise ApiError("UnsupportedOperation.InvalidSnapshotState")
+    if snapshot.corrupt:
+        raise ApiError("FailedOperation.SnapshotOperationFailed")
+    if snapshot.disk_size_gb != instance.disk_size_gb:
+        raise ApiError("InvalidParameterValue.DiskSizeNotMatch")
+
+
+def check_power(action: str, instance: Instance) -> str:
+    """Return the transitional state the instance enters, or raise the refusal."""
+    allowed, transitional = POWER_RULES[action]
+    if instance.state == "PENDING":
+        raise ApiError("OperationDenied.InstanceCreating")
+    if instance.power_operation_running:
+        raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+    if instance.op_job is not None or instance.disk_busy:
+        raise ApiError("OperationDenied.InstanceOperationInProgress")
+    if instance.state != allowed:
+        raise ApiError("UnsupportedOperation.InvalidInstanceState")
+    return transitional
+
+
+def check_delete_snapshot(snapshot: Snapshot) -> None:
+    if snapshot.state != "NORMAL":
+        raise ApiError("UnsupportedOperation.InvalidSnapshotState")
+
+
+# -- denied actions (DescribeSnapshotsDeniedActions / DescribeInstancesDeniedActions) --------
+
+_DISK_OPERATIONS = {  # operation -> (en, zh) wording of the denied-action message
+    "CreateInstanceSnapshot": ("creating an instance snapshot", "创建实例快照"),
+    "RollbackInstanceSnapshot": ("rolling back an instance snapshot", "回滚实例快照"),
+}
+
+
+def _denied(action: str, code: str, language: str, **params: object) -> dict[str, str]:
+    return {
+        "Action": action,
+        "Code": code.split("#")[0],
+        "Message": message(code, language, **params),
+    }
+
+
+def snapshot_denied_actions(
+    snapshot: Snapshot, instance: Instance | None, language: str
+) -> list[dict[str, str]]:
+    """The matrix of lighthouse-facts §4.4 (with the documented ROLLBACKING example)."""
+    state_params = {
+        "snapshot_id": snapshot.snapshot_id,
+        "state": snapshot.state,
+        "state_zh": SNAPSHOT_STATES_ZH.get(snapshot.state, snapshot.state),
+    }
+    snapshot_state = "UnsupportedOperation.InvalidSnapshotState#denied"
+    if snapshot.state == "ROLLBACKING":
+        en, zh = _DISK_OPERATIONS["RollbackInstanceSnapshot"]
+        return [
+            _denied(
+                "RollbackInstanceSnapshot",
+                "UnsupportedOperation.DiskLatestOperationUnfinished#denied",
+                language,
+                disk_id=snapshot.disk_id,
+                operation_en=en,
+                operation_zh=zh,
+            ),
+            _denied("DeleteSnapshots", snapshot_state, language, **state_params),
+        ]
+    if snapshot.state != "NORMAL":
+        return [
+            _denied("RollbackInstanceSnapshot", snapshot_state, language, **state_params),
+            _denied("DeleteSnapshots", snapshot_state, language, **state_params),
+        ]
+    if instance is not None and instance.state not in ROLLBACK_STATES:
+        return [
+            _denied(
+                "RollbackInstanceSnapshot",
+                "UnsupportedOperation.InvalidInstanceState#denied",
+                language,
+                instance_id=instance.instance_id,
+                state=instance.state,
+                state_zh=INSTANCE_STATES_ZH.get(instance.state, instance.state),
+            )
+        ]
+    return []
+
+
+def instance_denied_actions(instance: Instance, language: str) -> list[dict[str, str]]:
+    """Power actions the instance's state forbids, worded like the documented example."""
+    params = {
+        "instance_id": instance.instance_id,
+        "state": instance.state,
+        "state_zh": INSTANCE_STATES_ZH.get(instance.state, instance.state),
+    }
+    denied = []
+    for action, (allowed, _) in POWER_RULES.items():
+        if instance.state != allowed:
+            code = "UnsupportedOperation.InvalidInstanceState#denied"
+            denied.append(_denied(action, code, language, **params))
+    if instance.state not in SNAPSHOTTABLE_STATES or instance.bundle_type == STORAGE_BUNDLE:
+        code = "UnsupportedOperation.InvalidInstanceState#denied"
+        denied.append(_denied("CreateInstanceSnapshot", code, language, **params))
+    return denied

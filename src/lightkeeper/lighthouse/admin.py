@@ -1,0 +1,260 @@
+"""Operator use cases behind ``lightkeeper admin``: build a world of instances and disks.
+
+They run in the CLI's own process against the same database and drivers as the server, and
+respect the same locks: a disk that an operation holds cannot be written or resized.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lightkeeper.domain import ids
+from lightkeeper.domain.model import BUNDLE_TYPES, STORAGE_BUNDLE, GiB, Instance
+from lightkeeper.lighthouse.views import instance_view
+from lightkeeper.lighthouse.world import World
+from lightkeeper.regions import Region
+from lightkeeper.store import resources as db
+from lightkeeper.store.accounts import AccountStore
+
+INSTANCE_CREATE_STATES = ("RUNNING", "STOPPED", "PENDING", "SHUTDOWN")
+BUNDLES = {
+    "GENERAL_BUNDLE": ("bundle_gen_lin_02", 2, 4),
+    STORAGE_BUNDLE: ("bundle_bw_lin_02", 2, 4),
+}
+
+
+class AdminError(Exception):
+    """A refused admin operation; the message is shown to the operator as is."""
+
+
+class AdminService:
+    def __init__(self, world: World, accounts: AccountStore, regions: tuple[Region, ...]) -> None:
+        self.world = world
+        self.accounts = accounts
+        self.regions = {r.region: r for r in regions}
+
+    # -- instances ----------------------------------------------------------------------------
+
+    def create_instance(
+        self,
+        account_name: str,
+        region: str,
+        *,
+        zone: str | None = None,
+        name: str | None = None,
+        disk_size_gb: int = 40,
+        bundle_type: str = "GENERAL_BUNDLE",
+        state: str = "RUNNING",
+        blueprint_id: str,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        account = self.accounts.get(account_name)
+        if region not in self.regions:
+            raise AdminError(f"unknown region {region!r}")
+        zones = self.regions[region].zone_ids()
+        zone = zone or zones[0]
+        if zone not in zones:
+            raise AdminError(f"zone {zone!r} is not in {region} ({', '.join(zones)})")
+        if bundle_type not in BUNDLE_TYPES:
+            raise AdminError(f"bundle type must be one of {', '.join(BUNDLE_TYPES)}")
+        if state not in INSTANCE_CREATE_STATES:
+            raise AdminError(f"state must be one of {', '.join(INSTANCE_CREATE_STATES)}")
+        if not 1 <= disk_size_gb <= 16384:
+            raise AdminError("disk size must be between 1 and 16384 GB")
+        bundle_id, cpu, memory = BUNDLES[bundle_type]
+        now = db.utcnow()
+        with self.world.write() as conn:
+            image = db.get_blueprint(conn, blueprint_id)
+            if image is None:
+                raise AdminError(f"blueprint {blueprint_id!r} does not exist")
+            instance_id = _unused(lambda c: db.get_instance(conn, c) is not None, ids.INSTANCE)
+            instance = Instance(
+                instance_id=instance_id,
+                account_id=account.id,
+                region=region,
+                zone=zone,
+                name=(name or instance_id)[:60],
+                bundle_id=bundle_id,
+                bundle_type=bundle_type,
+                cpu=cpu,
+                memory=memory,
+                blueprint_id=blueprint_id,
+                state=state,
+                restrict_state="NORMAL",
+                uuid=str(uuid.uuid4()),
+                private_ip=_address("10.0.0.0/8"),
+                public_ip=_address("43.128.0.0/10"),
+                created_at=now,
+                expired_at=now + dt.timedelta(days=365),
+                latest_operation=None,
+                latest_operation_state=None,
+                latest_operation_request_id=None,
+                latest_operation_started_at=None,
+                disk_id=ids.new_id(ids.DISK),
+                disk_size_gb=disk_size_gb,
+                op_job=None,
+                disk_job=None,
+                tags=dict(tags or {}),
+            )
+            base = Path(image["image_path"]) if image["image_path"] else None
+            self.world.storage.create_disk(instance.disk_id, disk_size_gb * GiB, base)
+            self.world.compute.create(instance_id, "RUNNING" if state == "RUNNING" else "STOPPED")
+            db.insert_instance(conn, instance)
+        return self.describe_instance(instance_id)
+
+    def describe_instance(self, instance_id: str) -> dict[str, Any]:
+        with self.world.read() as conn:
+            instance = self._instance(conn, instance_id)
+            return instance_view(instance, db.get_blueprint(conn, instance.blueprint_id))
+
+    def delete_instance(self, instance_id: str) -> list[str]:
+        """Deletes the instance and, as the real service does, all its snapshots."""
+        with self.world.write() as conn:
+            instance = self._instance(conn, instance_id)
+            self._require_idle(instance)
+            removed = [s.snapshot_id for s in db.snapshots_of_instance(conn, instance_id)]
+            db.delete_snapshots(conn, removed)
+            db.delete_instance(conn, instance_id)
+        for snapshot_id in removed:
+            self.world.storage.delete_snapshot(snapshot_id)
+        self.world.storage.delete_disk(instance.disk_id)
+        self.world.compute.delete(instance_id)
+        return removed
+
+    def resize_disk(self, instance_id: str, size_gb: int) -> dict[str, Any]:
+        with self.world.write() as conn:
+            instance = self._instance(conn, instance_id)
+            self._require_idle(instance)
+            if size_gb < instance.disk_size_gb:
+                raise AdminError("a system disk can only grow")
+            self.world.storage.resize_disk(instance.disk_id, size_gb * GiB)
+            db.update_instance(conn, instance_id, disk_size_gb=size_gb)
+        return self.describe_instance(instance_id)
+
+    def restrict(self, instance_id: str, restricted: bool = True) -> dict[str, Any]:
+        with self.world.write() as conn:
+            self._instance(conn, instance_id)
+            state = "RESOURCE_RESTRICT" if restricted else "NORMAL"
+            db.update_instance(conn, instance_id, restrict_state=state)
+        return self.describe_instance(instance_id)
+
+    # -- disks and snapshots ---------------------------------------------------------------------
+
+    def write_disk(self, instance_id: str, offset: int, data: bytes) -> None:
+        with self.world.read() as conn:
+            instance = self._instance(conn, instance_id)
+        self._require_idle(instance, disk_only=True)
+        self.world.storage.write(instance.disk_id, offset, data)
+
+    def read_disk(self, instance_id: str, offset: int, length: int) -> bytes:
+        with self.world.read() as conn:
+            instance = self._instance(conn, instance_id)
+        return self.world.storage.read(instance.disk_id, offset, length)
+
+    def disk_sha256(self, instance_id: str) -> str:
+        with self.world.read() as conn:
+            instance = self._instance(conn, instance_id)
+        return self.world.storage.disk_sha256(instance.disk_id)
+
+    def snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
+        with self.world.read() as conn:
+            snapshot = db.get_snapshot(conn, snapshot_id)
+        if snapshot is None:
+            raise AdminError(f"snapshot {snapshot_id!r} does not exist")
+        actual = (
+            self.world.storage.snapshot_sha256(snapshot_id)
+            if snapshot.state != "CREATING"
+            else None
+        )
+        return {
+            "SnapshotId": snapshot_id,
+            "Sha256": actual,
+            "Recorded": snapshot.sha256,
+            "Verified": actual is not None and actual == snapshot.sha256,
+        }
+
+    # -- blueprints ------------------------------------------------------------------------------
+
+    def create_blueprint(
+        self, name: str, os_name: str, platform: str, platform_type: str, image: Path | None
+    ) -> dict[str, Any]:
+        if image is not None and not image.is_file():
+            raise AdminError(f"image {image} is not a file")
+        with self.world.write() as conn:
+            blueprint_id = _unused(lambda c: db.get_blueprint(conn, c) is not None, ids.BLUEPRINT)
+            db.insert_blueprint(
+                conn,
+                blueprint_id=blueprint_id,
+                account_id=None,
+                name=name,
+                os_name=os_name,
+                platform=platform,
+                platform_type=platform_type,
+                image_path=str(image.resolve()) if image else None,
+                created_at=db.utcnow(),
+            )
+            found = db.get_blueprint(conn, blueprint_id)
+        return _blueprint_view(found or {})
+
+    def list_blueprints(self) -> list[dict[str, Any]]:
+        with self.world.read() as conn:
+            return [_blueprint_view(b) for b in db.list_blueprints(conn)]
+
+    def delete_blueprint(self, blueprint_id: str) -> None:
+        with self.world.write() as conn:
+            if not db.delete_blueprint(conn, blueprint_id):
+                raise AdminError(f"blueprint {blueprint_id!r} does not exist")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _instance(conn: Any, instance_id: str) -> Instance:
+        instance = db.get_instance(conn, instance_id)
+        if instance is None:
+            raise AdminError(f"instance {instance_id!r} does not exist")
+        return instance
+
+    @staticmethod
+    def _require_idle(instance: Instance, disk_only: bool = False) -> None:
+        if instance.disk_job is not None or (not disk_only and instance.op_job is not None):
+            raise AdminError(f"instance {instance.instance_id} has an operation in progress")
+
+
+def _unused(taken: Any, prefix: str) -> str:
+    while True:
+        candidate = ids.new_id(prefix)
+        if not taken(candidate):
+            return candidate
+
+
+def _address(network: str) -> str:
+    net = ipaddress.ip_network(network)
+    return str(net.network_address + 1 + secrets.randbelow(net.num_addresses - 2))
+
+
+def _blueprint_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "BlueprintId": row.get("blueprint_id"),
+        "BlueprintName": row.get("name"),
+        "OsName": row.get("os_name"),
+        "Platform": row.get("platform"),
+        "PlatformType": row.get("platform_type"),
+        "ImagePath": row.get("image_path"),
+        "Public": row.get("account_id") is None,
+    }
+
+
+def demo_pattern(label: str, size: int) -> bytes:
+    """Deterministic bytes for the demo disks, so their checksums are reproducible."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{label}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])

@@ -1,0 +1,146 @@
+"""Instance actions: DescribeInstances, Start/Stop/RebootInstances and their denied actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from lightkeeper.api.registry import Context, Reply
+from lightkeeper.domain import ids, rules
+from lightkeeper.domain.model import OPERATING, Instance
+from lightkeeper.errors import ApiError
+from lightkeeper.lighthouse import models
+from lightkeeper.lighthouse.checks import check_filters, check_ids, check_paging
+from lightkeeper.lighthouse.views import instance_view
+from lightkeeper.lighthouse.world import World
+from lightkeeper.store import jobs
+from lightkeeper.store import resources as db
+from lightkeeper.store.tables import instances as instances_table
+
+INSTANCE_FILTERS = (
+    "instance-name",
+    "private-ip-address",
+    "public-ip-address",
+    "zone",
+    "instance-state",
+    "bundle-id",
+    "tag-key",
+    "tag-value",
+    "tag:",
+)
+FILTER_COLUMNS = {
+    "instance-name": instances_table.c.name,
+    "private-ip-address": instances_table.c.private_ip,
+    "public-ip-address": instances_table.c.public_ip,
+    "zone": instances_table.c.zone,
+    "instance-state": instances_table.c.state,
+    "bundle-id": instances_table.c.bundle_id,
+}
+STOP_TYPES = ("SOFT", "HARD", "SOFT_FIRST")
+
+
+class InstanceService:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def describe(self, ctx: Context, req: models.DescribeInstancesRequest) -> Reply:
+        if req.InstanceIds is not None and req.Filters is not None:
+            raise ApiError.variant(
+                "InvalidParameter.ParameterConflict#ids_filters", ids="InstanceIds"
+            )
+        if req.Order is not None and req.OrderField is None:
+            raise ApiError("MissingParameter.OrderFieldRequired")
+        if req.OrderField is not None and req.OrderField != "EXPIRED_TIME":
+            raise ApiError("InvalidParameterValue", name="OrderField", value=req.OrderField)
+        if req.Order is not None and req.Order not in ("ASC", "DESC"):
+            raise ApiError("InvalidParameterValue", name="Order", value=req.Order)
+        offset, limit = check_paging(req.Offset, req.Limit)
+        where: list[ColumnElement[bool]] = []
+        if req.InstanceIds is not None:
+            id_list = check_ids(ids.INSTANCE, req.InstanceIds, 100)
+            where.append(instances_table.c.instance_id.in_(id_list))
+        filters = check_filters(req.Filters or [], INSTANCE_FILTERS, 100)
+        for name, values in filters.items():
+            column = FILTER_COLUMNS.get(name)
+            if column is not None:
+                where.append(column.in_(values))
+            else:
+                where.append(db.tag_clause(instances_table.c.instance_id, name, values))
+        with self.world.read() as conn:
+            total, found = db.list_instances(
+                conn, ctx.principal.account_id, ctx.region or "", where, offset, limit
+            )
+            if req.OrderField == "EXPIRED_TIME":
+                found.sort(key=lambda i: (i.expired_at, i.instance_id), reverse=req.Order == "DESC")
+            images = {i.blueprint_id: db.get_blueprint(conn, i.blueprint_id) for i in found}
+        return {
+            "TotalCount": total,
+            "InstanceSet": [instance_view(i, images[i.blueprint_id]) for i in found],
+        }
+
+    def start(self, ctx: Context, req: models.StartInstancesRequest) -> Reply:
+        return self._power(ctx, "StartInstances", req.InstanceIds, {})
+
+    def stop(self, ctx: Context, req: models.StopInstancesRequest) -> Reply:
+        stop_type = req.StopType or "SOFT_FIRST"
+        if stop_type not in STOP_TYPES:
+            raise ApiError("InvalidParameterValue", name="StopType", value=stop_type)
+        return self._power(ctx, "StopInstances", req.InstanceIds, {"stop_type": stop_type})
+
+    def reboot(self, ctx: Context, req: models.RebootInstancesRequest) -> Reply:
+        return self._power(ctx, "RebootInstances", req.InstanceIds, {})
+
+    def _power(
+        self, ctx: Context, action: str, instance_ids: list[str], params: dict[str, Any]
+    ) -> Reply:
+        """Validate the whole batch, then mark every instance and queue one job each."""
+        id_list = check_ids(ids.INSTANCE, instance_ids, 100, required=True, name="InstanceIds")
+        world = self.world
+        with world.write() as conn:
+            targets: list[tuple[Instance, str]] = []
+            for instance_id in id_list:
+                instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
+                if instance is None or instance.region != ctx.region:
+                    raise ApiError("ResourceNotFound.InstanceIdNotFound")
+                world.power_state(instance_id)
+                targets.append((instance, rules.check_power(action, instance)))
+            for instance, transitional in targets:
+                job_id = jobs.enqueue(
+                    conn,
+                    action,
+                    account_id=instance.account_id,
+                    instance_id=instance.instance_id,
+                    request_id=ctx.request_id,
+                    params=params,
+                )
+                db.update_instance(
+                    conn,
+                    instance.instance_id,
+                    state=transitional,
+                    latest_operation=action,
+                    latest_operation_state=OPERATING,
+                    latest_operation_request_id=ctx.request_id,
+                    latest_operation_started_at=db.utcnow(),
+                    op_job=job_id,
+                )
+        world.notify()
+        return {}
+
+    def denied_actions(
+        self, ctx: Context, req: models.DescribeInstancesDeniedActionsRequest
+    ) -> Reply:
+        id_list = check_ids(ids.INSTANCE, req.InstanceIds, 100, required=True, name="InstanceIds")
+        result = []
+        with self.world.read() as conn:
+            for instance_id in id_list:
+                instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
+                if instance is None or instance.region != ctx.region:
+                    raise ApiError("ResourceNotFound.InstanceIdNotFound")
+                result.append(
+                    {
+                        "InstanceId": instance_id,
+                        "DeniedActions": rules.instance_denied_actions(instance, ctx.language),
+                    }
+                )
+        return {"InstanceDeniedActionSet": result}

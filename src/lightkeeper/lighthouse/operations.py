@@ -1,0 +1,239 @@
+"""The asynchronous halves of the actions: one executor per durable job kind.
+
+Every executor is idempotent (a job interrupted by a crash runs again from the start) and
+ends by committing the final states and releasing its locks in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from lightkeeper import compute, storage
+from lightkeeper.domain.model import FAILED, SUCCESS
+from lightkeeper.lighthouse.world import World
+from lightkeeper.store import jobs
+from lightkeeper.store import resources as db
+from lightkeeper.store.jobs import Job
+
+logger = logging.getLogger("lightkeeper.operations")
+
+T = TypeVar("T")
+PROGRESS_INTERVAL = 0.2  # seconds between Percent updates in the database
+
+
+class Progress:
+    """Publishes a snapshot's Percent, paced so the operation lasts at least ``minimum`` s."""
+
+    def __init__(self, world: World, snapshot_id: str, minimum: float) -> None:
+        self.world = world
+        self.snapshot_id = snapshot_id
+        self.minimum = minimum
+        self.started = time.monotonic()
+        self.real = 0
+        self.shown = -1
+        self.last_write = 0.0
+        self.lock = threading.Lock()
+
+    def _paced(self) -> int:
+        if self.minimum <= 0:
+            return self.real
+        elapsed = time.monotonic() - self.started
+        return min(self.real, int(100 * elapsed / self.minimum))
+
+    def __call__(self, percent: int) -> None:
+        self.real = max(self.real, percent)
+        self._publish(force=False)
+
+    def _publish(self, force: bool) -> None:
+        value = min(self._paced(), 99)  # 100 is written with the final state
+        now = time.monotonic()
+        with self.lock:
+            if value <= self.shown or (not force and now - self.last_write < PROGRESS_INTERVAL):
+                return
+            self.shown, self.last_write = value, now
+        with self.world.write() as conn:
+            db.update_snapshot(conn, self.snapshot_id, percent=value)
+
+    def finish(self) -> None:
+        """Keep advancing until the minimum duration has passed."""
+        while self.minimum > 0 and time.monotonic() - self.started < self.minimum:
+            self._publish(force=True)
+            time.sleep(min(PROGRESS_INTERVAL, self.minimum / 100))
+
+
+class Operations:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def executors(self) -> Mapping[str, Callable[[Job], None]]:
+        return {
+            "create_snapshot": self.create_snapshot,
+            "apply_snapshot": self.apply_snapshot,
+            "StartInstances": self.power,
+            "StopInstances": self.power,
+            "RebootInstances": self.power,
+        }
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def create_snapshot(self, job: Job) -> None:
+        world = self.world
+        snapshot_id = job.snapshot_id or ""
+        with world.read() as conn:
+            instance = db.get_instance(conn, job.instance_id)
+        if instance is None:
+            return self.give_up(job, "instance no longer exists")
+        world.storage.delete_snapshot(snapshot_id)  # leftovers of an interrupted attempt
+        progress = Progress(world, snapshot_id, world.options.operation_seconds)
+        try:
+            checksum = _retry_busy(
+                lambda: world.storage.create_snapshot(instance.disk_id, snapshot_id, progress)
+            )
+        except storage.StorageError as exc:
+            return self.give_up(job, f"snapshot copy failed: {exc}")
+        progress.finish()
+        with world.write() as conn:
+            db.update_snapshot(
+                conn,
+                snapshot_id,
+                state="NORMAL",
+                percent=100,
+                latest_operation_state=SUCCESS,
+                sha256=checksum,
+            )
+            db.update_instance(conn, job.instance_id, disk_job=None)
+            jobs.finish(conn, job.id, jobs.SUCCESS)
+
+    def apply_snapshot(self, job: Job) -> None:
+        world = self.world
+        snapshot_id = job.snapshot_id or ""
+        with world.read() as conn:
+            instance = db.get_instance(conn, job.instance_id)
+            snapshot = db.get_snapshot(conn, snapshot_id)
+        if instance is None or snapshot is None or snapshot.sha256 is None:
+            return self.give_up(job, "instance or snapshot no longer exists")
+        try:
+            if world.compute.status(job.instance_id) == "RUNNING":
+                world.compute.stop(job.instance_id, force=True)  # "forcibly shut down" first
+            with world.write() as conn:
+                db.update_instance(conn, job.instance_id, state="STOPPED")
+        except compute.ComputeError as exc:
+            return self.give_up(job, f"could not stop the instance: {exc}")
+        progress = Progress(world, snapshot_id, world.options.operation_seconds)
+        try:
+            _retry_busy(
+                lambda: world.storage.restore_snapshot(
+                    instance.disk_id, snapshot_id, snapshot.sha256 or "", progress
+                )
+            )
+        except storage.ChecksumMismatch as exc:
+            with world.write() as conn:
+                db.update_snapshot(conn, snapshot_id, corrupt=1)
+            return self.give_up(job, f"snapshot data failed verification: {exc}")
+        except storage.StorageError as exc:
+            return self.give_up(job, f"rollback failed: {exc}")
+        progress.finish()
+        restart = world.options.restart_after_rollback and job.params.get("was_running", False)
+        with world.write() as conn:
+            db.update_snapshot(
+                conn, snapshot_id, state="NORMAL", percent=100, latest_operation_state=SUCCESS
+            )
+            db.update_instance(
+                conn,
+                job.instance_id,
+                state="STARTING" if restart else "STOPPED",
+                latest_operation_state=SUCCESS,
+                op_job=None,
+                disk_job=None,
+            )
+            jobs.finish(conn, job.id, jobs.SUCCESS)
+        if restart:
+            self._restart_after_rollback(job)
+
+    def _restart_after_rollback(self, job: Job) -> None:
+        try:
+            self.world.compute.start(job.instance_id)
+            state = "RUNNING"
+        except compute.ComputeError as exc:
+            logger.warning("restart after rollback of %s failed: %s", job.instance_id, exc)
+            state = "STOPPED"
+        with self.world.write() as conn:
+            db.update_instance(conn, job.instance_id, state=state)
+
+    # -- power --------------------------------------------------------------------------------
+
+    def power(self, job: Job) -> None:
+        driver = self.world.compute
+        try:
+            if job.kind == "StartInstances":
+                driver.start(job.instance_id)
+            elif job.kind == "StopInstances":
+                driver.stop(job.instance_id, force=job.params.get("stop_type") == "HARD")
+            else:
+                driver.reboot(job.instance_id)
+            state = driver.status(job.instance_id)
+        except compute.ComputeError as exc:
+            return self.give_up(job, f"{job.kind} failed: {exc}")
+        with self.world.write() as conn:
+            db.update_instance(
+                conn, job.instance_id, state=state, latest_operation_state=SUCCESS, op_job=None
+            )
+            jobs.finish(conn, job.id, jobs.SUCCESS)
+
+    # -- failure ------------------------------------------------------------------------------
+
+    def give_up(self, job: Job, reason: str) -> None:
+        """Fail the job cleanly: release every lock and quota it held, record why."""
+        logger.warning(
+            "job %s (%s, request %s) failed: %s", job.id, job.kind, job.request_id, reason
+        )
+        world = self.world
+        with world.write() as conn:
+            instance = db.get_instance(conn, job.instance_id)
+            if job.kind == "create_snapshot" and job.snapshot_id:
+                db.delete_snapshots(conn, [job.snapshot_id])  # frees the quota it held
+            elif job.kind == "apply_snapshot" and job.snapshot_id:
+                db.update_snapshot(
+                    conn,
+                    job.snapshot_id,
+                    state="NORMAL",
+                    percent=100,
+                    latest_operation_state=FAILED,
+                )
+            if instance is not None:
+                values: dict[str, object] = {}
+                if instance.disk_job == job.id:
+                    values["disk_job"] = None
+                if instance.op_job == job.id:
+                    values.update(op_job=None, latest_operation_state=FAILED)
+                    values["state"] = _settled_state(world, job.instance_id, instance.state)
+                if values:
+                    db.update_instance(conn, job.instance_id, **values)
+            jobs.finish(conn, job.id, jobs.FAILED, reason[:1000])
+        if job.kind == "create_snapshot" and job.snapshot_id:
+            try:
+                world.storage.delete_snapshot(job.snapshot_id)
+            except storage.StorageError:
+                logger.warning("could not remove the partial snapshot %s", job.snapshot_id)
+
+
+def _settled_state(world: World, instance_id: str, current: str) -> str:
+    """After a failed operation the instance shows what its machine really is doing."""
+    try:
+        return world.compute.status(instance_id)
+    except compute.ComputeError:
+        return current
+
+
+def _retry_busy(operation: Callable[[], T], attempts: int = 50, pause: float = 0.1) -> T:
+    """A disk briefly held by an admin write is waited for, not failed on."""
+    for _ in range(attempts - 1):
+        try:
+            return operation()
+        except (storage.DiskBusy, storage.SnapshotBusy):
+            time.sleep(pause)
+    return operation()

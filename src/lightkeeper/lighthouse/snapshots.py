@@ -1,0 +1,262 @@
+"""Snapshot actions: create, apply (roll back), describe, delete, rename, denied actions.
+
+Create and Apply commit the new state (CREATING / ROLLBACKING, OPERATING, the RequestId) and a
+durable job in one transaction *before* answering, so a poller never sees a stale SUCCESS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection
+
+from lightkeeper.api.registry import Context, Reply
+from lightkeeper.domain import ids, rules
+from lightkeeper.domain.model import (
+    APPLY_SNAPSHOT,
+    CREATE_SNAPSHOT,
+    OPERATING,
+    ROLLBACK_SNAPSHOT,
+    Instance,
+    Snapshot,
+)
+from lightkeeper.errors import ApiError
+from lightkeeper.lighthouse import models
+from lightkeeper.lighthouse.checks import check_filters, check_id, check_ids, check_paging
+from lightkeeper.lighthouse.views import snapshot_view
+from lightkeeper.lighthouse.world import World
+from lightkeeper.store import jobs
+from lightkeeper.store import resources as db
+from lightkeeper.store.tables import snapshots as snapshots_table
+
+SNAPSHOT_FILTERS = (
+    "snapshot-id",
+    "disk-id",
+    "snapshot-name",
+    "instance-id",
+    "tag-key",
+    "tag-value",
+    "tag:",
+)
+FILTER_ID_PREFIXES = {"snapshot-id": ids.SNAPSHOT, "disk-id": ids.DISK, "instance-id": ids.INSTANCE}
+FILTER_COLUMNS = {
+    "snapshot-id": snapshots_table.c.snapshot_id,
+    "disk-id": snapshots_table.c.disk_id,
+    "snapshot-name": snapshots_table.c.name,
+    "instance-id": snapshots_table.c.instance_id,
+}
+
+
+def check_name(name: str) -> str:
+    if len(name) > rules.SNAPSHOT_NAME_MAX:
+        raise ApiError("InvalidParameterValue.SnapshotNameTooLong")
+    return name
+
+
+def find_instance(conn: Connection, ctx: Context, instance_id: str) -> Instance:
+    """The caller's instance in the request's region (any region if none was given)."""
+    instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
+    if instance is None or (ctx.region is not None and instance.region != ctx.region):
+        raise ApiError("ResourceNotFound.InstanceIdNotFound")
+    return instance
+
+
+class SnapshotService:
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    # -- CreateInstanceSnapshot -------------------------------------------------------------
+
+    def create(self, ctx: Context, req: models.CreateInstanceSnapshotRequest) -> Reply:
+        instance_id = check_id(ids.INSTANCE, req.InstanceId)
+        name = check_name(req.SnapshotName) if req.SnapshotName is not None else None
+        tags = _tags(req.Tags or [])
+        world = self.world
+        with world.write(
+            world.options.quota_lock_timeout, "InternalError.GetSnapshotAllocQuotaLockError"
+        ) as conn:
+            instance = find_instance(conn, ctx, instance_id)
+            world.power_state(instance_id)
+            quota = rules.snapshot_quota(
+                db.count_quota_instances(conn, instance.account_id, instance.region),
+                world.options.snapshot_quota_per_instance,
+                world.options.snapshot_quota_max,
+            )
+            used = db.count_snapshots(conn, instance.account_id, instance.region)
+            blueprint_exists = db.blueprint_exists(conn, instance.blueprint_id)
+            rules.check_create_snapshot(instance, blueprint_exists, quota, used)
+            world.check_disk_usable(instance.disk_id)
+            now = db.utcnow()
+            snapshot = Snapshot(
+                snapshot_id=_unused_id(conn),
+                account_id=instance.account_id,
+                region=instance.region,
+                instance_id=instance_id,
+                disk_id=instance.disk_id,
+                disk_size_gb=instance.disk_size_gb,
+                name=name if name is not None else f"{instance.name}-{now:%m%d%H%M%S}"[-60:],
+                state="CREATING",
+                percent=0,
+                latest_operation=CREATE_SNAPSHOT,
+                latest_operation_state=OPERATING,
+                latest_operation_request_id=ctx.request_id,
+                created_at=now,
+                sha256=None,
+                corrupt=False,
+                tags=tags,
+            )
+            db.insert_snapshot(conn, snapshot)
+            job_id = jobs.enqueue(
+                conn,
+                "create_snapshot",
+                account_id=instance.account_id,
+                instance_id=instance_id,
+                snapshot_id=snapshot.snapshot_id,
+                request_id=ctx.request_id,
+            )
+            db.update_instance(conn, instance_id, disk_job=job_id)
+        world.notify()
+        return {"SnapshotId": snapshot.snapshot_id}
+
+    # -- ApplyInstanceSnapshot --------------------------------------------------------------
+
+    def apply(self, ctx: Context, req: models.ApplyInstanceSnapshotRequest) -> Reply:
+        instance_id = check_id(ids.INSTANCE, req.InstanceId)
+        snapshot_id = check_id(ids.SNAPSHOT, req.SnapshotId)
+        world = self.world
+        with world.write() as conn:
+            instance = find_instance(conn, ctx, instance_id)
+            snapshot = db.get_snapshot(conn, snapshot_id, ctx.principal.account_id)
+            if snapshot is None:
+                raise ApiError("ResourceNotFound.SnapshotIdNotFound")
+            if snapshot.disk_id != instance.disk_id:
+                raise ApiError("ResourceNotFound.SnapshotNotFound")
+            power = world.power_state(instance_id)
+            rules.check_apply_snapshot(instance, snapshot)
+            if jobs.queued(conn) >= world.options.max_queued_jobs:
+                raise ApiError("UnsupportedOperation.SystemBusy")
+            world.check_disk_usable(instance.disk_id)
+            world.check_snapshot_usable(snapshot_id)
+            job_id = jobs.enqueue(
+                conn,
+                "apply_snapshot",
+                account_id=instance.account_id,
+                instance_id=instance_id,
+                snapshot_id=snapshot_id,
+                request_id=ctx.request_id,
+                params={"was_running": power == "RUNNING"},
+            )
+            db.update_snapshot(
+                conn,
+                snapshot_id,
+                state="ROLLBACKING",
+                percent=0,
+                latest_operation=ROLLBACK_SNAPSHOT,
+                latest_operation_state=OPERATING,
+                latest_operation_request_id=ctx.request_id,
+            )
+            db.update_instance(
+                conn,
+                instance_id,
+                state="STOPPING" if instance.state == "RUNNING" else instance.state,
+                latest_operation=APPLY_SNAPSHOT,
+                latest_operation_state=OPERATING,
+                latest_operation_request_id=ctx.request_id,
+                latest_operation_started_at=db.utcnow(),
+                op_job=job_id,
+                disk_job=job_id,
+            )
+        world.notify()
+        return {}
+
+    # -- DescribeSnapshots ------------------------------------------------------------------
+
+    def describe(self, ctx: Context, req: models.DescribeSnapshotsRequest) -> Reply:
+        if req.SnapshotIds is not None and req.Filters is not None:
+            raise ApiError.variant(
+                "InvalidParameter.ParameterConflict#ids_filters", ids="SnapshotIds"
+            )
+        offset, limit = check_paging(req.Offset, req.Limit)
+        where: list[ColumnElement[bool]] = []
+        if req.SnapshotIds is not None:
+            id_list = check_ids(ids.SNAPSHOT, req.SnapshotIds, 100)
+            where.append(snapshots_table.c.snapshot_id.in_(id_list))
+        filters = check_filters(req.Filters or [], SNAPSHOT_FILTERS, 5, FILTER_ID_PREFIXES)
+        for value in filters.get("snapshot-name", []):
+            check_name(value)
+        for name, values in filters.items():
+            column = FILTER_COLUMNS.get(name)
+            if column is not None:
+                where.append(column.in_(values))
+            else:
+                where.append(db.tag_clause(snapshots_table.c.snapshot_id, name, values))
+        with self.world.read() as conn:
+            total, found = db.list_snapshots(
+                conn, ctx.principal.account_id, ctx.region, where, offset, limit
+            )
+        return {"TotalCount": total, "SnapshotSet": [snapshot_view(s) for s in found]}
+
+    # -- DeleteSnapshots --------------------------------------------------------------------
+
+    def delete(self, ctx: Context, req: models.DeleteSnapshotsRequest) -> Reply:
+        id_list = check_ids(ids.SNAPSHOT, req.SnapshotIds, 10, required=True, name="SnapshotIds")
+        world = self.world
+        with world.write() as conn:
+            found = db.get_snapshots(conn, ctx.principal.account_id, id_list)
+            for snapshot_id in id_list:
+                snapshot = found.get(snapshot_id)
+                if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
+                    raise ApiError("ResourceNotFound.SnapshotIdNotFound")
+                rules.check_delete_snapshot(snapshot)
+                world.check_snapshot_usable(snapshot_id)
+            db.delete_snapshots(conn, id_list)
+        for snapshot_id in id_list:  # after commit: a crash here leaves only orphan files
+            world.storage.delete_snapshot(snapshot_id)
+        return {}
+
+    # -- ModifySnapshotAttribute ------------------------------------------------------------
+
+    def modify(self, ctx: Context, req: models.ModifySnapshotAttributeRequest) -> Reply:
+        snapshot_id = check_id(ids.SNAPSHOT, req.SnapshotId)
+        name = check_name(req.SnapshotName) if req.SnapshotName is not None else None
+        with self.world.write() as conn:
+            snapshot = db.get_snapshot(conn, snapshot_id, ctx.principal.account_id)
+            if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
+                raise ApiError("ResourceNotFound.SnapshotIdNotFound")
+            if name is not None:
+                db.update_snapshot(conn, snapshot_id, name=name)
+        return {}
+
+    # -- DescribeSnapshotsDeniedActions -----------------------------------------------------
+
+    def denied_actions(
+        self, ctx: Context, req: models.DescribeSnapshotsDeniedActionsRequest
+    ) -> Reply:
+        id_list = check_ids(ids.SNAPSHOT, req.SnapshotIds, 100, required=True, name="SnapshotIds")
+        result: list[dict[str, Any]] = []
+        with self.world.read() as conn:
+            found = db.get_snapshots(conn, ctx.principal.account_id, id_list)
+            for snapshot_id in id_list:
+                snapshot = found.get(snapshot_id)
+                if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
+                    continue
+                instance = db.get_instance(conn, snapshot.instance_id)
+                denied = rules.snapshot_denied_actions(snapshot, instance, ctx.language)
+                result.append({"SnapshotId": snapshot_id, "DeniedActions": denied})
+        return {"SnapshotDeniedActionSet": result}
+
+
+def _tags(items: list[models.Tag]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items:
+        if item.Key in tags or not item.Key:
+            raise ApiError("InvalidParameterValue", name="Tags.Key", value=item.Key)
+        tags[item.Key] = item.Value
+    return tags
+
+
+def _unused_id(conn: Connection) -> str:
+    while True:
+        candidate = ids.new_id(ids.SNAPSHOT)
+        if db.get_snapshot(conn, candidate) is None:
+            return candidate

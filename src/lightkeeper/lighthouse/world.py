@@ -1,0 +1,81 @@
+"""What the Lighthouse use cases run against: the database, the drivers and the options.
+
+Also the one place where driver failures become API errors, so every action reports a storage
+or compute problem the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from lightkeeper import compute, storage
+from lightkeeper.compute.base import PowerState
+from lightkeeper.errors import ApiError
+from lightkeeper.store.database import is_lock_timeout, write
+
+
+@dataclass(frozen=True)
+class Options:
+    snapshot_quota_per_instance: int = 2
+    snapshot_quota_max: int = 10
+    operation_seconds: float = 0.0
+    quota_lock_timeout: float = 5.0
+    max_queued_jobs: int = 1000
+    restart_after_rollback: bool = False
+
+
+@dataclass
+class World:
+    engine: Engine
+    storage: storage.StorageDriver
+    compute: compute.ComputeDriver
+    options: Options = field(default_factory=Options)
+    notify: Callable[[], None] = lambda: None
+
+    def read(self) -> Connection:
+        return self.engine.connect()
+
+    @contextmanager
+    def write(
+        self, lock_timeout: float | None = None, lock_error: str | None = None
+    ) -> Iterator[Connection]:
+        """A write transaction; if ``lock_error`` is given, a lock timeout becomes that code."""
+        try:
+            with write(self.engine, lock_timeout) as conn:
+                yield conn
+        except OperationalError as exc:
+            if lock_error is not None and is_lock_timeout(exc):
+                raise ApiError(lock_error) from None
+            raise
+
+    def power_state(self, instance_id: str) -> PowerState:
+        try:
+            return self.compute.status(instance_id)
+        except compute.StatusUnavailable:
+            raise ApiError("FailedOperation.DescribeInstanceStatus") from None
+        except compute.ComputeError:
+            raise ApiError("InternalError.DescribeInstanceStatus") from None
+
+    def check_disk_usable(self, disk_id: str) -> None:
+        """The disk image exists and nobody else holds it."""
+        if not self.storage.disk_exists(disk_id):
+            raise ApiError("ResourceNotFound.DiskNotFound")
+        try:
+            with self.storage.lock_disk(disk_id):
+                pass
+        except storage.DiskBusy:
+            raise ApiError("UnsupportedOperation.DiskBusy") from None
+
+    def check_snapshot_usable(self, snapshot_id: str) -> None:
+        if not self.storage.snapshot_exists(snapshot_id):
+            raise ApiError("FailedOperation.SnapshotOperationFailed")
+        try:
+            with self.storage.lock_snapshot(snapshot_id):
+                pass
+        except storage.SnapshotBusy:
+            raise ApiError("UnsupportedOperation.SnapshotBusy") from None

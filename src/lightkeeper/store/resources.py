@@ -1,0 +1,262 @@
+"""Rows <-> domain values for instances, snapshots, tags and blueprints.
+
+Every function takes an open ``Connection`` so the caller decides the transaction: the rules
+that must be atomic (quota, locks) run their reads and writes inside one ``write()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+
+from lightkeeper.domain.model import Instance, Snapshot
+from lightkeeper.store.tables import blueprints, instances, snapshots, tags
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+
+def set_tags(conn: Connection, resource_id: str, values: Mapping[str, str]) -> None:
+    conn.execute(delete(tags).where(tags.c.resource_id == resource_id))
+    if values:
+        conn.execute(
+            insert(tags),
+            [{"resource_id": resource_id, "key": k, "value": v} for k, v in values.items()],
+        )
+
+
+def tags_for(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {i: {} for i in ids}
+    if ids:
+        rows = conn.execute(
+            select(tags.c.resource_id, tags.c.key, tags.c.value)
+            .where(tags.c.resource_id.in_(ids))
+            .order_by(tags.c.resource_id, tags.c.key)
+        )
+        for row in rows:
+            found[row.resource_id][row.key] = row.value
+    return found
+
+
+def tag_clause(id_column: Any, name: str, values: Sequence[str]) -> ColumnElement[bool]:
+    """``tag-key`` / ``tag-value`` / ``tag:<key>`` filters as an EXISTS subquery."""
+    condition = tags.c.resource_id == id_column
+    if name == "tag-key":
+        condition = and_(condition, tags.c.key.in_(values))
+    elif name == "tag-value":
+        condition = and_(condition, tags.c.value.in_(values))
+    else:
+        condition = and_(condition, tags.c.key == name[4:], tags.c.value.in_(values))
+    return exists().where(condition)
+
+
+# -- instances -------------------------------------------------------------------------------
+
+
+def _instance(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Instance:
+    data = dict(row._mapping)
+    return Instance(**data, tags=dict(tag_map or {}))
+
+
+def get_instance(
+    conn: Connection, instance_id: str, account_id: int | None = None
+) -> Instance | None:
+    query = select(instances).where(instances.c.instance_id == instance_id)
+    if account_id is not None:
+        query = query.where(instances.c.account_id == account_id)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return _instance(row, tags_for(conn, [instance_id])[instance_id])
+
+
+def list_instances(
+    conn: Connection,
+    account_id: int,
+    region: str,
+    where: Iterable[ColumnElement[bool]],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Instance]]:
+    condition = and_(instances.c.account_id == account_id, instances.c.region == region, *where)
+    total = conn.scalar(select(func.count()).select_from(instances).where(condition)) or 0
+    rows = conn.execute(
+        select(instances)
+        .where(condition)
+        .order_by(instances.c.created_at.desc(), instances.c.instance_id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    tag_map = tags_for(conn, [r.instance_id for r in rows])
+    return total, [_instance(r, tag_map[r.instance_id]) for r in rows]
+
+
+def insert_instance(conn: Connection, instance: Instance) -> None:
+    values = {k: v for k, v in instance.__dict__.items() if k != "tags"}
+    conn.execute(insert(instances).values(**values))
+    set_tags(conn, instance.instance_id, instance.tags)
+
+
+def update_instance(conn: Connection, instance_id: str, **values: Any) -> None:
+    conn.execute(update(instances).where(instances.c.instance_id == instance_id).values(**values))
+
+
+def delete_instance(conn: Connection, instance_id: str) -> None:
+    conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
+    conn.execute(delete(tags).where(tags.c.resource_id == instance_id))
+
+
+def count_quota_instances(conn: Connection, account_id: int, region: str) -> int:
+    return (
+        conn.scalar(
+            select(func.count())
+            .select_from(instances)
+            .where(
+                instances.c.account_id == account_id,
+                instances.c.region == region,
+                instances.c.state != "SHUTDOWN",
+                instances.c.bundle_type != "STORAGE_BUNDLE",
+            )
+        )
+        or 0
+    )
+
+
+def count_instances_by_bundle(conn: Connection, account_id: int, region: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(instances.c.bundle_type, func.count())
+        .where(instances.c.account_id == account_id, instances.c.region == region)
+        .group_by(instances.c.bundle_type)
+    )
+    return {bundle: count for bundle, count in rows}
+
+
+# -- snapshots -------------------------------------------------------------------------------
+
+
+def _snapshot(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Snapshot:
+    data = dict(row._mapping)
+    data["corrupt"] = bool(data["corrupt"])
+    return Snapshot(**data, tags=dict(tag_map or {}))
+
+
+def get_snapshot(
+    conn: Connection, snapshot_id: str, account_id: int | None = None
+) -> Snapshot | None:
+    query = select(snapshots).where(snapshots.c.snapshot_id == snapshot_id)
+    if account_id is not None:
+        query = query.where(snapshots.c.account_id == account_id)
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return _snapshot(row, tags_for(conn, [snapshot_id])[snapshot_id])
+
+
+def get_snapshots(conn: Connection, account_id: int, ids: Sequence[str]) -> dict[str, Snapshot]:
+    rows = conn.execute(
+        select(snapshots).where(
+            snapshots.c.account_id == account_id, snapshots.c.snapshot_id.in_(ids)
+        )
+    ).all()
+    tag_map = tags_for(conn, [r.snapshot_id for r in rows])
+    return {r.snapshot_id: _snapshot(r, tag_map[r.snapshot_id]) for r in rows}
+
+
+def list_snapshots(
+    conn: Connection,
+    account_id: int,
+    region: str | None,
+    where: Iterable[ColumnElement[bool]],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Snapshot]]:
+    region_clause = snapshots.c.region == region if region is not None else true()
+    condition = and_(snapshots.c.account_id == account_id, region_clause, *where)
+    total = conn.scalar(select(func.count()).select_from(snapshots).where(condition)) or 0
+    rows = conn.execute(
+        select(snapshots)
+        .where(condition)
+        .order_by(snapshots.c.created_at.desc(), snapshots.c.snapshot_id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    tag_map = tags_for(conn, [r.snapshot_id for r in rows])
+    return total, [_snapshot(r, tag_map[r.snapshot_id]) for r in rows]
+
+
+def snapshots_of_instance(conn: Connection, instance_id: str) -> list[Snapshot]:
+    rows = conn.execute(select(snapshots).where(snapshots.c.instance_id == instance_id)).all()
+    return [_snapshot(r) for r in rows]
+
+
+def insert_snapshot(conn: Connection, snapshot: Snapshot) -> None:
+    values = {k: v for k, v in snapshot.__dict__.items() if k != "tags"}
+    values["corrupt"] = int(snapshot.corrupt)
+    conn.execute(insert(snapshots).values(**values))
+    set_tags(conn, snapshot.snapshot_id, snapshot.tags)
+
+
+def update_snapshot(conn: Connection, snapshot_id: str, **values: Any) -> None:
+    conn.execute(update(snapshots).where(snapshots.c.snapshot_id == snapshot_id).values(**values))
+
+
+def delete_snapshots(conn: Connection, ids: Sequence[str]) -> None:
+    conn.execute(delete(snapshots).where(snapshots.c.snapshot_id.in_(ids)))
+    conn.execute(delete(tags).where(tags.c.resource_id.in_(ids)))
+
+
+def count_snapshots(conn: Connection, account_id: int, region: str) -> int:
+    return (
+        conn.scalar(
+            select(func.count())
+            .select_from(snapshots)
+            .where(snapshots.c.account_id == account_id, snapshots.c.region == region)
+        )
+        or 0
+    )
+
+
+# -- blueprints ------------------------------------------------------------------------------
+
+
+def blueprint_exists(conn: Connection, blueprint_id: str) -> bool:
+    query = select(blueprints.c.blueprint_id).where(blueprints.c.blueprint_id == blueprint_id)
+    return conn.scalar(query) is not None
+
+
+def get_blueprint(conn: Connection, blueprint_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(blueprints).where(blueprints.c.blueprint_id == blueprint_id)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def list_blueprints(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(blueprints).order_by(blueprints.c.blueprint_id))
+    return [dict(r._mapping) for r in rows]
+
+
+def insert_blueprint(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(blueprints).values(**values))
+
+
+def delete_blueprint(conn: Connection, blueprint_id: str) -> bool:
+    result = conn.execute(delete(blueprints).where(blueprints.c.blueprint_id == blueprint_id))
+    return bool(result.rowcount)

@@ -1,0 +1,161 @@
+"""Running the server: start-up time, file modes, the banner, signals, metrics, logs and
+what an unexpected failure looks like from both sides."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import stat
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.lighthouse.v20200324 import models
+
+from tests.support import clients
+from tests.support.server import Server
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def stop_within(srv: Server, sig: int, seconds: float) -> int:
+    started = time.monotonic()
+    code = srv.stop(sig, timeout=seconds)
+    assert time.monotonic() - started < seconds
+    return code
+
+
+def test_fresh_data_dir_start_banner_and_signals(make_server: Callable[..., Server]) -> None:
+    srv = make_server(start=False)
+    assert not srv.data_dir.exists()
+    assert srv.start() < 3.0  # from process start to a 200 on /healthz
+
+    assert mode(srv.data_dir) == 0o700
+    database = srv.data_dir / "lightkeeper.db"
+    assert mode(database) == 0o600
+    for companion in (Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if companion.exists():
+            assert mode(companion) == 0o600
+
+    first_log = srv.log()
+    keys = re.findall(r"SecretKey (\S+)", first_log)
+    assert len(keys) == 1
+    secret_key = keys[0]
+    assert first_log.count("Lightkeeper is listening on") == 1
+    assert 'credential.Credential("' in first_log and f'"{secret_key}")' in first_log
+    assert stop_within(srv, signal.SIGTERM, 5.0) == 0
+
+    assert srv.start() < 3.0
+    second_log = srv.log()[len(first_log) :]
+    assert "Uvicorn running" in second_log  # this really is the second start's output
+    assert "SecretKey" not in second_log and secret_key not in second_log
+    assert stop_within(srv, signal.SIGINT, 5.0) == 0
+    assert "Aborted" not in srv.log() and "Traceback" not in srv.log()
+
+
+def access_lines(log: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in log.splitlines():
+        _, _, rest = line.partition(" ")
+        if rest.startswith("{"):
+            lines.append(json.loads(rest))
+    return lines
+
+
+def test_metrics_and_access_log(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    user = srv.create_account("metered")
+    ok = clients.tc3_post(srv.endpoint, user, "DescribeRegions", {}).json()["Response"]
+    bad_region = clients.tc3_post(
+        srv.endpoint, user, "DescribeZones", {}, region="mars-north-1"
+    ).json()["Response"]
+    unknown = clients.tc3_post(srv.endpoint, user, "DescribeUnicorns", {}).json()["Response"]
+    garbage = httpx.post(
+        f"{srv.url}/", content=b"[1]", headers={"Content-Type": "application/json"}
+    ).json()["Response"]
+    assert "Error" not in ok
+    assert bad_region["Error"]["Code"] == "UnsupportedRegion"
+    assert unknown["Error"]["Code"] == "InvalidAction"
+    assert garbage["Error"]["Code"] == "InvalidParameter"
+
+    metrics = httpx.get(f"{srv.url}/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'lightkeeper_requests_total{action="DescribeRegions",code=""} 1.0' in text
+    assert 'lightkeeper_requests_total{action="DescribeZones",code="UnsupportedRegion"} 1.0' in text
+    # Unknown actions share one label value, so clients cannot grow the label set.
+    assert 'lightkeeper_requests_total{action="-",code="InvalidAction"} 1.0' in text
+    assert 'lightkeeper_requests_total{action="-",code="InvalidParameter"} 1.0' in text
+    assert "DescribeUnicorns" not in text
+    assert 'lightkeeper_request_seconds_bucket{action="DescribeRegions",le="+Inf"} 1.0' in text
+    assert 'lightkeeper_request_seconds_count{action="DescribeZones"} 1.0' in text
+    assert re.search(r'lightkeeper_request_seconds_sum\{action="DescribeRegions"\} \d', text)
+
+    log = srv.log()
+    assert user.secret_key not in log
+    lines = access_lines(log)
+    assert len(lines) == 4  # one per API request; /healthz and /metrics are not logged
+    by_id = {line["request_id"]: line for line in lines}
+    expected = {
+        ok["RequestId"]: ("DescribeRegions", "ap-guangzhou", "metered", ""),
+        bad_region["RequestId"]: ("DescribeZones", "mars-north-1", "", "UnsupportedRegion"),
+        unknown["RequestId"]: ("DescribeUnicorns", "ap-guangzhou", "", "InvalidAction"),
+        garbage["RequestId"]: ("-", "", "", "InvalidParameter"),
+    }
+    assert set(by_id) == set(expected)
+    for request_id, (action, region, account, code) in expected.items():
+        line = by_id[request_id]
+        assert (line["action"], line["region"], line["account"], line["code"]) == (
+            action,
+            region,
+            account,
+            code,
+        )
+        assert isinstance(line["ms"], (int, float)) and line["ms"] >= 0
+        assert line["client"] == "127.0.0.1"
+        assert not any("Secret" in key for key in line)
+
+
+def test_unexpected_failure_is_an_internal_error(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    user = srv.create_account("doomed")
+    client = clients.lighthouse(srv.endpoint, user)
+    assert client.DescribeRegions(models.DescribeRegionsRequest()).TotalCount == 15
+
+    with sqlite3.connect(srv.data_dir / "lightkeeper.db") as db:
+        db.execute("DROP TABLE api_keys")
+
+    with pytest.raises(TencentCloudSDKException) as info:
+        client.DescribeRegions(models.DescribeRegionsRequest())
+    error = info.value
+    request_id = error.requestId
+    assert uuid.UUID(request_id).version == 4
+    assert error.code == "InternalError"
+    assert request_id in error.message
+    for leak in ("sqlite", "OperationalError", "api_keys", "no such table", "Traceback", ".py"):
+        assert leak not in error.message
+
+    raw = clients.tc3_post(srv.endpoint, user, "DescribeZones", {})
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/json"
+    body = raw.json()["Response"]
+    assert body["Error"]["Code"] == "InternalError"
+    assert body["RequestId"] in body["Error"]["Message"]
+    assert b"no such table" not in raw.content and b"Traceback" not in raw.content
+
+    log = srv.log()
+    failure = log[log.index(f"internal error in request {request_id}") :]
+    assert "Traceback (most recent call last)" in failure
+    assert "no such table: api_keys" in failure
+    internal = [line for line in access_lines(log) if line["code"] == "InternalError"]
+    assert [line["request_id"] for line in internal] == [request_id, body["RequestId"]]
+    assert httpx.get(f"{srv.url}/healthz").status_code == 200  # the process itself lives on
