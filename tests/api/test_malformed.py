@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from importlib import resources
@@ -212,7 +213,7 @@ def raw_request(server: Server, head: bytes, body: bytes = b"") -> httpx.Respons
             chunks.append(chunk)
     raw_head, _, content = b"".join(chunks).partition(b"\r\n\r\n")
     status_line, *header_lines = raw_head.decode("latin-1").split("\r\n")
-    headers = [tuple(line.split(": ", 1)) for line in header_lines]
+    headers = [(name, value) for name, _, value in (h.partition(": ") for h in header_lines)]
     return httpx.Response(int(status_line.split(" ")[1]), headers=headers, content=content)
 
 
@@ -261,3 +262,37 @@ def test_head_gets_the_envelope_headers_without_a_body(http: httpx.Client) -> No
     )
     same_as_get = error_of(http.request("PROPFIND", "/", headers=EN))
     assert same_as_get["Code"] == "UnsupportedProtocol"
+
+
+def test_non_ascii_byte_in_a_tc3_signature_is_a_signature_failure(
+    http: httpx.Client, server: Server, account: Account
+) -> None:
+    headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", b"{}")
+    wire = {name.encode(): value.encode("latin-1") for name, value in headers.items()}
+    wire[b"Authorization"] = wire[b"Authorization"][:-1] + b"\xe9"
+    error = error_of(http.post("/", content=b"{}", headers=wire))
+    assert error["Code"] == "AuthFailure.SignatureFailure"
+
+
+def test_non_ascii_v1_signature_is_a_signature_failure(
+    http: httpx.Client, server: Server, account: Account
+) -> None:
+    params = clients.v1_params(
+        account, server.endpoint, "DescribeRegions", {}, nonce=uuid.uuid4().int % 10**9
+    )
+    params["Signature"] = "é" + params["Signature"][1:]
+    reply = http.post("/", content=urllib.parse.urlencode(params), headers={"Content-Type": FORM})
+    assert error_of(reply)["Code"] == "AuthFailure.SignatureFailure"
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 400, "-" + "9" * 400, "9" * 5000])
+def test_absurd_timestamps(
+    http: httpx.Client, server: Server, account: Account, timestamp: str
+) -> None:
+    headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", b"{}")
+    headers["X-TC-Timestamp"] = timestamp
+    error = error_of(http.post("/", content=b"{}", headers=headers))
+    # An integer too large for a float is expired; one too long to parse is not an integer.
+    assert error["Code"] == (
+        "InvalidParameter" if len(timestamp) > 4300 else "AuthFailure.SignatureExpire"
+    )

@@ -61,6 +61,12 @@ def parse_tc3_authorization(header: str) -> Tc3Authorization:
     return Tc3Authorization(credential[0], credential[1], credential[2], signed, signature)
 
 
+def _same(expected: str, provided: str) -> bool:
+    """Constant-time; on bytes, because ``compare_digest`` raises TypeError for a non-ASCII str
+    and a client can send any byte in a header or form value."""
+    return hmac.compare_digest(expected.encode(), provided.encode("utf-8", "surrogatepass"))
+
+
 def _hmac256(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
@@ -121,7 +127,7 @@ def tc3_matches(
             payload=payload,
             timestamp=timestamp,
         )
-        if hmac.compare_digest(expected, auth.signature):
+        if _same(expected, auth.signature):
             return True
     return False
 
@@ -137,4 +143,4 @@ def v1_matches(secret_key: str, sign_method: str, string_to_sign: str, signature
     digest = hmac.new(
         secret_key.encode("utf-8"), string_to_sign.encode("utf-8"), V1_METHODS[sign_method]
     ).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), signature)
+    return _same(base64.b64encode(digest).decode(), signature)

@@ -133,6 +133,18 @@ def instance_restrict(instance_id: str, lift: bool, data_dir: Path | None, as_js
     _show(_run(lambda: _admin(data_dir).restrict(instance_id, not lift)), as_json)
 
 
+@instance.command("set-state")
+@click.argument("instance_id")
+@click.option(
+    "--state", type=click.Choice(["RUNNING", "STOPPED", "PENDING", "SHUTDOWN"]), required=True
+)
+@config_options
+@json_flag
+def instance_set_state(instance_id: str, state: str, data_dir: Path | None, as_json: bool) -> None:
+    """Put an idle instance into STATE (e.g. SHUTDOWN after it was snapshotted)."""
+    _show(_run(lambda: _admin(data_dir).set_state(instance_id, state)), as_json)
+
+
 @instance.command("show")
 @click.argument("instance_id")
 @config_options

@@ -144,6 +144,17 @@ class AdminService:
             db.update_instance(conn, instance_id, restrict_state=state)
         return self.describe_instance(instance_id)
 
+    def set_state(self, instance_id: str, state: str) -> dict[str, Any]:
+        """Put an idle instance into STATE (its machine follows: running only if RUNNING)."""
+        if state not in INSTANCE_CREATE_STATES:
+            raise AdminError(f"state must be one of {', '.join(INSTANCE_CREATE_STATES)}")
+        with self.world.write() as conn:
+            instance = self._instance(conn, instance_id)
+            self._require_idle(instance)
+            db.update_instance(conn, instance_id, state=state)
+            self.world.compute.create(instance_id, "RUNNING" if state == "RUNNING" else "STOPPED")
+        return self.describe_instance(instance_id)
+
     # -- disks and snapshots ---------------------------------------------------------------------
 
     def write_disk(self, instance_id: str, offset: int, data: bytes) -> None:

@@ -45,10 +45,10 @@ class SnapshotBusy(StorageError):
 
 
 class ChecksumMismatch(StorageError):
-    """Snapshot content differs from its recorded sha256; the disk was left untouched."""
+    """Snapshot content differs from its recorded checksum; the disk was left untouched."""
 
     def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"snapshot sha256 {actual} does not match expected {expected}")
+        super().__init__(f"snapshot checksum {actual} does not match expected {expected}")
         self.expected = expected
         self.actual = actual
 
@@ -95,20 +95,35 @@ class StorageDriver(Protocol):
         ...
 
     def create_snapshot(self, disk_id: str, snapshot_id: str, progress: ProgressCallback) -> str:
-        """Crash-safe, read-only point-in-time copy of the disk; returns its sha256 hex."""
+        """Crash-safe, read-only point-in-time copy of the disk; returns its block checksum.
+
+        The block checksum (``"b1m-sha256:<hex>"``, see storage/checksum.py) depends only on
+        the logical content and costs nothing for holes, unlike a plain sha256.
+        """
         ...
 
     def restore_snapshot(
-        self, disk_id: str, snapshot_id: str, expected_sha256: str, progress: ProgressCallback
+        self, disk_id: str, snapshot_id: str, expected_checksum: str, progress: ProgressCallback
     ) -> None:
-        """Atomically replace the disk with the snapshot if the snapshot matches its checksum."""
+        """Atomically replace the disk with the snapshot if the snapshot matches its checksum.
+
+        `expected_checksum` is what create_snapshot returned; a plain sha256 hex recorded by
+        older versions is still accepted (verified at plain-sha256 speed).
+        """
         ...
 
     def delete_snapshot(self, snapshot_id: str) -> None: ...
 
     def snapshot_exists(self, snapshot_id: str) -> bool: ...
 
-    def snapshot_sha256(self, snapshot_id: str) -> str: ...
+    def snapshot_sha256(self, snapshot_id: str) -> str:
+        """Hex sha256 of the snapshot's logical content, holes counted as zeros."""
+        ...
+
+    def snapshot_checksum(self, snapshot_id: str) -> str:
+        """Block checksum of the stored snapshot (hole-cheap), comparable with what
+        create_snapshot returned: the integrity check behind an admin "verify"."""
+        ...
 
     def cleanup_temporary(self) -> int:
         """Remove temp files abandoned by crashed copies; returns how many were removed."""

@@ -1,7 +1,8 @@
 """Sparse-aware byte movers for file-backed drivers (and the benchmark).
 
 Disk images are mostly holes, so everything here walks SEEK_DATA/SEEK_HOLE extents:
-holes are never read or written, and hashing feeds them from a shared zero buffer.
+holes are never read or written, and hashers only see data ranges (with their offsets);
+each hasher decides what a hole costs (see checksum.py).
 Functions raise plain OSError; drivers translate it into StorageError.
 """
 
@@ -19,7 +20,6 @@ FICLONE = 0x40049409
 CHUNK = 8 * 1024 * 1024
 """Large enough to amortise syscalls, small enough to keep progress and memory smooth."""
 
-_ZEROS = memoryview(bytes(CHUNK))
 # errnos meaning "this kernel/filesystem can't do that", not "the copy failed".
 _UNSUPPORTED = frozenset(
     {errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS}
@@ -28,10 +28,10 @@ _UNSUPPORTED = frozenset(
 CopyMethod = Literal["reflink", "copy_file_range", "read_write"]
 
 
-class Hasher(Protocol):
-    """The slice of hashlib's interface we need, so any incremental digest fits."""
+class RangeHasher(Protocol):
+    """Receives the data extents of a file in ascending offset order; gaps are holes."""
 
-    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+    def update_range(self, offset: int, data: bytes | bytearray | memoryview, /) -> None: ...
 
 
 class _Progress:
@@ -105,28 +105,17 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
         offset += n
 
 
-def _hash_zeros(hasher: Hasher, length: int) -> None:
-    while length > 0:
-        step = min(CHUNK, length)
-        hasher.update(_ZEROS[:step])
-        length -= step
-
-
 def hash_sparse(
-    fd: int, size: int, hasher: Hasher, progress: ProgressCallback | None = None
+    fd: int, size: int, hasher: RangeHasher, progress: ProgressCallback | None = None
 ) -> None:
-    """Feed the logical content of fd[0:size] to `hasher`, reading only allocated extents."""
+    """Feed the data extents of fd[0:size] to `hasher`; progress counts allocated bytes."""
     extents = list(data_extents(fd, size))
     tracker = _Progress(progress, sum(length for _, length in extents))
     buf = memoryview(bytearray(CHUNK))
-    pos = 0
     for offset, length in extents:
-        _hash_zeros(hasher, offset - pos)
         for chunk_offset, chunk_len in _chunks(offset, length):
-            hasher.update(pread_into(fd, buf[:chunk_len], chunk_offset))
+            hasher.update_range(chunk_offset, pread_into(fd, buf[:chunk_len], chunk_offset))
             tracker.advance(chunk_len)
-        pos = offset + length
-    _hash_zeros(hasher, size - pos)
     tracker.finish()
 
 
@@ -151,17 +140,18 @@ def _copy_file_range_exact(src_fd: int, dst_fd: int, offset: int, length: int) -
 
 
 def _sparse_copy(
-    src_fd: int, dst_fd: int, size: int, progress: ProgressCallback | None, hasher: Hasher | None
+    src_fd: int,
+    dst_fd: int,
+    size: int,
+    progress: ProgressCallback | None,
+    hasher: RangeHasher | None,
 ) -> CopyMethod:
     """Copy only data extents; the hash is read back from dst so it covers what was written."""
     extents = list(data_extents(src_fd, size))
     tracker = _Progress(progress, sum(length for _, length in extents))
     buf = memoryview(bytearray(CHUNK))
     in_kernel = hasattr(os, "copy_file_range")
-    pos = 0
     for offset, length in extents:
-        if hasher is not None:
-            _hash_zeros(hasher, offset - pos)
         for chunk_offset, chunk_len in _chunks(offset, length):
             view = buf[:chunk_len]
             if in_kernel:
@@ -173,15 +163,12 @@ def _sparse_copy(
                     in_kernel = False  # redo this chunk and the rest in user space
             if in_kernel:
                 if hasher is not None:
-                    hasher.update(pread_into(dst_fd, view, chunk_offset))
+                    hasher.update_range(chunk_offset, pread_into(dst_fd, view, chunk_offset))
             else:
                 pwrite_all(dst_fd, pread_into(src_fd, view, chunk_offset), chunk_offset)
                 if hasher is not None:
-                    hasher.update(view)
+                    hasher.update_range(chunk_offset, view)
             tracker.advance(chunk_len)
-        pos = offset + length
-    if hasher is not None:
-        _hash_zeros(hasher, size - pos)
     tracker.finish()
     return "copy_file_range" if in_kernel else "read_write"
 
@@ -191,12 +178,12 @@ def clone_or_copy(
     dst_fd: int,
     size: int,
     progress: ProgressCallback | None = None,
-    hasher: Hasher | None = None,
+    hasher: RangeHasher | None = None,
 ) -> CopyMethod:
     """Make the empty file `dst_fd` hold src[0:size], holes preserved; return the method used.
 
     Reflink when the filesystem allows it (progress then tracks hashing the clone), else a
-    sparse copy. `hasher` receives the destination's logical content in the same pass.
+    sparse copy. `hasher` receives the destination's data extents in the same pass.
     """
     if _reflink(src_fd, dst_fd):
         os.ftruncate(dst_fd, size)

@@ -1,0 +1,66 @@
+"""Locks and quota hold under concurrent callers, also across two server processes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.lighthouse.v20200324 import models
+
+from tests.support import world
+from tests.support.server import Account, Server, free_port
+
+
+def _create(server: Server, account: Account, instance_id: str) -> str:
+    try:
+        return "ok:" + world.create_snapshot(world.client(server, account), instance_id)
+    except TencentCloudSDKException as exc:
+        return str(exc.code)
+
+
+def test_twenty_concurrent_creates_on_one_instance_exactly_one_wins(server: Server) -> None:
+    account = world.new_account(server)
+    instance_id = world.create_instance(server, account)["InstanceId"]
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(lambda _: _create(server, account, instance_id), range(20)))
+    winners = [o for o in outcomes if o.startswith("ok:")]
+    assert len(winners) == 1, outcomes
+    losers = Counter(o for o in outcomes if not o.startswith("ok:"))
+    assert set(losers) <= {
+        "UnsupportedOperation.DiskLatestOperationUnfinished",
+        "UnsupportedOperation.DiskBusy",
+    }, losers
+    c = world.client(server, account)
+    world.wait_normal(c, winners[0][3:])
+    request = models.DescribeSnapshotsRequest()
+    assert c.DescribeSnapshots(request).TotalCount == 1
+
+
+def test_concurrent_creates_from_two_servers_never_exceed_the_quota(
+    make_server: Callable[..., Server],
+) -> None:
+    first = make_server("--snapshot-quota-max", "3", "--transition-seconds", "0")
+    second = Server(first.data_dir, free_port(), first.args)
+    second.start()
+    try:
+        account = world.new_account(first)
+        instances = [world.create_instance(first, account)["InstanceId"] for _ in range(8)]
+        targets = [(first if n % 2 else second, instances[n % 8]) for n in range(20)]
+        with ThreadPoolExecutor(20) as pool:
+            outcomes = list(pool.map(lambda t: _create(t[0], account, t[1]), targets))
+        winners = [o[3:] for o in outcomes if o.startswith("ok:")]
+        assert len(winners) == 3, outcomes
+        refused = Counter(o for o in outcomes if not o.startswith("ok:"))
+        assert "LimitExceeded.SnapshotQuotaLimitExceeded" in refused
+        c = world.client(first, account)
+        for snapshot_id in winners:
+            world.wait_normal(c, snapshot_id)
+        quota = models.DescribeGeneralResourceQuotasRequest()
+        quota.ResourceNames = ["SNAPSHOT"]
+        (snapshot_quota,) = c.DescribeGeneralResourceQuotas(quota).GeneralResourceQuotaSet
+        assert (snapshot_quota.ResourceQuotaTotal, snapshot_quota.ResourceQuotaAvailable) == (3, 0)
+        assert c.DescribeSnapshots(models.DescribeSnapshotsRequest()).TotalCount == 3
+    finally:
+        second.stop()
