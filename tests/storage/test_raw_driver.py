@@ -29,6 +29,7 @@ from lightkeeper.storage import (
     StorageIOError,
     make_driver,
 )
+from lightkeeper.storage import checksum as checksum_mod
 from lightkeeper.storage import copy as copy_mod
 
 MiB = 1024 * 1024
@@ -63,9 +64,24 @@ def _ignore(_: int) -> None:
     pass
 
 
+def reference_block_checksum(content: bytes) -> str:
+    """The snapshot checksum straight from its definition, to check the hole-skipping code."""
+    digests = b"".join(
+        hashlib.sha256(content[i : i + MiB]).digest() for i in range(0, len(content), MiB)
+    )
+    return "b1m-sha256:" + hashlib.sha256(digests + len(content).to_bytes(8, "big")).hexdigest()
+
+
+def _file_checksum(path: Path) -> str:
+    with path.open("rb") as f:
+        return checksum_mod.block_checksum(f.fileno(), os.fstat(f.fileno()).st_size)
+
+
 def test_round_trip_restores_snapshot_time_content(driver: RawDriver, disk: str) -> None:
     before = driver.disk_sha256(disk)
-    assert driver.create_snapshot(disk, SNAP, _ignore) == before
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    assert checksum == driver.snapshot_checksum(SNAP)
+    assert checksum.startswith("b1m-sha256:")
     assert driver.snapshot_sha256(SNAP) == before
 
     for offset in OFFSETS:
@@ -73,7 +89,7 @@ def test_round_trip_restores_snapshot_time_content(driver: RawDriver, disk: str)
     driver.write(disk, 10 * MiB, b"new data in a former hole")
     assert driver.disk_sha256(disk) != before
 
-    driver.restore_snapshot(disk, SNAP, before, _ignore)
+    driver.restore_snapshot(disk, SNAP, checksum, _ignore)
     assert driver.disk_sha256(disk) == before
     assert [driver.read(disk, o, 100) for o in OFFSETS] == [_pattern(i, 100) for i in range(5)]
     assert driver.read(disk, 10 * MiB, 25) == bytes(25)
@@ -238,12 +254,13 @@ def test_unsupported_copy_file_range_falls_back_to_read_write(
 ) -> None:
     before = driver.disk_sha256(disk)
     monkeypatch.setattr(os, "copy_file_range", _failing_copy(code))
-    assert driver.create_snapshot(disk, SNAP, _ignore) == before
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    assert checksum == driver.snapshot_checksum(SNAP)
     assert driver.snapshot_sha256(SNAP) == before
 
 
 def test_reflink_path_hashes_the_clone(
-    monkeypatch: pytest.MonkeyPatch, driver: RawDriver, disk: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, driver: RawDriver, disk: str
 ) -> None:
     """ext4 cannot reflink, so stand in a whole-file copy to exercise the post-clone branch."""
 
@@ -254,7 +271,10 @@ def test_reflink_path_hashes_the_clone(
 
     monkeypatch.setattr(copy_mod, "_reflink", fake_reflink)
     seen: list[int] = []
-    assert driver.create_snapshot(disk, SNAP, seen.append) == driver.disk_sha256(disk)
+    disk_checksum = _file_checksum(tmp_path / "disks" / f"{disk}.img")
+    assert driver.create_snapshot(disk, SNAP, seen.append) == disk_checksum
+    assert driver.snapshot_checksum(SNAP) == disk_checksum
+    assert driver.snapshot_sha256(SNAP) == driver.disk_sha256(disk)
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen)
 
 
@@ -320,6 +340,8 @@ def test_missing_objects_raise_not_found(driver: RawDriver, disk: str) -> None:
         driver.restore_snapshot(disk, "lhsnap-missing", "0" * 64, _ignore)
     with pytest.raises(SnapshotNotFound):
         driver.snapshot_sha256("lhsnap-missing")
+    with pytest.raises(SnapshotNotFound):
+        driver.snapshot_checksum("lhsnap-missing")
     driver.create_snapshot(disk, SNAP, _ignore)
     with pytest.raises(SnapshotExists):
         driver.create_snapshot(disk, SNAP, _ignore)
@@ -366,9 +388,11 @@ def test_restore_always_yields_snapshot_time_content(
 
         apply(before)
         snapshot_content = bytes(model)
-        sha = driver.create_snapshot(DISK, SNAP, _ignore)
-        assert sha == hashlib.sha256(snapshot_content).hexdigest()
+        checksum = driver.create_snapshot(DISK, SNAP, _ignore)
+        assert checksum == reference_block_checksum(snapshot_content)
+        sha = hashlib.sha256(snapshot_content).hexdigest()
+        assert driver.snapshot_sha256(SNAP) == sha
         apply(after)
-        driver.restore_snapshot(DISK, SNAP, sha, _ignore)
+        driver.restore_snapshot(DISK, SNAP, checksum, _ignore)
         assert driver.disk_sha256(DISK) == sha
         assert driver.read(DISK, 0, size) == snapshot_content

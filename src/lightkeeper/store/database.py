@@ -12,10 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -75,8 +73,29 @@ def is_lock_timeout(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and ("locked" in text or "lock" in text)
 
 
+def head_revision() -> str:
+    """Revisions are numbered files (``0002_….py``), so the head is the highest number."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except DBAPIError:  # no table yet
+        return None
+
+
 def migrate(engine: Engine) -> None:
-    """Apply every pending Alembic migration (idempotent, safe while a server runs)."""
+    """Apply every pending Alembic migration (idempotent, safe while a server runs).
+
+    Alembic is imported only when there is something to do: it costs ~0.2 s of start-up.
+    """
+    if current_revision(engine) == head_revision():
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with write(engine) as connection:
