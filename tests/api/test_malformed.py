@@ -198,10 +198,10 @@ def test_huge_header_still_gets_an_envelope(http: httpx.Client) -> None:
 def test_huge_header_on_a_signed_request_is_served(
     http: httpx.Client, server: Server, account: Account
 ) -> None:
-    headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", b"{}")
+    headers = clients.tc3_headers(account, server.endpoint, "DescribeZones", b"{}")
     headers["X-Custom"] = "y" * 60 * 1024
     body = envelope(http.post("/", content=b"{}", headers=headers))
-    assert body["TotalCount"] == 15
+    assert body["TotalCount"] == 4  # DescribeZones: 20/s, not 10
 
 
 def raw_request(server: Server, head: bytes, body: bytes = b"") -> httpx.Response:
@@ -240,9 +240,9 @@ def test_other_paths_are_the_api_endpoint(http: httpx.Client, path: str) -> None
 def test_signed_request_to_another_path_is_served(
     http: httpx.Client, server: Server, account: Account
 ) -> None:
-    headers = clients.tc3_headers(account, server.endpoint, "DescribeRegions", b"{}")
+    headers = clients.tc3_headers(account, server.endpoint, "DescribeZones", b"{}")
     body = envelope(http.post("/foo", content=b"{}", headers=headers))
-    assert body["TotalCount"] == 15
+    assert body["TotalCount"] == 4  # DescribeZones: 20/s, not 10
 
 
 def test_head_gets_the_envelope_headers_without_a_body(http: httpx.Client) -> None:

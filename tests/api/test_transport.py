@@ -28,8 +28,9 @@ MODES = [
 
 @pytest.mark.parametrize(("sign_method", "method"), MODES)
 def test_describe_regions_and_zones_with_every_sign_method(
-    server: Server, account: Account, sign_method: str, method: str
+    server: Server, sign_method: str, method: str
 ) -> None:
+    account = server.create_account(f"signer-{sign_method}-{method}")
     client = clients.lighthouse(server.endpoint, account, sign_method=sign_method, method=method)
     regions = client.DescribeRegions(models.DescribeRegionsRequest())
     assert regions.TotalCount == 15 == len(regions.RegionSet)

@@ -90,29 +90,17 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     assert disabled.stdout.strip() == f"{first['SecretId']}: disabled"
     assert statuses()[first["SecretId"]] == "Disabled"
     run_cli("admin", "key", "enable", first["SecretId"], "--account", "erin", data_dir=data)
-    assert statuses()[first["SecretId"]] == "Enabled"
     deleted = run_cli(
         "admin", "key", "delete", second["SecretId"], "--account", "erin", data_dir=data
     )
     assert deleted.stdout.strip() == f"{second['SecretId']}: deleted"
-    assert statuses() == {first["SecretId"]: "Enabled"}
+    assert statuses() == {first["SecretId"]: "Enabled"}  # enabled again, the other one gone
 
     unknown = "AKID" + "9" * 32
     gone = run_cli(
         "admin", "key", "delete", unknown, "--account", "erin", data_dir=data, check=False
     )
     assert unknown in one_line_error(gone, 1)
-    again = run_cli(
-        "admin",
-        "key",
-        "delete",
-        second["SecretId"],
-        "--account",
-        "erin",
-        data_dir=data,
-        check=False,
-    )
-    one_line_error(again, 1)
 
 
 def test_key_of_another_account_cannot_be_changed(tmp_path: Path) -> None:

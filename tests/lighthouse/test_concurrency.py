@@ -20,7 +20,11 @@ def _create(server: Server, account: Account, instance_id: str) -> str:
         return str(exc.code)
 
 
-def test_twenty_concurrent_creates_on_one_instance_exactly_one_wins(server: Server) -> None:
+def test_twenty_concurrent_creates_on_one_instance_exactly_one_wins(
+    make_server: Callable[..., Server],
+) -> None:
+    """Paced to 3 s so the winner is still CREATING while the other 19 arrive."""
+    server = make_server("--operation-seconds", "3", "--transition-seconds", "0")
     account = world.new_account(server)
     instance_id = world.create_instance(server, account)["InstanceId"]
     with ThreadPoolExecutor(20) as pool:

@@ -57,8 +57,9 @@ def _restart_and_settle(server: Server, account: Account) -> list[models.Snapsho
 def _quota_used(server: Server, account: Account) -> int:
     request = models.DescribeGeneralResourceQuotasRequest()
     request.ResourceNames = ["SNAPSHOT"]
-    (quota,) = world.client(server, account).DescribeGeneralResourceQuotas(request) \
-        .GeneralResourceQuotaSet
+    (quota,) = (
+        world.client(server, account).DescribeGeneralResourceQuotas(request).GeneralResourceQuotaSet
+    )
     return int(quota.ResourceQuotaTotal - quota.ResourceQuotaAvailable)
 
 
@@ -101,5 +102,7 @@ def test_kill_during_snapshot_copy_and_rollback(make_server: Callable[..., Serve
     assert after.InstanceState == "STOPPED"
     assert _quota_used(server, account) == 1
     # Unlocked: another snapshot can be taken right away.
-    world.wait_normal(world.client(server, account),
-                      world.create_snapshot(world.client(server, account), instance_id))
+    world.wait_normal(
+        world.client(server, account),
+        world.create_snapshot(world.client(server, account), instance_id),
+    )

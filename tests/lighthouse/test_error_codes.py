@@ -3,31 +3,71 @@ real cause through the real server and asserted by its exact Code.
 
 Causes that need slow operations share module-scoped servers; the rest use the session's
 shared server, with a fresh account (rate limits are per account) and instance per test.
+The world is built with the real ``lightkeeper admin`` commands, run in this process: a new
+interpreter per command would cost about a second each, most of this module's runtime.
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
+import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
+from tencentcloud.lighthouse.v20200324 import models
+from tencentcloud.lighthouse.v20200324.lighthouse_client import LighthouseClient as Client
 
+from lightkeeper.cli.main import cli
 from tests.support import world
-from tests.support.server import Server, free_port
+from tests.support.server import Account, Server, free_port
 
-Client = lighthouse_client.LighthouseClient
 UNKNOWN_INSTANCE = "lhins-00000000"
 UNKNOWN_SNAPSHOT = "lhsnap-00000000"
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+_runner = CliRunner()
+_names = itertools.count(1)
+
+
+def admin(server: Server, *args: str) -> Any:
+    """``lightkeeper admin ARGS --data-dir <server's>``, as ``Server.admin`` but in-process."""
+    result = _runner.invoke(cli, ["admin", *args, "--data-dir", str(server.data_dir)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout) if "--json" in args else result.stdout
+
+
+def new_account(server: Server) -> Account:
+    name = f"err-{next(_names)}-{time.time_ns() % 10**6}"
+    data = admin(server, "account", "create", name, "--json")
+    return Account(data["Name"], data["Uin"], data["AppId"], data["SecretId"], data["SecretKey"])
+
+
+def create_instance(server: Server, account: Account, *args: str) -> dict[str, Any]:
+    """A 1 GB instance in ap-guangzhou (``world.create_instance``, in-process)."""
+    data: dict[str, Any] = admin(
+        server,
+        "instance",
+        "create",
+        *("--account", account.name, "--region", "ap-guangzhou", "--disk-size", "1"),
+        *args,
+        "--json",
+    )
+    return data
+
+
+def disk_sha256(server: Server, instance_id: str) -> str:
+    return str(admin(server, "disk", "sha256", instance_id, "--json")["Sha256"])
 
 
 def error(code: str, call: Callable[[], Any]) -> TencentCloudSDKException:
@@ -51,6 +91,12 @@ def apply(c: Client, instance_id: str, snapshot_id: str) -> Callable[[], Any]:
     return lambda: world.apply_snapshot(c, instance_id, snapshot_id)
 
 
+def delete(c: Client, snapshot_id: str) -> Callable[[], Any]:
+    request = models.DeleteSnapshotsRequest()
+    request.SnapshotIds = [snapshot_id]
+    return lambda: c.DeleteSnapshots(request)
+
+
 def stop(c: Client, instance_id: str) -> None:
     request = models.StopInstancesRequest()
     request.InstanceIds = [instance_id]
@@ -59,8 +105,8 @@ def stop(c: Client, instance_id: str) -> None:
 
 def setup(server: Server, *args: str) -> tuple[Client, str, dict[str, Any]]:
     """A fresh account with one 1 GB instance: its client, the instance id, the instance."""
-    account = world.new_account(server)
-    created = world.create_instance(server, account, "ap-guangzhou", *args)
+    account = new_account(server)
+    created = create_instance(server, account, *args)
     return world.client(server, account), created["InstanceId"], created
 
 
@@ -97,9 +143,11 @@ def flocked(path: Path, flags: int) -> Iterator[None]:
 
 def started(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp(name) / "data", free_port(), args)
-    srv.start()
-    yield srv
-    srv.stop()
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +167,10 @@ def slow_power(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 # -- CreateInstanceSnapshot ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("instance_id", ["ins-123", "lhins-ABC", "lhins-ABCDEFGH", ""])
-def test_create_instance_id_malformed(server: Server, instance_id: str) -> None:
-    c = world.client(server, world.new_account(server))
-    error("InvalidParameterValue.InstanceIdMalformed", create(c, instance_id))
+def test_create_instance_id_malformed(server: Server) -> None:
+    c = world.client(server, new_account(server))
+    for instance_id in ("ins-123", "lhins-ABC", "lhins-ABCDEFGH", "lhins-0000000", ""):
+        error("InvalidParameterValue.InstanceIdMalformed", create(c, instance_id))
 
 
 def test_create_snapshot_name_too_long(server: Server) -> None:
@@ -138,15 +186,13 @@ def test_create_snapshot_name_too_long(server: Server) -> None:
 def test_create_instance_not_found(server: Server) -> None:
     c, instance_id, _ = setup(server)
     error("ResourceNotFound.InstanceIdNotFound", create(c, UNKNOWN_INSTANCE))
-    stranger = world.client(server, world.new_account(server))
+    stranger = world.client(server, new_account(server))
     error("ResourceNotFound.InstanceIdNotFound", create(stranger, instance_id))
-    elsewhere = world.client(server, world.new_account(server), region="ap-shanghai")
-    error("ResourceNotFound.InstanceIdNotFound", create(elsewhere, UNKNOWN_INSTANCE))
 
 
 def test_create_instance_in_another_region_is_not_found(server: Server) -> None:
-    account = world.new_account(server)
-    instance_id = world.create_instance(server, account, "ap-guangzhou")["InstanceId"]
+    account = new_account(server)
+    instance_id = create_instance(server, account)["InstanceId"]
     shanghai = world.client(server, account, region="ap-shanghai")
     error("ResourceNotFound.InstanceIdNotFound", create(shanghai, instance_id))
 
@@ -158,16 +204,16 @@ def test_create_for_storage_bundle_denied(server: Server) -> None:
 
 def test_create_for_restricted_instance_denied(server: Server) -> None:
     c, instance_id, _ = setup(server)
-    server.admin("instance", "restrict", instance_id, "--json")
+    admin(server, "instance", "restrict", instance_id, "--json")
     error("OperationDenied.OperationDeniedCreateSnapshot", create(c, instance_id))
-    server.admin("instance", "restrict", instance_id, "--lift", "--json")
+    admin(server, "instance", "restrict", instance_id, "--lift", "--json")
     world.wait_normal(c, create(c, instance_id)().SnapshotId)
 
 
 def test_create_after_blueprint_deleted(server: Server) -> None:
-    blueprint_id = server.admin("blueprint", "create", "--name", "x", "--json")["BlueprintId"]
+    blueprint_id = admin(server, "blueprint", "create", "--name", "x", "--json")["BlueprintId"]
     c, instance_id, _ = setup(server, "--blueprint", blueprint_id)
-    server.admin("blueprint", "delete", blueprint_id)
+    admin(server, "blueprint", "delete", blueprint_id)
     error("ResourceNotFound.BlueprintIdNotFound", create(c, instance_id))
 
 
@@ -209,11 +255,13 @@ def test_create_power_record_missing(server: Server) -> None:
     error("FailedOperation.DescribeInstanceStatus", create(c, instance_id))
 
 
-@pytest.mark.parametrize("garbage", ['{"power": "BROKEN"}', "not json"])
-def test_create_power_record_unreadable(server: Server, garbage: str) -> None:
-    c, instance_id, _ = setup(server)
-    power_record(server, instance_id).write_text(garbage)
-    error("InternalError.DescribeInstanceStatus", create(c, instance_id))
+def test_create_power_record_unreadable(server: Server) -> None:
+    account = new_account(server)
+    c = world.client(server, account)
+    for garbage in ('{"power": "BROKEN"}', "not json", "[]"):
+        instance_id = create_instance(server, account)["InstanceId"]
+        power_record(server, instance_id).write_text(garbage)
+        error("InternalError.DescribeInstanceStatus", create(c, instance_id))
 
 
 def test_create_while_creating(slow_ops: Server) -> None:
@@ -230,41 +278,37 @@ def test_create_while_stopping(slow_power: Server) -> None:
     error("UnsupportedOperation.LatestOperationUnfinished", create(c, instance_id))
 
 
-def test_create_quota_lock_timeout(tmp_path_factory: pytest.TempPathFactory) -> None:
-    for srv in started(
-        tmp_path_factory, "quota-lock", "--quota-lock-timeout", "0.5", "--transition-seconds", "0"
-    ):
-        c, instance_id, _ = setup(srv)
-        db = sqlite3.connect(srv.data_dir / "lightkeeper.db", isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            failure = error("InternalError.GetSnapshotAllocQuotaLockError", create(c, instance_id))
-            db.execute("ROLLBACK")
-        finally:
-            db.close()
-        assert failure.message == "Failed to get the snapshot quota lock."
-        world.wait_normal(c, create(c, instance_id)().SnapshotId)
+def test_create_quota_lock_timeout(make_server: Callable[..., Server]) -> None:
+    srv = make_server("--quota-lock-timeout", "0.5", "--transition-seconds", "0")
+    c, instance_id, _ = setup(srv)
+    db = sqlite3.connect(srv.data_dir / "lightkeeper.db", isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # the quota lock is the database write lock
+        failure = error("InternalError.GetSnapshotAllocQuotaLockError", create(c, instance_id))
+        db.execute("ROLLBACK")
+    finally:
+        db.close()
+    assert failure.message == "Failed to get the snapshot quota lock."
+    world.wait_normal(c, create(c, instance_id)().SnapshotId)  # released: accepted again
 
 
 # -- ApplyInstanceSnapshot -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("instance_id", ["ins-123", "lhins-ABC"])
-def test_apply_instance_id_malformed(server: Server, instance_id: str) -> None:
-    c = world.client(server, world.new_account(server))
-    error("InvalidParameterValue.InstanceIdMalformed", apply(c, instance_id, UNKNOWN_SNAPSHOT))
-
-
-@pytest.mark.parametrize("snapshot_id", ["snap-123", "lhsnap-ABCDEFGH", "lhsnap-0000000"])
-def test_apply_snapshot_id_malformed(server: Server, snapshot_id: str) -> None:
-    c, instance_id, _ = setup(server)
-    error("InvalidParameterValue.SnapshotIdMalformed", apply(c, instance_id, snapshot_id))
+def test_apply_ids_malformed(server: Server) -> None:
+    c = world.client(server, new_account(server))
+    for instance_id in ("ins-123", "lhins-ABC"):
+        error("InvalidParameterValue.InstanceIdMalformed", apply(c, instance_id, UNKNOWN_SNAPSHOT))
+    # The instance ID is checked first: both malformed is InstanceIdMalformed.
+    error("InvalidParameterValue.InstanceIdMalformed", apply(c, "ins-123", "snap-123"))
+    for snapshot_id in ("snap-123", "lhsnap-ABCDEFGH", "lhsnap-0000000"):
+        error("InvalidParameterValue.SnapshotIdMalformed", apply(c, UNKNOWN_INSTANCE, snapshot_id))
 
 
 def test_apply_instance_not_found(server: Server) -> None:
     c, instance_id, snapshot_id, _ = snapshotted(server)
     error("ResourceNotFound.InstanceIdNotFound", apply(c, UNKNOWN_INSTANCE, snapshot_id))
-    stranger = world.client(server, world.new_account(server))
+    stranger = world.client(server, new_account(server))
     error("ResourceNotFound.InstanceIdNotFound", apply(stranger, instance_id, snapshot_id))
 
 
@@ -276,9 +320,9 @@ def test_apply_snapshot_id_not_found(server: Server) -> None:
 
 
 def test_apply_snapshot_of_another_instance(server: Server) -> None:
-    account = world.new_account(server)
-    first = world.create_instance(server, account)["InstanceId"]
-    second = world.create_instance(server, account)["InstanceId"]
+    account = new_account(server)
+    first = create_instance(server, account)["InstanceId"]
+    second = create_instance(server, account)["InstanceId"]
     c = world.client(server, account)
     snapshot_id = world.create_snapshot(c, first)
     world.wait_normal(c, snapshot_id)
@@ -287,13 +331,13 @@ def test_apply_snapshot_of_another_instance(server: Server) -> None:
 
 def test_apply_while_pending(server: Server) -> None:
     c, instance_id, snapshot_id, _ = snapshotted(server)
-    server.admin("instance", "set-state", instance_id, "--state", "PENDING", "--json")
+    admin(server, "instance", "set-state", instance_id, "--state", "PENDING", "--json")
     error("OperationDenied.InstanceCreating", apply(c, instance_id, snapshot_id))
 
 
 def test_apply_while_shutdown(server: Server) -> None:
     c, instance_id, snapshot_id, _ = snapshotted(server)
-    shown = server.admin("instance", "set-state", instance_id, "--state", "SHUTDOWN", "--json")
+    shown = admin(server, "instance", "set-state", instance_id, "--state", "SHUTDOWN", "--json")
     assert shown["InstanceState"] == "SHUTDOWN"
     error("UnsupportedOperation.InvalidInstanceState", apply(c, instance_id, snapshot_id))
 
@@ -311,23 +355,30 @@ def test_apply_while_applying(slow_ops: Server) -> None:
     apply(c, instance_id, first)()
     assert world.snapshot(c, first).SnapshotState == "ROLLBACKING"
     error("OperationDenied.InstanceOperationInProgress", apply(c, instance_id, second))
+    error("OperationDenied.InstanceOperationInProgress", apply(c, instance_id, first))
+    error("UnsupportedOperation.InvalidSnapshotState", delete(c, first))
 
 
 def test_apply_while_creating(slow_ops: Server) -> None:
     c, instance_id, snapshot_id, _ = snapshotted(slow_ops)
-    creating = world.create_snapshot(c, instance_id)
+    world.create_snapshot(c, instance_id)
     error("UnsupportedOperation.DiskLatestOperationUnfinished", apply(c, instance_id, snapshot_id))
-    # A CREATING snapshot can only be of this instance's disk, so the disk check answers
-    # first: InvalidSnapshotState is unreachable through Apply. DeleteSnapshots reports it.
+
+
+def test_invalid_snapshot_state(slow_ops: Server) -> None:
+    """Unreachable through Apply: a snapshot that is not NORMAL is always of the instance's
+    own disk (else SnapshotNotFound), and then that disk is busy with the snapshot's own
+    create (DiskLatestOperationUnfinished) or rollback (InstanceOperationInProgress), both
+    checked before the snapshot's state. DeleteSnapshots reports it for the same snapshot."""
+    c, instance_id, _ = setup(slow_ops)
+    creating = world.create_snapshot(c, instance_id)
     error("UnsupportedOperation.DiskLatestOperationUnfinished", apply(c, instance_id, creating))
-    request = models.DeleteSnapshotsRequest()
-    request.SnapshotIds = [creating]
-    error("UnsupportedOperation.InvalidSnapshotState", lambda: c.DeleteSnapshots(request))
+    error("UnsupportedOperation.InvalidSnapshotState", delete(c, creating))
 
 
 def test_apply_corrupt_snapshot(server: Server) -> None:
     c, instance_id, snapshot_id, _ = snapshotted(server)
-    before = world.disk_sha256(server, instance_id)
+    before = disk_sha256(server, instance_id)
     path = snapshot_path(server, snapshot_id)
     path.chmod(0o600)
     with path.open("r+b") as handle:
@@ -338,7 +389,7 @@ def test_apply_corrupt_snapshot(server: Server) -> None:
     )
     assert (failed.LatestOperationState, failed.SnapshotState) == ("FAILED", "NORMAL")
     assert world.instance(c, instance_id).LatestOperationState == "FAILED"
-    assert world.disk_sha256(server, instance_id) == before
+    assert disk_sha256(server, instance_id) == before
     failure = error("FailedOperation.SnapshotOperationFailed", apply(c, instance_id, snapshot_id))
     assert failure.message == "Failed to manipulate the snapshot."
 
@@ -351,7 +402,7 @@ def test_apply_snapshot_data_missing(server: Server) -> None:
 
 def test_apply_after_disk_resized(server: Server) -> None:
     c, instance_id, snapshot_id, _ = snapshotted(server)
-    server.admin("instance", "resize-disk", instance_id, "--size", "2", "--json")
+    admin(server, "instance", "resize-disk", instance_id, "--size", "2", "--json")
     failure = error("InvalidParameterValue.DiskSizeNotMatch", apply(c, instance_id, snapshot_id))
     assert failure.message == "The disk size has changed."
 
@@ -370,10 +421,12 @@ def test_apply_snapshot_busy(server: Server) -> None:
 
 
 def test_apply_system_busy(make_server: Callable[..., Server]) -> None:
-    srv = make_server("--max-queued-jobs", "1", "--operation-seconds", "3")
-    account = world.new_account(srv)
-    a = world.create_instance(srv, account)["InstanceId"]
-    b = world.create_instance(srv, account)["InstanceId"]
+    srv = make_server(
+        "--max-queued-jobs", "1", "--operation-seconds", "3", "--transition-seconds", "0"
+    )
+    account = new_account(srv)
+    a = create_instance(srv, account)["InstanceId"]
+    b = create_instance(srv, account)["InstanceId"]
     c = world.client(srv, account)
     snapshot_id = world.create_snapshot(c, b)
     world.wait_normal(c, snapshot_id)

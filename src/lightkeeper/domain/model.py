@@ -106,6 +106,6 @@ class Snapshot:
     latest_operation_state: str | None
     latest_operation_request_id: str | None
     created_at: dt.datetime
-    sha256: str | None
+    checksum: str | None  # recorded when the copy finished; verified on every restore
     corrupt: bool
     tags: dict[str, str] = field(default_factory=dict)

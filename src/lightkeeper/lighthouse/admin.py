@@ -174,20 +174,20 @@ class AdminService:
         return self.world.storage.disk_sha256(instance.disk_id)
 
     def snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
+        """The snapshot data's plain sha256 (comparable with ``disk sha256``), and whether the
+        data still matches the checksum recorded when it was taken."""
         with self.world.read() as conn:
             snapshot = db.get_snapshot(conn, snapshot_id)
         if snapshot is None:
             raise AdminError(f"snapshot {snapshot_id!r} does not exist")
-        actual = (
-            self.world.storage.snapshot_sha256(snapshot_id)
-            if snapshot.state != "CREATING"
-            else None
-        )
+        if snapshot.checksum is None:  # still being copied
+            return {"SnapshotId": snapshot_id, "Sha256": None, "Checksum": None, "Verified": None}
+        storage = self.world.storage
         return {
             "SnapshotId": snapshot_id,
-            "Sha256": actual,
-            "Recorded": snapshot.sha256,
-            "Verified": actual is not None and actual == snapshot.sha256,
+            "Sha256": storage.snapshot_sha256(snapshot_id),
+            "Checksum": snapshot.checksum,
+            "Verified": storage.snapshot_checksum(snapshot_id) == snapshot.checksum,
         }
 
     # -- blueprints ------------------------------------------------------------------------------

@@ -67,12 +67,14 @@ class InstanceService:
                 where.append(column.in_(values))
             else:
                 where.append(db.tag_clause(instances_table.c.instance_id, name, values))
+        order: list[ColumnElement[Any]] = []
+        if req.OrderField == "EXPIRED_TIME":  # the whole result is ordered, then paged
+            columns = (instances_table.c.expired_at, instances_table.c.instance_id)
+            order = [c.desc() if req.Order == "DESC" else c.asc() for c in columns]
         with self.world.read() as conn:
             total, found = db.list_instances(
-                conn, ctx.principal.account_id, ctx.region or "", where, offset, limit
+                conn, ctx.principal.account_id, ctx.region or "", where, offset, limit, order
             )
-            if req.OrderField == "EXPIRED_TIME":
-                found.sort(key=lambda i: (i.expired_at, i.instance_id), reverse=req.Order == "DESC")
             images = {i.blueprint_id: db.get_blueprint(conn, i.blueprint_id) for i in found}
         return {
             "TotalCount": total,

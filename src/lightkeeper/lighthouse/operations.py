@@ -28,13 +28,14 @@ PROGRESS_INTERVAL = 0.2  # seconds between Percent updates in the database
 class Progress:
     """Publishes a snapshot's Percent, paced so the operation lasts at least ``minimum`` s."""
 
-    def __init__(self, world: World, snapshot_id: str, minimum: float) -> None:
+    def __init__(self, world: World, snapshot_id: str, minimum: float, shown: int = -1) -> None:
+        """``shown``: what pollers already saw (a resumed job never makes Percent go back)."""
         self.world = world
         self.snapshot_id = snapshot_id
         self.minimum = minimum
         self.started = time.monotonic()
         self.real = 0
-        self.shown = -1
+        self.shown = shown
         self.last_write = 0.0
         self.lock = threading.Lock()
 
@@ -85,10 +86,11 @@ class Operations:
         snapshot_id = job.snapshot_id or ""
         with world.read() as conn:
             instance = db.get_instance(conn, job.instance_id)
-        if instance is None:
-            return self.give_up(job, "instance no longer exists")
+            snapshot = db.get_snapshot(conn, snapshot_id)
+        if instance is None or snapshot is None:
+            return self.give_up(job, "instance or snapshot no longer exists")
         world.storage.delete_snapshot(snapshot_id)  # leftovers of an interrupted attempt
-        progress = Progress(world, snapshot_id, world.options.operation_seconds)
+        progress = Progress(world, snapshot_id, world.options.operation_seconds, snapshot.percent)
         try:
             checksum = _retry_busy(
                 lambda: world.storage.create_snapshot(instance.disk_id, snapshot_id, progress)
@@ -103,7 +105,7 @@ class Operations:
                 state="NORMAL",
                 percent=100,
                 latest_operation_state=SUCCESS,
-                sha256=checksum,
+                checksum=checksum,
             )
             db.update_instance(conn, job.instance_id, disk_job=None)
             jobs.finish(conn, job.id, jobs.SUCCESS)
@@ -114,7 +116,7 @@ class Operations:
         with world.read() as conn:
             instance = db.get_instance(conn, job.instance_id)
             snapshot = db.get_snapshot(conn, snapshot_id)
-        if instance is None or snapshot is None or snapshot.sha256 is None:
+        if instance is None or snapshot is None or snapshot.checksum is None:
             return self.give_up(job, "instance or snapshot no longer exists")
         try:
             if world.compute.status(job.instance_id) == "RUNNING":
@@ -123,11 +125,11 @@ class Operations:
                 db.update_instance(conn, job.instance_id, state="STOPPED")
         except compute.ComputeError as exc:
             return self.give_up(job, f"could not stop the instance: {exc}")
-        progress = Progress(world, snapshot_id, world.options.operation_seconds)
+        progress = Progress(world, snapshot_id, world.options.operation_seconds, snapshot.percent)
         try:
             _retry_busy(
                 lambda: world.storage.restore_snapshot(
-                    instance.disk_id, snapshot_id, snapshot.sha256 or "", progress
+                    instance.disk_id, snapshot_id, snapshot.checksum or "", progress
                 )
             )
         except storage.ChecksumMismatch as exc:

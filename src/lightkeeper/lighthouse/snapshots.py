@@ -101,7 +101,7 @@ class SnapshotService:
                 latest_operation_state=OPERATING,
                 latest_operation_request_id=ctx.request_id,
                 created_at=now,
-                sha256=None,
+                checksum=None,
                 corrupt=False,
                 tags=tags,
             )

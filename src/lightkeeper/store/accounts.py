@@ -10,6 +10,7 @@ from sqlalchemy import delete as sql_delete
 
 from lightkeeper.api.auth import Principal
 from lightkeeper.domain import ids
+from lightkeeper.store.database import write
 from lightkeeper.store.tables import accounts, api_keys, users
 
 MAX_KEYS_PER_PRINCIPAL = 2
@@ -50,7 +51,7 @@ class AccountStore:
         """A new account with its first key, in one transaction."""
         if not name or len(name) > 64:
             raise AccountError("account name must be 1 to 64 characters")
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             if conn.scalar(select(accounts.c.id).where(accounts.c.name == name)) is not None:
                 raise AccountError(f"account {name!r} already exists")
             count = conn.scalar(select(func.count()).select_from(accounts)) or 0
@@ -82,7 +83,7 @@ class AccountStore:
 
     def create_key(self, account_name: str) -> ApiKey:
         account = self.get(account_name)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             existing = conn.scalar(
                 select(func.count())
                 .select_from(api_keys)
@@ -110,7 +111,7 @@ class AccountStore:
 
     def set_key_enabled(self, account_name: str, secret_id: str, enabled: bool) -> None:
         account = self.get(account_name)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             result = conn.execute(
                 update(api_keys)
                 .where(api_keys.c.secret_id == secret_id, api_keys.c.account_id == account.id)
@@ -121,7 +122,7 @@ class AccountStore:
 
     def delete_key(self, account_name: str, secret_id: str) -> None:
         account = self.get(account_name)
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             result = conn.execute(
                 sql_delete(api_keys).where(
                     api_keys.c.secret_id == secret_id, api_keys.c.account_id == account.id

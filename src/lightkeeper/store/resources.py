@@ -96,13 +96,15 @@ def list_instances(
     where: Iterable[ColumnElement[bool]],
     offset: int,
     limit: int,
+    order: Sequence[ColumnElement[Any]] = (),
 ) -> tuple[int, list[Instance]]:
+    """One page; ``order`` (default: newest first) applies before paging."""
     condition = and_(instances.c.account_id == account_id, instances.c.region == region, *where)
     total = conn.scalar(select(func.count()).select_from(instances).where(condition)) or 0
     rows = conn.execute(
         select(instances)
         .where(condition)
-        .order_by(instances.c.created_at.desc(), instances.c.instance_id.desc())
+        .order_by(*(order or (instances.c.created_at.desc(), instances.c.instance_id.desc())))
         .offset(offset)
         .limit(limit)
     ).all()

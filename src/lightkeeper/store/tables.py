@@ -116,7 +116,7 @@ snapshots = Table(
     Column("latest_operation_state", String(12), nullable=True),
     Column("latest_operation_request_id", String(36), nullable=True),
     Column("created_at", DateTime, nullable=False),
-    Column("sha256", String(64), nullable=True),
+    Column("checksum", String(80), nullable=True),
     Column("corrupt", Integer, nullable=False, server_default="0"),
     Index("ix_snapshots_account_region_created", "account_id", "region", "created_at"),
     Index("ix_snapshots_disk", "disk_id"),

@@ -78,7 +78,7 @@ def upgrade() -> None:
         sa.Column("latest_operation_state", sa.String(12), nullable=True),
         sa.Column("latest_operation_request_id", sa.String(36), nullable=True),
         sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.Column("sha256", sa.String(64), nullable=True),
+        sa.Column("checksum", sa.String(80), nullable=True),
         sa.Column("corrupt", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index(
