@@ -6,24 +6,17 @@ Everything is wired here and only here, so tests, the CLI and ``serve`` build th
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from starlette.types import Receive, Scope, Send
 
 from lightkeeper import compute, storage
-from lightkeeper.api.app import Frontend, build_app
-from lightkeeper.api.ratelimit import RateLimiter
+from lightkeeper.api.registry import ASGIApp
 from lightkeeper.config import API_VERSION, SERVICE, Settings
-from lightkeeper.lighthouse.actions import build_registry
-from lightkeeper.lighthouse.operations import Operations
-from lightkeeper.lighthouse.regions import RegionService
 from lightkeeper.lighthouse.world import Options, World
 from lightkeeper.store import resources
 from lightkeeper.store.accounts import Account, AccountStore, ApiKey
 from lightkeeper.store.database import migrate, open_engine, secure_file, sqlite_url, write
-from lightkeeper.worker import Worker
 
 logger = logging.getLogger("lightkeeper.server")
 
@@ -88,6 +81,18 @@ def seed_blueprints(engine: Engine) -> None:
                 )
 
 
+def remove_orphan_snapshots(world: World) -> list[str]:
+    """Data whose record is gone (a crash between DeleteSnapshots' commit and its file
+    deletion) is removed; data of snapshots being created is kept."""
+    stored = world.storage.snapshot_ids()
+    with world.read() as conn:
+        known = resources.existing_snapshot_ids(conn, stored)
+    orphans = [s for s in stored if s not in known]
+    for snapshot_id in orphans:
+        world.storage.delete_snapshot(snapshot_id)
+    return orphans
+
+
 def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
     """On an empty database create the ``default`` account; return it only when created."""
     if services.accounts.count():
@@ -95,7 +100,15 @@ def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
     return services.accounts.create("default")
 
 
-def create_app(services: Services) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def create_app(services: Services) -> ASGIApp:
+    # Imported here: admin commands open Services too and should not pay for the API stack.
+    from lightkeeper.api.app import Frontend, build_app
+    from lightkeeper.api.ratelimit import RateLimiter
+    from lightkeeper.lighthouse.actions import build_registry
+    from lightkeeper.lighthouse.operations import Operations
+    from lightkeeper.lighthouse.regions import RegionService
+    from lightkeeper.worker import Worker
+
     settings, world = services.settings, services.world
     operations = Operations(world)
     worker = Worker(
@@ -107,6 +120,9 @@ def create_app(services: Services) -> Callable[[Scope, Receive, Send], Awaitable
         removed = world.storage.cleanup_temporary()
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted copy", removed)
+        orphans = remove_orphan_snapshots(world)
+        if orphans:
+            logger.info("removed data of %d deleted snapshot(s): %s", len(orphans), orphans)
         worker.start()
 
     frontend = Frontend(

@@ -6,7 +6,7 @@ request model comes from the generated ``lighthouse.models``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,3 +42,4 @@ class Action:
 
 
 Registry = Mapping[str, Action]
+ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import FrameType
 from typing import Any
 
 import click
-import uvicorn
 
 from lightkeeper import __version__
 from lightkeeper.cli.admin import admin
 from lightkeeper.cli.banner import print_banner
 from lightkeeper.cli.demo import seed_demo
 from lightkeeper.cli.options import config_options, open_or_fail, settings_from
-from lightkeeper.server import create_app, ensure_first_account
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the signal that stopped it once it has shut down, which ends the
-    process with -SIGTERM, or with click's "Aborted!" and status 1 for SIGINT. A requested stop
-    is a clean one: exit status 0."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        getattr(self, "_captured_signals", []).clear()
+from lightkeeper.server import ensure_first_account
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,6 +67,11 @@ def serve_options(func: Any) -> Any:
 @click.pass_context
 def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
     """Run the API server until SIGINT or SIGTERM."""
+    import uvicorn
+
+    from lightkeeper.cli.http import Server
+    from lightkeeper.server import create_app
+
     settings = settings_from(ctx, **values)
     services = open_or_fail(settings)
     created = ensure_first_account(services)
@@ -100,7 +93,7 @@ def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
         server_header=False,
         h11_max_incomplete_event_size=1024 * 1024,
     )
-    _Server(config).run()
+    Server(config).run()
 
 
 cli.add_command(admin)

@@ -116,6 +116,10 @@ class StorageDriver(Protocol):
 
     def snapshot_exists(self, snapshot_id: str) -> bool: ...
 
+    def snapshot_ids(self) -> list[str]:
+        """Every snapshot whose data is stored, so orphans can be found after a crash."""
+        ...
+
     def snapshot_sha256(self, snapshot_id: str) -> str:
         """Hex sha256 of the snapshot's logical content, holes counted as zeros."""
         ...

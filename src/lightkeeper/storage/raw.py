@@ -303,6 +303,9 @@ class RawDriver:
     def snapshot_exists(self, snapshot_id: str) -> bool:
         return self._snapshot_path(snapshot_id).is_file()
 
+    def snapshot_ids(self) -> list[str]:
+        return sorted(p.stem for p in self._snapshots.glob("*.img"))
+
     def snapshot_sha256(self, snapshot_id: str) -> str:
         return _content_checksum(self._open_snapshot(snapshot_id), plain_sha256)
 

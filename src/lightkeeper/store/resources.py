@@ -29,7 +29,8 @@ from lightkeeper.store.tables import blueprints, instances, snapshots, tags
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    """Naive UTC with microseconds: the API shows whole seconds, but ordering needs more."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 # -- tags ------------------------------------------------------------------------------------
@@ -203,6 +204,11 @@ def list_snapshots(
     ).all()
     tag_map = tags_for(conn, [r.snapshot_id for r in rows])
     return total, [_snapshot(r, tag_map[r.snapshot_id]) for r in rows]
+
+
+def existing_snapshot_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    query = select(snapshots.c.snapshot_id).where(snapshots.c.snapshot_id.in_(ids))
+    return set(conn.scalars(query))
 
 
 def snapshots_of_instance(conn: Connection, instance_id: str) -> list[Snapshot]:
