@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,19 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     )
     assert "erin" in one_line_error(third, 1)
 
+    admin_json("account", "create", "grace", data_dir=data)
+    foreign = run_cli(
+        "admin",
+        "key",
+        "disable",
+        first["SecretId"],
+        "--account",
+        "grace",
+        data_dir=data,
+        check=False,
+    )
+    assert "does not belong to account 'grace'" in one_line_error(foreign, 1)
+
     listing = run_cli("admin", "key", "list", "--account", "erin", "--json", data_dir=data)
     rows = json.loads(listing.stdout)
     assert {row["SecretId"]: row["Status"] for row in rows} == {
@@ -103,25 +117,6 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     assert unknown in one_line_error(gone, 1)
 
 
-def test_key_of_another_account_cannot_be_changed(tmp_path: Path) -> None:
-    data = tmp_path / "d"
-    frank = admin_json("account", "create", "frank", data_dir=data)
-    admin_json("account", "create", "grace", data_dir=data)
-    result = run_cli(
-        "admin",
-        "key",
-        "disable",
-        frank["SecretId"],
-        "--account",
-        "grace",
-        data_dir=data,
-        check=False,
-    )
-    one_line_error(result, 1)
-    rows = admin_json("key", "list", "--account", "frank", data_dir=data)
-    assert [row["Status"] for row in rows] == ["Enabled"]
-
-
 def names_in(data_dir: Path) -> list[str]:
     if not (data_dir / "lightkeeper.db").exists():
         return []
@@ -139,26 +134,52 @@ def test_data_dir_precedence_flag_env_toml_default(tmp_path: Path) -> None:
     config.write_text(f'data_dir = "{toml}"\n')
     env_vars = {"LIGHTKEEPER_DATA_DIR": str(env)}
 
-    run_cli(
-        "admin",
-        "account",
-        "create",
-        "by-flag",
-        "--config",
-        str(config),
-        "--data-dir",
-        str(flag),
-        env=env_vars,
-    )
-    run_cli("admin", "account", "create", "by-env", "--config", str(config), env=env_vars)
-    run_cli("admin", "account", "create", "by-toml", "--config", str(config))
-    run_cli("admin", "account", "create", "by-config-env", env={"LIGHTKEEPER_CONFIG": str(config)})
-    run_cli("admin", "account", "create", "by-default")
+    def into_toml_dir() -> None:  # same new database: one after the other
+        run_cli("admin", "account", "create", "by-toml", "--config", str(config))
+        run_cli(
+            "admin", "account", "create", "by-config-env", env={"LIGHTKEEPER_CONFIG": str(config)}
+        )
 
-    assert names_in(flag) == ["by-flag"]
-    assert names_in(env) == ["by-env"]
-    assert names_in(toml) == ["by-toml", "by-config-env"]
-    assert names_in(xdg) == ["by-default"]
+    with ThreadPoolExecutor(4) as pool:  # separate databases: these may run side by side
+        runs = [
+            pool.submit(
+                run_cli,
+                "admin",
+                "account",
+                "create",
+                "by-flag",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(flag),
+                env=env_vars,
+            ),
+            pool.submit(
+                run_cli,
+                "admin",
+                "account",
+                "create",
+                "by-env",
+                "--config",
+                str(config),
+                env=env_vars,
+            ),
+            pool.submit(into_toml_dir),
+            pool.submit(run_cli, "admin", "account", "create", "by-default"),
+        ]
+        for run in runs:
+            run.result()
+        dirs = {"flag": flag, "env": env, "toml": toml, "xdg": xdg}
+        found = {
+            name: names for name, names in zip(dirs, pool.map(names_in, dirs.values()), strict=True)
+        }
+
+    assert found == {
+        "flag": ["by-flag"],
+        "env": ["by-env"],
+        "toml": ["by-toml", "by-config-env"],
+        "xdg": ["by-default"],
+    }
 
 
 @pytest.mark.parametrize(

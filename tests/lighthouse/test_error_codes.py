@@ -355,7 +355,7 @@ def test_apply_while_applying(slow_ops: Server) -> None:
     apply(c, instance_id, first)()
     assert world.snapshot(c, first).SnapshotState == "ROLLBACKING"
     error("OperationDenied.InstanceOperationInProgress", apply(c, instance_id, second))
-    error("OperationDenied.InstanceOperationInProgress", apply(c, instance_id, first))
+    error("UnsupportedOperation.InvalidSnapshotState", apply(c, instance_id, first))
     error("UnsupportedOperation.InvalidSnapshotState", delete(c, first))
 
 
@@ -366,13 +366,11 @@ def test_apply_while_creating(slow_ops: Server) -> None:
 
 
 def test_invalid_snapshot_state(slow_ops: Server) -> None:
-    """Unreachable through Apply: a snapshot that is not NORMAL is always of the instance's
-    own disk (else SnapshotNotFound), and then that disk is busy with the snapshot's own
-    create (DiskLatestOperationUnfinished) or rollback (InstanceOperationInProgress), both
-    checked before the snapshot's state. DeleteSnapshots reports it for the same snapshot."""
+    """Applying a snapshot that is still CREATING is refused for the snapshot's state (checked
+    before its busy disk); DeleteSnapshots reports the same for it."""
     c, instance_id, _ = setup(slow_ops)
     creating = world.create_snapshot(c, instance_id)
-    error("UnsupportedOperation.DiskLatestOperationUnfinished", apply(c, instance_id, creating))
+    error("UnsupportedOperation.InvalidSnapshotState", apply(c, instance_id, creating))
     error("UnsupportedOperation.InvalidSnapshotState", delete(c, creating))
 
 

@@ -51,6 +51,10 @@ def check_create_snapshot(
 
 
 def check_apply_snapshot(instance: Instance, snapshot: Snapshot) -> None:
+    # The snapshot's own state first: rolling back to a snapshot that is still being
+    # created (or rolled back to) is refused for the snapshot, not for its busy disk.
+    if snapshot.state != "NORMAL":
+        raise ApiError("UnsupportedOperation.InvalidSnapshotState")
     if instance.state == "PENDING":
         raise ApiError("OperationDenied.InstanceCreating")
     if instance.power_operation_running:
@@ -61,8 +65,6 @@ def check_apply_snapshot(instance: Instance, snapshot: Snapshot) -> None:
         raise ApiError("UnsupportedOperation.DiskLatestOperationUnfinished")
     if instance.state not in ROLLBACK_STATES:
         raise ApiError("UnsupportedOperation.InvalidInstanceState")
-    if snapshot.state != "NORMAL":
-        raise ApiError("UnsupportedOperation.InvalidSnapshotState")
     if snapshot.corrupt:
         raise ApiError("FailedOperation.SnapshotOperationFailed")
     if snapshot.disk_size_gb != instance.disk_size_gb:
