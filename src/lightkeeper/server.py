@@ -105,6 +105,7 @@ def create_app(services: Services) -> ASGIApp:
     from lightkeeper.api.app import Frontend, build_app
     from lightkeeper.api.ratelimit import RateLimiter
     from lightkeeper.lighthouse.actions import build_registry
+    from lightkeeper.lighthouse.authorization import CamAuthorizer
     from lightkeeper.lighthouse.operations import Operations
     from lightkeeper.lighthouse.regions import RegionService
     from lightkeeper.worker import Worker
@@ -133,5 +134,6 @@ def create_app(services: Services) -> ASGIApp:
         regions=settings.region_codes(),
         rate_limits=settings.rate_limits,
         limiter=RateLimiter(enabled=settings.rate_limit),
+        authorizer=CamAuthorizer(world),
     )
     return build_app(frontend, on_startup=[recover], on_shutdown=[worker.stop])

@@ -21,7 +21,7 @@ from lightkeeper.api import envelope, wire
 from lightkeeper.api.auth import KeyStore, Principal, ReplayGuard, authenticate
 from lightkeeper.api.observability import Metrics, log_request
 from lightkeeper.api.ratelimit import RateLimiter
-from lightkeeper.api.registry import Context, Registry, Reply
+from lightkeeper.api.registry import AllowAll, Authorizer, Context, Registry, Reply
 from lightkeeper.api.validation import validate
 from lightkeeper.errors import ApiError
 
@@ -42,6 +42,7 @@ class Frontend:
     replay: ReplayGuard = field(default_factory=ReplayGuard)
     metrics: Metrics = field(default_factory=Metrics)
     health: Callable[[], bool] = lambda: True
+    authorizer: Authorizer = field(default_factory=AllowAll)
 
     def dispatch(self, call: wire.ApiCall) -> tuple[Reply, Principal]:
         """Run one parsed call; every refusal is an ``ApiError``."""
@@ -72,6 +73,8 @@ class Frontend:
             principal=principal,
             client_ip=call.client_ip,
         )
+        if not principal.is_root:
+            self.authorizer.authorize(context, request)
         return action.handler(context, request), principal
 
 

@@ -5,6 +5,7 @@ The key store is injected (``KeyStore``), so this module knows credentials, not 
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Protocol
 
 from lightkeeper.api import signature
 from lightkeeper.api.wire import ApiCall
+from lightkeeper.domain.cam import Policy
 from lightkeeper.errors import ApiError
 
 TIMESTAMP_WINDOW = 300
@@ -28,6 +30,14 @@ class Principal:
     uin: str
     app_id: int
     user_name: str | None = None  # None for the root account
+    # CAM: every policy set must allow a request; the root account has none to satisfy.
+    policies: tuple[Policy, ...] = ()
+    token: str | None = None  # temporary credentials only: the session token they require
+    expires_at: float | None = None
+
+    @property
+    def is_root(self) -> bool:
+        return self.user_name is None and not self.policies
 
     @property
     def rate_limit_key(self) -> str:
@@ -107,7 +117,7 @@ def _authenticate_tc3(call: ApiCall, keys: KeyStore, timestamp: int, service: st
     )
     if not ok:
         raise ApiError("AuthFailure.SignatureFailure")
-    return principal
+    return _check_token(principal, call.token, time.time())
 
 
 def _authenticate_v1(call: ApiCall, keys: KeyStore, replay: ReplayGuard, now: float) -> Principal:
@@ -127,4 +137,15 @@ def _authenticate_v1(call: ApiCall, keys: KeyStore, replay: ReplayGuard, now: fl
     if not signature.v1_matches(principal.secret_key, call.scheme, text, provided):
         raise ApiError("AuthFailure.SignatureFailure")
     replay.check_and_remember((secret_id, nonce, call.timestamp or ""), now)
+    return _check_token(principal, call.token, now)
+
+
+def _check_token(principal: Principal, token: str | None, now: float) -> Principal:
+    """Temporary credentials are only valid with their session token, until they expire."""
+    if principal.token is None:
+        return principal
+    if token is None or not hmac.compare_digest(token.encode(), principal.token.encode()):
+        raise ApiError("AuthFailure.TokenFailure")
+    if principal.expires_at is not None and now >= principal.expires_at:
+        raise ApiError("AuthFailure.TokenFailure")
     return principal

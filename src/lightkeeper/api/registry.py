@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -42,4 +42,18 @@ class Action:
 
 
 Registry = Mapping[str, Action]
+
+
+class Authorizer(Protocol):
+    def authorize(self, ctx: Context, request: Any) -> None:
+        """Raise ``UnauthorizedOperation.NoPermission`` unless the principal may do this."""
+
+
+class AllowAll:
+    """For a front end without access control (tests of the bare protocol)."""
+
+    def authorize(self, ctx: Context, request: Any) -> None:
+        return None
+
+
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]

@@ -10,10 +10,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from lightkeeper.cli import world_commands
+from lightkeeper.cli import access_commands, world_commands
 from lightkeeper.cli.options import config_options, emit, fail, open_or_fail, settings_from
 from lightkeeper.server import Services
 from lightkeeper.store.accounts import AccountError
+from lightkeeper.store.principals import UserStore
 
 json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 account_flag = click.option("--account", required=True, help="Account name.")
@@ -78,12 +79,18 @@ def key() -> None:
 
 @key.command("create")
 @account_flag
+@click.option("--user", help="A sub-user of the account (default: the root account).")
 @config_options
 @json_flag
-def key_create(account: str, data_dir: Path | None, as_json: bool) -> None:
-    """Create another key for the account."""
+def key_create(account: str, user: str | None, data_dir: Path | None, as_json: bool) -> None:
+    """Create another key for the account or one of its sub-users (at most two each)."""
     services = _services(data_dir)
-    created = _run(lambda: services.accounts.create_key(account))
+    if user is None:
+        created = _run(lambda: services.accounts.create_key(account))
+    else:
+        created = _run(
+            lambda: UserStore(services.engine, services.accounts).create_key(account, user)
+        )
     value = {"SecretId": created.secret_id, "SecretKey": created.secret_key}
     emit(value, as_json, lambda: _lines(value))
 
@@ -127,7 +134,7 @@ _key_state_command("disable", False)
 _key_state_command("enable", True)
 _key_state_command("delete", None)
 
-for _group in world_commands.COMMANDS:
+for _group in (*access_commands.COMMANDS, *world_commands.COMMANDS):
     admin.add_command(_group)
 
 

@@ -153,3 +153,27 @@ jobs = Table(
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_instance", "instance_id"),
 )
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, _fk("users.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", String(65536), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("user_id", "name"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("tmp_secret_id", String(64), primary_key=True),
+    Column("tmp_secret_key", String(64), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("account_id", Integer, _fk("accounts.id"), nullable=False),
+    Column("user_id", Integer, _fk("users.id"), nullable=True),
+    Column("policy", String(65536), nullable=True),
+    Column("expires_at", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
