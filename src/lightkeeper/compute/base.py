@@ -6,6 +6,7 @@ worker calls them from its own threads.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Protocol
 
 PowerState = Literal["RUNNING", "STOPPED"]
@@ -24,7 +25,9 @@ class StatusCorrupt(ComputeError):
 
 
 class ComputeDriver(Protocol):
-    def create(self, instance_id: str, state: PowerState) -> None: ...
+    def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
+        """Register an instance whose system disk is the image ``disk``."""
+        ...
 
     def delete(self, instance_id: str) -> None: ...
 
@@ -35,3 +38,13 @@ class ComputeDriver(Protocol):
     def stop(self, instance_id: str, force: bool) -> None: ...
 
     def reboot(self, instance_id: str) -> None: ...
+
+
+class LiveSnapshotCompute(Protocol):
+    """Optional: a driver whose running machines can snapshot their own disk."""
+
+    def internal_snapshot(self, instance_id: str, tag: str) -> bool:
+        """If the instance's machine is running, have it take internal snapshot ``tag`` of its
+        system disk while the guest keeps running (crash-consistent) and return True; return
+        False when it is not running (the caller then snapshots the disk offline)."""
+        ...

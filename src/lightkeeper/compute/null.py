@@ -32,8 +32,8 @@ class NullDriver:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
 
-    def create(self, instance_id: str, state: PowerState) -> None:
-        self._write(instance_id, state)
+    def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
+        self._write(instance_id, state)  # power state only: the disk is never opened
 
     def delete(self, instance_id: str) -> None:
         self._path(instance_id).unlink(missing_ok=True)

@@ -104,7 +104,7 @@ class AdminService:
             )
             base = Path(image["image_path"]) if image["image_path"] else None
             self.world.storage.create_disk(instance.disk_id, disk_size_gb * GiB, base)
-            self.world.compute.create(instance_id, "RUNNING" if state == "RUNNING" else "STOPPED")
+            self._register(instance, state)
             db.insert_instance(conn, instance)
         return self.describe_instance(instance_id)
 
@@ -152,7 +152,7 @@ class AdminService:
             instance = self._instance(conn, instance_id)
             self._require_idle(instance)
             db.update_instance(conn, instance_id, state=state)
-            self.world.compute.create(instance_id, "RUNNING" if state == "RUNNING" else "STOPPED")
+            self._register(instance, state)
         return self.describe_instance(instance_id)
 
     # -- disks and snapshots ---------------------------------------------------------------------
@@ -223,6 +223,15 @@ class AdminService:
                 raise AdminError(f"blueprint {blueprint_id!r} does not exist")
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _register(self, instance: Instance, state: str) -> None:
+        """Tell the compute driver about the instance and the power state it should be in."""
+        self.world.compute.create(
+            instance.instance_id,
+            "RUNNING" if state == "RUNNING" else "STOPPED",
+            self.world.storage.disk_path(instance.disk_id),
+            self.world.storage.format,
+        )
 
     @staticmethod
     def _instance(conn: Any, instance_id: str) -> Instance:

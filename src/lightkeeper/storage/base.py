@@ -62,6 +62,8 @@ class StorageIOError(StorageError):
 
 
 class StorageDriver(Protocol):
+    format: str  # image format a hypervisor opens the disk with: "raw" or "qcow2"
+
     """Disk images and their point-in-time snapshots, addressed by opaque ids.
 
     Ids such as ``lhdisk-ab12cd34`` / ``lhsnap-ab12cd34`` must match
@@ -77,6 +79,10 @@ class StorageDriver(Protocol):
         ...
 
     def disk_exists(self, disk_id: str) -> bool: ...
+
+    def disk_path(self, disk_id: str) -> Path:
+        """The image file a hypervisor attaches (it need not exist yet)."""
+        ...
 
     def disk_size(self, disk_id: str) -> int: ...
 
@@ -142,4 +148,20 @@ class StorageDriver(Protocol):
 
         Not re-entrant: write/create_snapshot/restore_snapshot take it themselves.
         """
+        ...
+
+
+class LiveSnapshotStorage(Protocol):
+    """Optional: a format whose snapshots a running hypervisor can take (qcow2 internal)."""
+
+    def create_snapshot_live(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        take: Callable[[str], None],
+        progress: ProgressCallback,
+    ) -> str:
+        """Snapshot an image a running VM holds open: ``take(tag)`` makes the VM take the
+        internal snapshot ``tag``; the driver then records it and returns its checksum (read
+        without the image's write lock). Same result contract as ``create_snapshot``."""
         ...

@@ -120,6 +120,8 @@ def _check_range(size: int, offset: int, length: int) -> None:
 class RawDriver:
     """StorageDriver over sparse raw image files on a local POSIX filesystem."""
 
+    format = "raw"
+
     def __init__(self, root: Path) -> None:
         self._disks = root / "disks"
         self._snapshots = root / "snapshots"
@@ -134,6 +136,9 @@ class RawDriver:
         if not _ID_RE.fullmatch(ident):
             raise ValueError(f"invalid storage id {ident!r}")
         return ident
+
+    def disk_path(self, disk_id: str) -> Path:
+        return self._disk_path(disk_id)
 
     def _disk_path(self, disk_id: str) -> Path:
         return self._disks / f"{self._checked(disk_id)}.img"
