@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -41,8 +41,13 @@ class Settings(BaseModel):
     rate_limits: dict[str, int] = Field(default_factory=dict)
     regions: tuple[Region, ...] = DEFAULT_REGIONS
     log_level: str = "info"
-    storage: str = "raw"
-    compute: str = "null"
+    storage: Literal["raw", "qcow2"] = "raw"
+    compute: Literal["null", "qemu"] = "null"
+    qemu_kernel: Path | None = None  # boot this kernel (with qemu_initrd) instead of the disk
+    qemu_initrd: Path | None = None
+    qemu_append: str = "console=ttyS0 panic=-1"
+    qemu_memory_mb: int = Field(default=256, ge=32)
+    soft_stop_timeout: float = Field(default=30.0, gt=0)
     transition_seconds: float = Field(default=1.0, ge=0)
     operation_seconds: float = Field(default=0.0, ge=0)
     snapshot_quota_per_instance: int = Field(default=2, ge=0)

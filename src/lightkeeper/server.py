@@ -27,6 +27,7 @@ PUBLIC_BLUEPRINTS = (
     ("lhbp-wins2022", "Windows", "Windows Server 2022 DataCenter 64bit", "WINDOWS", "WINDOWS"),
 )
 DEFAULT_BLUEPRINT = PUBLIC_BLUEPRINTS[0][0]
+SUPERVISE_SECONDS = 2.0
 
 
 @dataclass
@@ -124,6 +125,8 @@ def create_app(services: Services) -> ASGIApp:
         orphans = remove_orphan_snapshots(world)
         if orphans:
             logger.info("removed data of %d deleted snapshot(s): %s", len(orphans), orphans)
+        if world.compute.supervised:  # re-attach to machines that outlived the last server
+            worker.every(SUPERVISE_SECONDS, operations.reconcile, "supervisor")
         worker.start()
 
     frontend = Frontend(

@@ -56,6 +56,22 @@ class Worker:
         heartbeat.start()
         self._pool.append(heartbeat)
 
+    def every(self, seconds: float, task: Callable[[], object], name: str) -> None:
+        """Run ``task`` now and then every ``seconds`` until ``stop`` (errors are logged)."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    task()
+                except Exception:
+                    logger.exception("periodic task %s failed", name)
+                if self._stop.wait(seconds):
+                    return
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self._pool.append(thread)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming; running jobs finish (or are resumed by the next server)."""
         self._stop.set()

@@ -7,7 +7,7 @@ worker calls them from its own threads.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 PowerState = Literal["RUNNING", "STOPPED"]
 
@@ -25,6 +25,10 @@ class StatusCorrupt(ComputeError):
 
 
 class ComputeDriver(Protocol):
+    # True when machines can change state behind our back (crash, guest shutdown), so the
+    # server must watch them; the null driver's state only changes through the driver.
+    supervised: bool
+
     def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
         """Register an instance whose system disk is the image ``disk``."""
         ...
@@ -40,6 +44,7 @@ class ComputeDriver(Protocol):
     def reboot(self, instance_id: str) -> None: ...
 
 
+@runtime_checkable
 class LiveSnapshotCompute(Protocol):
     """Optional: a driver whose running machines can snapshot their own disk."""
 

@@ -16,6 +16,8 @@ from lightkeeper.compute.base import PowerState, StatusCorrupt, StatusUnavailabl
 
 
 class NullDriver:
+    supervised = False
+
     def __init__(self, root: Path, transition_seconds: float = 1.0) -> None:
         self._root = root / "compute"
         self._root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -10,11 +10,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import TypeVar
 
 from lightkeeper import compute, storage
-from lightkeeper.domain.model import FAILED, SUCCESS
+from lightkeeper.compute.base import LiveSnapshotCompute
+from lightkeeper.domain.model import FAILED, SUCCESS, Instance
 from lightkeeper.lighthouse.world import World
+from lightkeeper.storage.base import LiveSnapshotStorage
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
 from lightkeeper.store.jobs import Job
@@ -89,13 +92,12 @@ class Operations:
             snapshot = db.get_snapshot(conn, snapshot_id)
         if instance is None or snapshot is None:
             return self.give_up(job, "instance or snapshot no longer exists")
-        world.storage.delete_snapshot(snapshot_id)  # leftovers of an interrupted attempt
+        with suppress(storage.StorageError):  # leftovers of an interrupted attempt
+            world.storage.delete_snapshot(snapshot_id)
         progress = Progress(world, snapshot_id, world.options.operation_seconds, snapshot.percent)
         try:
-            checksum = _retry_busy(
-                lambda: world.storage.create_snapshot(instance.disk_id, snapshot_id, progress)
-            )
-        except storage.StorageError as exc:
+            checksum = _retry_busy(lambda: self._snapshot_disk(instance, snapshot_id, progress))
+        except (storage.StorageError, compute.ComputeError) as exc:
             return self.give_up(job, f"snapshot copy failed: {exc}")
         progress.finish()
         with world.write() as conn:
@@ -109,6 +111,24 @@ class Operations:
             )
             db.update_instance(conn, job.instance_id, disk_job=None)
             jobs.finish(conn, job.id, jobs.SUCCESS)
+
+    def _snapshot_disk(self, instance: Instance, snapshot_id: str, progress: Progress) -> str:
+        """Through the running machine when both drivers can (crash-consistent, the guest
+        keeps running), else a copy of the disk at rest."""
+        world = self.world
+        if (
+            isinstance(world.compute, LiveSnapshotCompute)
+            and isinstance(world.storage, LiveSnapshotStorage)
+            and world.compute.status(instance.instance_id) == "RUNNING"
+        ):
+            machine = world.compute
+
+            def take(tag: str) -> None:
+                if not machine.internal_snapshot(instance.instance_id, tag):
+                    raise storage.DiskBusy("the machine stopped while being snapshotted")
+
+            return world.storage.create_snapshot_live(instance.disk_id, snapshot_id, take, progress)
+        return world.storage.create_snapshot(instance.disk_id, snapshot_id, progress)
 
     def apply_snapshot(self, job: Job) -> None:
         world = self.world
@@ -185,6 +205,28 @@ class Operations:
                 conn, job.instance_id, state=state, latest_operation_state=SUCCESS, op_job=None
             )
             jobs.finish(conn, job.id, jobs.SUCCESS)
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """Make idle instances show what their machines really do (a VM that died on its own
+        is STOPPED; one still running after a server restart is RUNNING). Returns changes."""
+        world = self.world
+        with world.read() as conn:
+            idle = db.idle_instances(conn)
+        changed = 0
+        for instance_id, shown in idle:
+            try:
+                actual = world.compute.status(instance_id)
+            except compute.ComputeError:
+                continue
+            if actual != shown:
+                with world.write() as conn:
+                    current = db.get_instance(conn, instance_id)
+                    if current is not None and current.op_job is None and current.state == shown:
+                        db.update_instance(conn, instance_id, state=actual)
+                        changed += 1
+        return changed
 
     # -- failure ------------------------------------------------------------------------------
 

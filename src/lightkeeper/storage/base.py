@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 ProgressCallback = Callable[[int], None]
 """Receives a whole percent 0..100, non-decreasing, at least 0 and 100, at most ~101 calls."""
@@ -151,6 +151,7 @@ class StorageDriver(Protocol):
         ...
 
 
+@runtime_checkable
 class LiveSnapshotStorage(Protocol):
     """Optional: a format whose snapshots a running hypervisor can take (qcow2 internal)."""
 

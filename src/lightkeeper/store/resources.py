@@ -90,6 +90,16 @@ def get_instance(
     return _instance(row, tags_for(conn, [instance_id])[instance_id])
 
 
+def idle_instances(conn: Connection) -> list[tuple[str, str]]:
+    """(id, state) of every RUNNING/STOPPED instance without an operation in progress."""
+    rows = conn.execute(
+        select(instances.c.instance_id, instances.c.state).where(
+            instances.c.op_job.is_(None), instances.c.state.in_(["RUNNING", "STOPPED"])
+        )
+    )
+    return [(r.instance_id, r.state) for r in rows]
+
+
 def list_instances(
     conn: Connection,
     account_id: int,
