@@ -70,15 +70,7 @@ def seed_blueprints(engine: Engine) -> None:
         for blueprint_id, name, os_name, platform, platform_type in PUBLIC_BLUEPRINTS:
             if resources.get_blueprint(conn, blueprint_id) is None:
                 resources.insert_blueprint(
-                    conn,
-                    blueprint_id=blueprint_id,
-                    account_id=None,
-                    name=name,
-                    os_name=os_name,
-                    platform=platform,
-                    platform_type=platform_type,
-                    image_path=None,
-                    created_at=resources.utcnow(),
+                    conn, blueprint_id, name, os_name, platform, platform_type
                 )
 
 

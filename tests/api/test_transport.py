@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -93,25 +91,7 @@ def test_response_content_type_is_exactly_application_json(
 def _tccli(
     server: Server, account: Account, tmp_path: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    tccli = Path(sys.executable).with_name("tccli")
-    env = {**os.environ, "HOME": str(tmp_path)}
-    return subprocess.run(
-        [
-            str(tccli),
-            "lighthouse",
-            *args,
-            "--endpoint",
-            server.url,
-            "--secretId",
-            account.secret_id,
-            "--secretKey",
-            account.secret_key,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return clients.tccli(server.url, account, tmp_path, *args)
 
 
 def test_tccli_describe_regions(server: Server, account: Account, tmp_path: Path) -> None:

@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support import world
+from tests.support import clients, world
 from tests.support.server import Account, Server
 
 
 def _tccli(server: Server, account: Account, home: Path, *args: str) -> Any:
-    tccli = Path(sys.executable).with_name("tccli")
-    result = subprocess.run(
-        [
-            str(tccli),
-            "lighthouse",
-            *args,
-            "--region",
-            "ap-guangzhou",
-            "--endpoint",
-            server.url,
-            "--secretId",
-            account.secret_id,
-            "--secretKey",
-            account.secret_key,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HOME": str(home)},
-    )
+    result = clients.tccli(server.url, account, home, *args, "--region", "ap-guangzhou")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

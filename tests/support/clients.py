@@ -9,8 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,6 +56,26 @@ def common(
 ) -> CommonClient:
     cred = credential.Credential(account.secret_id, account.secret_key)
     return CommonClient("lighthouse", version, cred, region, profile(endpoint, **options))
+
+
+def tccli(
+    endpoint_url: str, account: Account, home: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real tccli against the server, with HOME pointed away from the user's."""
+    command = [
+        str(Path(sys.executable).with_name("tccli")),
+        "lighthouse",
+        *args,
+        "--endpoint",
+        endpoint_url,
+        "--secretId",
+        account.secret_id,
+        "--secretKey",
+        account.secret_key,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(home)}
+    )
 
 
 def tc3_headers(

@@ -199,16 +199,9 @@ class AdminService:
             raise AdminError(f"image {image} is not a file")
         with self.world.write() as conn:
             blueprint_id = _unused(lambda c: db.get_blueprint(conn, c) is not None, ids.BLUEPRINT)
+            image_path = str(image.resolve()) if image else None
             db.insert_blueprint(
-                conn,
-                blueprint_id=blueprint_id,
-                account_id=None,
-                name=name,
-                os_name=os_name,
-                platform=platform,
-                platform_type=platform_type,
-                image_path=str(image.resolve()) if image else None,
-                created_at=db.utcnow(),
+                conn, blueprint_id, name, os_name, platform, platform_type, image_path
             )
             found = db.get_blueprint(conn, blueprint_id)
         return _blueprint_view(found or {})

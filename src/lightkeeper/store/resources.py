@@ -271,8 +271,28 @@ def list_blueprints(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def insert_blueprint(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(blueprints).values(**values))
+def insert_blueprint(
+    conn: Connection,
+    blueprint_id: str,
+    name: str,
+    os_name: str,
+    platform: str,
+    platform_type: str,
+    image_path: str | None = None,
+) -> None:
+    """A public blueprint (``account_id`` NULL: every account may use it)."""
+    conn.execute(
+        insert(blueprints).values(
+            blueprint_id=blueprint_id,
+            account_id=None,
+            name=name,
+            os_name=os_name,
+            platform=platform,
+            platform_type=platform_type,
+            image_path=image_path,
+            created_at=utcnow(),
+        )
+    )
 
 
 def delete_blueprint(conn: Connection, blueprint_id: str) -> bool:
