@@ -9,9 +9,9 @@ import platform
 import time
 from pathlib import Path
 
-from bench import datapath
+from bench import api, datapath, scale
 
-SUITES = {"datapath": datapath.run}
+SUITES = {"api": api.run, "datapath": datapath.run, "scale": scale.run}
 
 
 def main() -> None:

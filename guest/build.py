@@ -13,6 +13,7 @@ deterministic, so re-running it with unchanged inputs is a no-op.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import gzip
 import hashlib
@@ -128,11 +129,11 @@ class Cpio:
         self.buf = io.BytesIO()
         self.ino = 1
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+    def _entry(
+        self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
+    ) -> None:
         encoded = name.encode() + b"\x00"
-        fields = [
-            self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0
-        ]
+        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0]
         self.ino += 1
         header = b"070701" + b"".join(b"%08X" % f for f in fields)
         self.buf.write(header + encoded)
@@ -157,9 +158,10 @@ class Cpio:
         return self.buf.getvalue()
 
 
+DIRECTORIES = "bin dev proc sys tmp etc etc/acpi etc/acpi/PWRF lib lib/modules".split()
 POWER_SCRIPT = b"""#!/bin/sh
 # busybox acpid runs this on the ACPI power button (QMP system_powerdown).
-echo "LKGUEST powerdown"
+echo "LKGUEST powerdown" > /dev/console
 sync
 poweroff -f
 """
@@ -167,8 +169,7 @@ poweroff -f
 
 def build_initramfs(modules: list[tuple[str, bytes]], init: bytes) -> bytes:
     archive = Cpio()
-    for name in ("bin", "dev", "proc", "sys", "tmp", "etc", "etc/acpi", "etc/acpi/PWRF", "lib",
-                 "lib/modules"):
+    for name in DIRECTORIES:
         archive.dir(name)
     archive.chardev("dev/console", 5, 1)
     archive.chardev("dev/null", 1, 3)
@@ -187,6 +188,12 @@ def main(argv: list[str]) -> int:
     cache = Path(argv[1]) if len(argv) > 1 else HERE / "out"
     cache.mkdir(parents=True, exist_ok=True)
     cache = cache.resolve()
+    with (cache / ".lock").open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # parallel test workers build once
+        return build(cache)
+
+
+def build(cache: Path) -> int:
     kernel_out, initrd_out = cache / "vmlinuz", cache / "initramfs.img"
     if not BUSYBOX.exists():
         raise SystemExit("build: /bin/busybox missing (apt-get install busybox-static)")

@@ -62,7 +62,5 @@ def parse(source: Path | str | bytes) -> tuple[int, list[str]]:
             continue
         n = index + 1
         why = check(block, n)
-        problems.append(
-            why or f"record {n} is valid but record {k + 1} is not: a gap after {k}"
-        )
+        problems.append(why or f"record {n} is valid but record {k + 1} is not: a gap after {k}")
     return k, problems

@@ -82,7 +82,7 @@ def remove_orphan_snapshots(world: World) -> list[str]:
         known = resources.existing_snapshot_ids(conn, stored)
     orphans = [s for s in stored if s not in known]
     for snapshot_id in orphans:
-        world.storage.delete_snapshot(snapshot_id)
+        world.discard_snapshot_data(snapshot_id)
     return orphans
 
 

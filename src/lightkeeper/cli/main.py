@@ -92,13 +92,20 @@ def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
         create_app(services),
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="on",
-        server_header=False,
-        h11_max_incomplete_event_size=1024 * 1024,
+        **uvicorn_options(settings.log_level),
     )
     Server(config).run()
+
+
+def uvicorn_options(log_level: str) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn; the benchmarks' bare-stack baseline uses the same."""
+    return {
+        "log_level": log_level,
+        "access_log": False,
+        "lifespan": "on",
+        "server_header": False,
+        "h11_max_incomplete_event_size": 1024 * 1024,
+    }
 
 
 cli.add_command(admin)

@@ -210,8 +210,8 @@ class SnapshotService:
                 rules.check_delete_snapshot(snapshot)
                 world.check_snapshot_usable(snapshot_id)
             db.delete_snapshots(conn, id_list)
-        for snapshot_id in id_list:  # after commit: a crash here leaves only orphan files
-            world.storage.delete_snapshot(snapshot_id)
+        for snapshot_id in id_list:  # after commit: what fails here is an orphan, removed later
+            world.discard_snapshot_data(snapshot_id)
         return {}
 
     # -- ModifySnapshotAttribute ------------------------------------------------------------

@@ -6,6 +6,7 @@ or compute problem the same way.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from lightkeeper import compute, storage
 from lightkeeper.compute.base import PowerState
 from lightkeeper.errors import ApiError
 from lightkeeper.store.database import is_lock_timeout, write
+
+logger = logging.getLogger("lightkeeper.world")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,14 @@ class World:
             if lock_error is not None and is_lock_timeout(exc):
                 raise ApiError(lock_error) from None
             raise
+
+    def discard_snapshot_data(self, snapshot_id: str) -> None:
+        """Best effort, for data whose record is already gone: a failure (e.g. the image is
+        held by a running machine) leaves an orphan that the next start removes."""
+        try:
+            self.storage.delete_snapshot(snapshot_id)
+        except storage.StorageError as exc:
+            logger.warning("snapshot %s data kept for now: %s", snapshot_id, exc)
 
     def power_state(self, instance_id: str) -> PowerState:
         try:

@@ -19,6 +19,7 @@ from .base import (
     StorageError,
     StorageIOError,
 )
+from .qcow2 import Qcow2Driver
 from .raw import RawDriver
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "DiskNotFound",
     "NoSpace",
     "ProgressCallback",
+    "Qcow2Driver",
     "RawDriver",
     "SnapshotBusy",
     "SnapshotExists",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 # Typing the registry as StorageDriver factories makes mypy check each driver's conformance.
-_DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {"raw": RawDriver}
+_DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {"qcow2": Qcow2Driver, "raw": RawDriver}
 
 
 def make_driver(name: str, root: Path) -> StorageDriver:

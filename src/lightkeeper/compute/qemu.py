@@ -1,0 +1,367 @@
+"""The ``qemu`` compute driver: every running instance is a real ``qemu-system-x86_64``.
+
+Layout under ``root/vms/<instance>/``: ``instance.json`` (disk path + format: the record
+whose absence means StatusUnavailable), ``qemu.pid``, ``qmp.sock`` and ``console.log`` (the
+serial port; the previous boot's is kept as ``console.log.1``).
+
+QEMU runs with ``-daemonize`` (its own session), so machines outlive the Lightkeeper server;
+a new driver on the same root re-attaches through the pidfile and the QMP socket, and a
+machine whose process is gone is simply STOPPED. A PID is only ever signalled after its
+``/proc/<pid>/cmdline`` proves it is the QEMU this driver started for that instance (its
+unique QMP socket path), so a recycled PID is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from lightkeeper.compute.base import ComputeError, PowerState, StatusCorrupt, StatusUnavailable
+from lightkeeper.compute.qmp import QMPClient, QMPCommandError, QMPError
+
+QEMU = "qemu-system-x86_64"
+Accel = Literal["auto", "kvm", "tcg"]
+_DISK_NODE = "disk0"  # root block node: blockdev-snapshot-internal-sync's ``device``
+_DEAD_RUN_STATES = {"shutdown", "guest-panicked", "internal-error"}
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes including the NUL
+
+
+class VMStartFailed(ComputeError):
+    """QEMU refused to start (bad disk, missing kernel, locked image...)."""
+
+
+class QMPFailed(ComputeError):
+    """A running machine rejected a monitor command."""
+
+
+def _opt(path: Path) -> str:
+    """A path inside a QEMU ``key=value,...`` option: commas are doubled."""
+    return str(path).replace(",", ",,")
+
+
+@functools.cache
+def detect_accel(qemu: str = QEMU) -> Literal["kvm", "tcg"]:
+    """KVM only if a KVM guest actually executes: on some hosts /dev/kvm opens but the vCPU
+    spins forever (seen on nested sandboxes), so firmware is booted and must reach HLT."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    with tempfile.TemporaryDirectory(prefix="lk-kvm-probe-") as tmp:
+        sock = Path(tmp) / "qmp.sock"
+        proc = subprocess.Popen(
+            [qemu, "-accel", "kvm", "-m", "32", "-nodefaults", "-no-user-config",
+             "-display", "none", "-qmp", f"unix:{sock},server=on,wait=off"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.1)
+                with contextlib.suppress(QMPError):
+                    with QMPClient(sock, timeout=1.0) as qmp:
+                        regs = qmp.execute(
+                            "human-monitor-command", {"command-line": "info registers"}
+                        )
+                    if isinstance(regs, str) and "HLT=1" in regs:  # SeaBIOS: no boot device
+                        return "kvm"
+            return "tcg"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+class QemuDriver:
+    supervised = True  # guests power off, crash and get killed behind the driver's back
+
+    def __init__(
+        self,
+        root: Path,
+        transition_seconds: float = 0.0,
+        *,
+        kernel: Path | None = None,
+        initrd: Path | None = None,
+        append: str = "console=ttyS0 panic=-1",
+        memory_mb: int = 256,
+        soft_stop_timeout: float = 30.0,
+        accel: Accel = "auto",
+        qemu: str = QEMU,
+    ) -> None:
+        """``transition_seconds`` is accepted for make_driver symmetry and ignored: real
+        machines take as long as they take. ``accel="auto"`` probes KVM once per process."""
+        self._root = root / "vms"
+        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._kernel = kernel.resolve() if kernel is not None else None  # qemu runs elsewhere
+        self._initrd = initrd.resolve() if initrd is not None else None
+        self._append = append
+        self._memory_mb = memory_mb
+        self._soft_stop_timeout = soft_stop_timeout
+        self._accel = accel
+        self._qemu = qemu
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        if kernel is None and initrd is not None:
+            raise ValueError("initrd given without kernel")
+
+    # -- paths and records --------------------------------------------------------------------
+
+    def _dir(self, instance_id: str) -> Path:
+        if not instance_id or "/" in instance_id or instance_id.startswith("."):
+            raise ValueError(f"bad instance id {instance_id!r}")
+        return self._root / instance_id
+
+    def _socket(self, instance_id: str) -> Path:
+        """Deterministic, so a restarted driver finds it; moved to the temp dir if the
+        instance directory is too deep for a unix socket path."""
+        path = self._dir(instance_id) / "qmp.sock"
+        if len(str(path)) <= _SOCKET_PATH_MAX:
+            return path
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:20]
+        return Path(tempfile.gettempdir()) / f"lk-qmp-{digest}.sock"
+
+    def console_log(self, instance_id: str) -> Path:
+        return self._dir(instance_id) / "console.log"
+
+    def _record(self, instance_id: str) -> dict[str, Any]:
+        path = self._dir(instance_id) / "instance.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StatusUnavailable(f"no machine record for {instance_id}") from None
+        except (OSError, ValueError) as exc:
+            raise StatusCorrupt(f"machine record of {instance_id} unreadable: {exc}") from None
+        if not (
+            isinstance(data, dict)
+            and isinstance(data.get("disk"), str)
+            and isinstance(data.get("format"), str)
+        ):
+            raise StatusCorrupt(f"machine record of {instance_id} is malformed")
+        return data
+
+    def _write_record(self, instance_id: str, disk: Path, disk_format: str) -> None:
+        directory = self._dir(instance_id)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / "instance.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"disk": str(disk.resolve()), "format": disk_format}))
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    @contextlib.contextmanager
+    def _locked(self, instance_id: str) -> Iterator[None]:
+        """One power operation per instance at a time: per thread here, per process via
+        flock, so a second driver on the same root cannot boot a machine twice."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(instance_id, threading.Lock())
+        with lock:
+            directory = self._dir(instance_id)
+            directory.mkdir(mode=0o700, exist_ok=True)
+            with (directory / "lock").open("a") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                yield
+
+    # -- the process --------------------------------------------------------------------------
+
+    def _pid(self, instance_id: str) -> int | None:
+        """PID of this instance's live QEMU, or None (stale pidfiles and zombies included)."""
+        try:
+            pid = int((self._dir(instance_id) / "qemu.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        except OSError as exc:
+            raise StatusCorrupt(f"pidfile of {instance_id} unreadable: {exc}") from None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00")
+        except OSError:
+            return None  # gone
+        if f"unix:{_opt(self._socket(instance_id))},".encode() not in b" ".join(cmdline):
+            return None  # a zombie (empty cmdline) or a recycled PID
+        return pid
+
+    def _qmp(self, instance_id: str, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        try:
+            with QMPClient(self._socket(instance_id)) as qmp:
+                return qmp.execute(command, arguments)
+        except QMPCommandError as exc:
+            raise QMPFailed(f"{instance_id}: {exc}") from None
+        except QMPError as exc:
+            raise StatusCorrupt(f"monitor of {instance_id} unreachable: {exc}") from None
+
+    def _wait_exit(self, instance_id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._pid(instance_id) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _accel_for_run(self) -> str:
+        return detect_accel(self._qemu) if self._accel == "auto" else self._accel
+
+    def _command(self, instance_id: str, record: dict[str, Any]) -> list[str]:
+        directory = self._dir(instance_id)
+        blockdev = {
+            "driver": record["format"],
+            "node-name": _DISK_NODE,
+            "file": {"driver": "file", "filename": record["disk"]},
+        }
+        command = [
+            self._qemu,
+            "-name", f"lightkeeper-{instance_id}",
+            "-accel", self._accel_for_run(),
+            "-m", str(self._memory_mb),
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-chardev", f"file,id=console,path={_opt(directory / 'console.log')}",
+            "-serial", "chardev:console",
+            "-qmp", f"unix:{_opt(self._socket(instance_id))},server=on,wait=off",
+            "-pidfile", str(directory / "qemu.pid"),
+            "-daemonize",
+            "-blockdev", json.dumps(blockdev),
+            "-device", f"virtio-blk-pci,drive={_DISK_NODE},id=vda",
+        ]  # fmt: skip
+        if self._kernel is not None:
+            command += ["-kernel", str(self._kernel), "-append", self._append]
+            if self._initrd is not None:
+                command += ["-initrd", str(self._initrd)]
+        return command
+
+    def _start_locked(self, instance_id: str) -> None:
+        record = self._record(instance_id)
+        if self._pid(instance_id) is not None:
+            return  # already running: start is idempotent
+        directory = self._dir(instance_id)
+        sock = self._socket(instance_id)
+        sock.unlink(missing_ok=True)
+        (directory / "qemu.pid").unlink(missing_ok=True)
+        console = directory / "console.log"
+        if console.exists():
+            os.replace(console, directory / "console.log.1")
+        try:
+            result = subprocess.run(
+                self._command(instance_id, record),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=directory,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise VMStartFailed(f"{instance_id}: cannot run {self._qemu}: {exc}") from None
+        if result.returncode != 0:
+            detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+            raise VMStartFailed(f"{instance_id}: qemu failed to start: {detail[0]}")
+        if self._pid(instance_id) is None:
+            raise VMStartFailed(f"{instance_id}: qemu exited right after starting")
+
+    def _quit_locked(self, instance_id: str) -> None:
+        pid = self._pid(instance_id)
+        if pid is None:
+            return
+        with contextlib.suppress(ComputeError):
+            self._qmp(instance_id, "quit")
+        if not self._wait_exit(instance_id, 10.0):
+            pid = self._pid(instance_id)
+            if pid is not None:  # ours, checked just now: the last resort
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if not self._wait_exit(instance_id, 5.0):
+                raise ComputeError(f"{instance_id}: qemu (pid {pid}) would not exit")
+
+    # -- the ComputeDriver protocol -----------------------------------------------------------
+
+    def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
+        with self._locked(instance_id):
+            self._write_record(instance_id, disk, disk_format)
+            if state == "RUNNING":
+                self._start_locked(instance_id)
+            else:
+                self._quit_locked(instance_id)
+
+    def delete(self, instance_id: str) -> None:
+        directory = self._dir(instance_id)
+        if not directory.exists():
+            return
+        with self._locked(instance_id):
+            self._quit_locked(instance_id)
+            self._socket(instance_id).unlink(missing_ok=True)
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def status(self, instance_id: str) -> PowerState:
+        self._record(instance_id)
+        if self._pid(instance_id) is None:
+            return "STOPPED"
+        try:
+            reply = self._qmp(instance_id, "query-status")
+        except StatusCorrupt:
+            if self._pid(instance_id) is None:
+                return "STOPPED"  # exited while we asked
+            raise
+        run_state = reply.get("status") if isinstance(reply, dict) else None
+        if not isinstance(run_state, str):
+            raise StatusCorrupt(f"{instance_id}: query-status answered {reply!r}")
+        # Paused, saving or in io-error the machine is still on; only a dead guest is not.
+        return "STOPPED" if run_state in _DEAD_RUN_STATES else "RUNNING"
+
+    def start(self, instance_id: str) -> None:
+        with self._locked(instance_id):
+            self._start_locked(instance_id)
+
+    def stop(self, instance_id: str, force: bool) -> None:
+        """Soft: ACPI power button, then ``quit`` after ``soft_stop_timeout``; hard: ``quit``."""
+        with self._locked(instance_id):
+            self._record(instance_id)
+            if self._pid(instance_id) is None:
+                return
+            if not force:
+                try:
+                    self._qmp(instance_id, "system_powerdown")
+                except StatusCorrupt:
+                    if self._pid(instance_id) is None:
+                        return
+                    raise
+                if self._wait_exit(instance_id, self._soft_stop_timeout):
+                    return
+            self._quit_locked(instance_id)
+
+    def reboot(self, instance_id: str) -> None:
+        """A hard reset (``system_reset``) of a running machine; a stopped one is started."""
+        with self._locked(instance_id):
+            self._record(instance_id)
+            if self._pid(instance_id) is None:
+                self._start_locked(instance_id)
+            else:
+                self._qmp(instance_id, "system_reset")
+
+    # -- LiveSnapshotCompute ------------------------------------------------------------------
+
+    def internal_snapshot(self, instance_id: str, tag: str) -> bool:
+        """Crash-consistent: QEMU drains in-flight I/O and snapshots the qcow2 in place while
+        the guest keeps running, so the guest sees no more than a short pause."""
+        self._record(instance_id)
+        if self._pid(instance_id) is None:
+            return False
+        try:
+            self._qmp(
+                instance_id, "blockdev-snapshot-internal-sync", {"device": _DISK_NODE, "name": tag}
+            )
+        except StatusCorrupt:
+            if self._pid(instance_id) is None:
+                return False
+            raise
+        return True
+
+    def pid(self, instance_id: str) -> int | None:
+        """The live QEMU's PID (for operators and tests), None when stopped."""
+        return self._pid(instance_id)
