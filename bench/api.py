@@ -67,7 +67,11 @@ def _describe(port: int, who: Seeded, count: int = 8) -> list[Signed]:
     host = f"127.0.0.1:{port}"
     return [
         tc3_request(
-            host, who.secret_id, who.secret_key, "DescribeSnapshots", REGION,
+            host,
+            who.secret_id,
+            who.secret_key,
+            "DescribeSnapshots",
+            REGION,
             {"Offset": 20 * n, "Limit": 20},
         )
         for n in range(count)
@@ -78,7 +82,11 @@ def _create(port: int, who: Seeded, instance_ids: list[str]) -> list[Signed]:
     host = f"127.0.0.1:{port}"
     return [
         tc3_request(
-            host, who.secret_id, who.secret_key, "CreateInstanceSnapshot", REGION,
+            host,
+            who.secret_id,
+            who.secret_key,
+            "CreateInstanceSnapshot",
+            REGION,
             {"InstanceId": instance_id},
         )
         for instance_id in instance_ids
@@ -114,18 +122,26 @@ def _moto_requests(port: int, n_snapshots: int) -> tuple[list[Signed], list[Sign
 
     endpoint = f"http://127.0.0.1:{port}"
     ec2 = boto3.client(
-        "ec2", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "ec2",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
-    for n in range(n_snapshots):
-        ec2.create_snapshot(VolumeId=volume, Description=f"snap-{n}")
-    listed = ec2.describe_snapshots(OwnerIds=["self"], MaxResults=20)["Snapshots"]
+    made = [
+        ec2.create_snapshot(VolumeId=volume, Description=f"snap-{n}")["SnapshotId"]
+        for n in range(n_snapshots)
+    ]
+    page = made[-20:]
+    listed = ec2.describe_snapshots(SnapshotIds=page)["Snapshots"]
     credentials = Credentials("testing", "testing")
 
     def signed(body: str) -> Signed:
         request = AWSRequest(
-            "POST", endpoint + "/", data=body,
+            "POST",
+            endpoint + "/",
+            data=body,
             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
         )
         SigV4Auth(credentials, "ec2", "us-east-1").add_auth(request)
@@ -134,7 +150,10 @@ def _moto_requests(port: int, n_snapshots: int) -> tuple[list[Signed], list[Sign
         return Signed("POST", "/", headers, body.encode())
 
     version = "Action={}&Version=2016-11-15"
-    describe = [signed(version.format("DescribeSnapshots") + "&Owner.1=self&MaxResults=20")]
+    # moto ignores MaxResults for DescribeSnapshots (it answers the whole list), so the page
+    # of 20 is asked for by id: the same 20-item answer, found among the 1,000.
+    ids = "".join(f"&SnapshotId.{n + 1}={s}" for n, s in enumerate(page))
+    describe = [signed(version.format("DescribeSnapshots") + ids)]
     create = [signed(version.format("CreateSnapshot") + f"&VolumeId={volume}")]
     return describe, create, len(listed)
 
@@ -156,7 +175,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     fixed_seconds = 2.0 if quick else 5.0
     pool_size = 1500 if quick else 8000
     results: dict[str, Any] = {"method": {}}
-    with tempfile.TemporaryDirectory(prefix="lk-bench-api-", dir=os.environ.get("BENCH_DIR")) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="lk-bench-api-", dir=os.environ.get("BENCH_DIR")
+    ) as tmp:
         root = Path(tmp)
         data = root / "data"
         log = root / "servers.log"
@@ -166,8 +187,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         writer = seed(services, "writer", pool_size, 0, disks=True)
         services.engine.dispose()
         results["seed_s"] = time.perf_counter() - started
-        print(f"\nAPI (seeded {N_SNAPSHOTS} snapshots + {pool_size} instances in "
-              f"{results['seed_s']:.1f}s; {seconds:.0f}s saturation runs)")
+        print(
+            f"\nAPI (seeded {N_SNAPSHOTS} snapshots + {pool_size} instances in "
+            f"{results['seed_s']:.1f}s; {seconds:.0f}s saturation runs)"
+        )
 
         # 1. bare stack
         bare = Proc([PYTHON, "-m", "bench.bare_app", "--port", str(port := free_port())], port, log)
@@ -200,18 +223,20 @@ def run(quick: bool = False) -> dict[str, Any]:
             half = seconds / 2
             for _ in range(2):
                 off_runs.append(saturate(lk.port, _describe(lk.port, reader), half)["rps"])
-                on_runs.append(
-                    saturate(limited.port, _describe(limited.port, reader), half)["rps"]
-                )
+                on_runs.append(saturate(limited.port, _describe(limited.port, reader), half)["rps"])
             limiter_cost = 1 - statistics.median(on_runs) / statistics.median(off_runs)
             results["limiter"] = {"off_rps": off_runs, "on_rps": on_runs, "cost": limiter_cost}
-            print(f"  rate limiter on (limits high) vs off: {off_runs} -> {on_runs} req/s, "
-                  f"cost {limiter_cost:+.1%}")
+            print(
+                f"  rate limiter on (limits high) vs off: {off_runs} -> {on_runs} req/s, "
+                f"cost {limiter_cost:+.1%}"
+            )
 
             fixed_ids = writer.instance_ids[: int(FIXED_RATE * fixed_seconds)]
             saturate_ids = writer.instance_ids[len(fixed_ids) :]
             results["create_200rps"] = loadgen(
-                lk.port, _create(lk.port, writer, fixed_ids), seconds=fixed_seconds,
+                lk.port,
+                _create(lk.port, writer, fixed_ids),
+                seconds=fixed_seconds,
                 rate=FIXED_RATE,
             )
             _row(f"CreateInstanceSnapshot @ {FIXED_RATE:.0f} req/s", results["create_200rps"])
@@ -226,12 +251,19 @@ def run(quick: bool = False) -> dict[str, Any]:
 
         # 3. moto
         if shutil.which("moto_server"):
-            moto = Proc(["moto_server", "-p", str(port := free_port())], port, log).start()
+            moto = Proc(
+                ["moto_server", "-p", str(port := free_port())],
+                port,
+                log,
+                env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
+            ).start()
             try:
                 m_describe, m_create, listed = _moto_requests(moto.port, N_SNAPSHOTS)
                 results["moto_describe"] = saturate(moto.port, m_describe, seconds)
-                _row(f"moto DescribeSnapshots (1,000, MaxResults=20 -> {listed})",
-                     results["moto_describe"])
+                _row(
+                    f"moto DescribeSnapshots (1,000, MaxResults=20 -> {listed})",
+                    results["moto_describe"],
+                )
                 results["moto_create"] = saturate(moto.port, m_create, seconds)
                 _row("moto CreateSnapshot", results["moto_create"])
             finally:

@@ -26,7 +26,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    body = orjson.dumps({"Response": {"TotalCount": 0, "SnapshotSet": [], "RequestId": str(uuid.uuid4())}})
+    body = orjson.dumps(
+        {"Response": {"TotalCount": 0, "SnapshotSet": [], "RequestId": str(uuid.uuid4())}}
+    )
     await send(
         {
             "type": "http.response.start",

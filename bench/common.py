@@ -188,7 +188,9 @@ def _lua_string(value: str | bytes) -> str:
 def wrk_script(requests: Sequence[Signed]) -> str:
     lines = []
     for r in requests:
-        headers = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in r.headers.items())
+        headers = ", ".join(
+            f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in r.headers.items()
+        )
         lines.append(
             f"table.insert(reqs, wrk.format({_lua_string(r.method)}, {_lua_string(r.path)}, "
             f"{{{headers}}}, {_lua_string(r.body)}))"

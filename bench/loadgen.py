@@ -28,9 +28,7 @@ def _encode(spec: dict[str, Any]) -> bytes:
     return head.encode() + b"\r\n" + body
 
 
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
-) -> bool:
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> bool:
     writer.write(raw)
     head = await reader.readuntil(b"\r\n\r\n")
     match = CONTENT_LENGTH.search(head)

@@ -39,9 +39,10 @@ ls /dev/input/event* >/dev/null 2>&1 && acpid -c /etc/acpi -l /dev/null
 ARGS=''
 i=0
 while [ $i -lt 251 ]; do ARGS="$ARGS \$n"; i=$((i + 1)); done
+B=64  # records prepared per batch: one sha256sum fork hashes all of them
 
-# record: build record $n in /tmp/rec using builtins plus one sha256sum.
-record() {
+# body FILE: header and payload of record $n (builtins only).
+body() {
     esc=''
     i=0
     while [ $i -lt 8 ]; do
@@ -49,28 +50,56 @@ record() {
         esc="$esc\\$((b >> 6))$(((b >> 3) & 7))$((b & 7))"
         i=$((i + 1))
     done
-    { printf 'LKREC001'; printf "$esc"; eval "printf '%015d\n' $ARGS"; } > /tmp/rec
-    sum=$(sha256sum < /tmp/rec)
-    printf '%s' "${sum%% *}" >> /tmp/rec
+    { printf 'LKREC001'; printf "$esc"; eval "printf '%015d\n' $ARGS"; } > "$1"
 }
 
-n=1
-while dd if=/dev/vda of=/tmp/disk bs=4096 skip=$((n - 1)) count=1 2>/dev/null \
-        && [ -s /tmp/disk ]; do
-    record
-    cmp -s /tmp/disk /tmp/rec || break
-    n=$((n + 1))
+# batch FIRST: records FIRST..FIRST+B-1 complete in /tmp/r.0 .. /tmp/r.$((B-1)).
+batch() {
+    files=''
+    j=0
+    while [ $j -lt $B ]; do
+        n=$(($1 + j))
+        body /tmp/r.$j
+        files="$files /tmp/r.$j"
+        j=$((j + 1))
+    done
+    sha256sum $files | while read -r sum file; do printf '%s' "$sum" >> "$file"; done
+}
+
+# Scan a batch at a time; inside the first batch that differs, find the first bad record.
+first=1
+while :; do
+    rm -f /tmp/chunk  # a failed read must not leave the last batch's bytes behind
+    dd if=/dev/vda of=/tmp/chunk bs=4096 skip=$((first - 1)) count=$B 2>/dev/null
+    batch $first
+    cat $files > /tmp/expect
+    cmp -s /tmp/chunk /tmp/expect || break
+    first=$((first + B))
 done
+j=0
+while [ $j -lt $B ]; do
+    rm -f /tmp/one
+    dd if=/tmp/chunk of=/tmp/one bs=4096 skip=$j count=1 2>/dev/null
+    cmp -s /tmp/one /tmp/r.$j || break
+    j=$((j + 1))
+done
+n=$((first + j))
 echo "LKGUEST k=$((n - 1)) start"
 
 while :; do
-    record
-    if ! dd if=/tmp/rec of=/dev/vda bs=4096 seek=$((n - 1)) count=1 \
-            conv=notrunc,fsync oflag=direct 2>/dev/null; then
-        echo "LKGUEST full k=$((n - 1))"
-        break
-    fi
-    [ $((n % 50)) -eq 0 ] && echo "LKGUEST k=$n"
-    n=$((n + 1))
+    first=$n
+    batch $first
+    n=$first
+    j=0
+    while [ $j -lt $B ]; do
+        if ! dd if=/tmp/r.$j of=/dev/vda bs=4096 seek=$((n - 1)) count=1 \
+                conv=notrunc,fsync oflag=direct 2>/dev/null; then
+            echo "LKGUEST full k=$((n - 1))"
+            break 2
+        fi
+        [ $((n % 50)) -eq 0 ] && echo "LKGUEST k=$n"
+        n=$((n + 1))
+        j=$((j + 1))
+    done
 done
 exec sleep 2147483647

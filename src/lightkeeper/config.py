@@ -7,6 +7,7 @@ clear line, never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -74,6 +75,44 @@ class Settings(BaseModel):
 
     def region_codes(self) -> frozenset[str]:
         return frozenset(r.region for r in self.regions)
+
+
+# What the server's drivers are: remembered in the data dir by ``serve`` so that ``admin``
+# commands (another process) build disks and machines the same way.
+DRIVER_KEYS = (
+    "storage",
+    "compute",
+    "transition_seconds",
+    "qemu_kernel",
+    "qemu_initrd",
+    "qemu_append",
+    "qemu_memory_mb",
+    "soft_stop_timeout",
+)
+DRIVERS_FILE = "drivers.json"
+
+
+def remembered_drivers(data_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((data_dir / DRIVERS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if k in DRIVER_KEYS} if isinstance(data, dict) else {}
+
+
+def remember_drivers(settings: Settings) -> None:
+    """Refuse to switch an existing data dir to another disk format; record the choice."""
+    before = remembered_drivers(settings.data_dir)
+    if before.get("storage", settings.storage) != settings.storage:
+        raise ConfigError(
+            f"data dir {settings.data_dir} holds {before['storage']} disks: "
+            f"cannot serve it with --storage {settings.storage}"
+        )
+    chosen = json.loads(settings.model_dump_json(include=set(DRIVER_KEYS)))
+    path = settings.data_dir / DRIVERS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(chosen, indent=1, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def build_settings(values: dict[str, Any]) -> Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +49,45 @@ class Principal:
 class KeyStore(Protocol):
     def find_key(self, secret_id: str) -> Principal | None:
         """The enabled key with this SecretId, or None."""
+
+
+class CachedKeyStore:
+    """``find_key`` answers remembered per SecretId, valid while ``version()`` (a counter the
+    database bumps on every change to accounts, users, keys, policies and sessions) is
+    unchanged and for at most ``ttl`` seconds. The version is read on every lookup, so a key
+    disabled or deleted by any process stops working with the next request.
+
+    ``version()`` returning None means "cannot tell": nothing is cached then."""
+
+    def __init__(
+        self,
+        inner: KeyStore,
+        version: Callable[[], int | None],
+        ttl: float = 30.0,
+        max_entries: int = 10000,
+    ) -> None:
+        self._inner = inner
+        self._version = version
+        self._ttl = ttl
+        self._max = max_entries
+        self._cache: dict[str, tuple[int, float, Principal]] = {}
+
+    def find_key(self, secret_id: str) -> Principal | None:
+        # Read the version first: a change committed during the lookup below leaves an entry
+        # tagged with the older version, which the next request then refuses.
+        version = self._version()
+        now = time.monotonic()
+        hit = self._cache.get(secret_id)
+        if hit is not None and version is not None and hit[0] == version and now < hit[1]:
+            return hit[2]
+        principal = self._inner.find_key(secret_id)
+        if principal is None or version is None:
+            self._cache.pop(secret_id, None)
+            return principal
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[secret_id] = (version, now + self._ttl, principal)
+        return principal
 
 
 class ReplayGuard:

@@ -77,7 +77,7 @@ def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
     from lightkeeper.cli.http import Server
     from lightkeeper.server import create_app
 
-    settings = settings_from(ctx, **values)
+    settings = settings_from(ctx, serving=True, **values)
     services = open_or_fail(settings)
     created = ensure_first_account(services)
     endpoint = f"{settings.host}:{settings.port}"

@@ -14,7 +14,15 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from lightkeeper.config import ConfigError, Settings, build_settings, load_toml, prepare_data_dir
+from lightkeeper.config import (
+    ConfigError,
+    Settings,
+    build_settings,
+    load_toml,
+    prepare_data_dir,
+    remember_drivers,
+    remembered_drivers,
+)
 from lightkeeper.server import Services, open_services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,13 +69,21 @@ def config_options(func: F) -> F:
     return func
 
 
-def settings_from(ctx: click.Context, **values: Any) -> Settings:
-    """The TOML file (including tables like ``regions``) under the resolved options, validated."""
+def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -> Settings:
+    """The TOML file (including tables like ``regions``) under the resolved options, validated.
+
+    ``admin`` commands then take the drivers the server last ran with; ``serve`` records them.
+    """
     merged: dict[str, Any] = dict(ctx.meta.get("toml", {}))
     merged.update({k: v for k, v in values.items() if v is not None})
     try:
         settings = build_settings(merged)
         settings.data_dir = prepare_data_dir(settings.data_dir)
+        if serving:
+            remember_drivers(settings)
+        else:
+            remembered = remembered_drivers(settings.data_dir)
+            settings = build_settings({**remembered, **merged, "data_dir": settings.data_dir})
     except ConfigError as exc:
         fail(str(exc))
     return settings

@@ -103,6 +103,43 @@ def instance_create(
     _show(created, as_json)
 
 
+@instance.command("import")
+@click.option("--account", required=True, help="Owning account name.")
+@click.option("--region", required=True)
+@click.option(
+    "--disk",
+    "disk_image",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="An existing VM disk image (raw, or qcow2 with --storage qcow2); copied.",
+)
+@click.option("--zone")
+@click.option("--name")
+@click.option("--state", type=click.Choice(["RUNNING", "STOPPED"]), default="STOPPED")
+@click.option("--blueprint", default=DEFAULT_BLUEPRINT, show_default=True)
+@config_options
+@json_flag
+def instance_import(
+    account: str,
+    region: str,
+    disk_image: Path,
+    zone: str | None,
+    name: str | None,
+    state: str,
+    blueprint: str,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Create an instance whose system disk is a copy of an existing VM disk image."""
+    admin = _admin(data_dir)
+    imported = _run(
+        lambda: admin.import_instance(
+            account, region, disk_image, zone=zone, name=name, state=state, blueprint_id=blueprint
+        )
+    )
+    _show(imported, as_json)
+
+
 @instance.command("delete")
 @click.argument("instance_id")
 @config_options

@@ -19,6 +19,7 @@ from lightkeeper.domain.model import BUNDLE_TYPES, STORAGE_BUNDLE, GiB, Instance
 from lightkeeper.lighthouse.views import instance_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
+from lightkeeper.storage.images import image_info
 from lightkeeper.store import resources as db
 from lightkeeper.store.accounts import AccountStore
 
@@ -53,6 +54,7 @@ class AdminService:
         state: str = "RUNNING",
         blueprint_id: str,
         tags: dict[str, str] | None = None,
+        base_image: Path | None = None,
     ) -> dict[str, Any]:
         account = self.accounts.get(account_name)
         if region not in self.regions:
@@ -102,11 +104,23 @@ class AdminService:
                 disk_job=None,
                 tags=dict(tags or {}),
             )
-            base = Path(image["image_path"]) if image["image_path"] else None
+            base = base_image or (Path(image["image_path"]) if image["image_path"] else None)
             self.world.storage.create_disk(instance.disk_id, disk_size_gb * GiB, base)
             self._register(instance, state)
             db.insert_instance(conn, instance)
         return self.describe_instance(instance_id)
+
+    def import_instance(
+        self, account_name: str, region: str, disk: Path, **options: Any
+    ) -> dict[str, Any]:
+        """An instance whose system disk starts as a copy of an existing VM disk image."""
+        image_format, virtual_size = image_info(disk)
+        if image_format != "raw" and self.world.storage.format == "raw":
+            raise AdminError(f"{disk} is {image_format}: serve with --storage qcow2 to import it")
+        size_gb = max(options.pop("disk_size_gb", 1), -(-virtual_size // GiB))
+        return self.create_instance(
+            account_name, region, disk_size_gb=size_gb, base_image=disk, **options
+        )
 
     def describe_instance(self, instance_id: str) -> dict[str, Any]:
         with self.world.read() as conn:

@@ -75,10 +75,10 @@ class InstanceService:
             total, found = db.list_instances(
                 conn, ctx.principal.account_id, ctx.region or "", where, offset, limit, order
             )
-            images = {i.blueprint_id: db.get_blueprint(conn, i.blueprint_id) for i in found}
+            images = db.get_blueprints(conn, (i.blueprint_id for i in found))
         return {
             "TotalCount": total,
-            "InstanceSet": [instance_view(i, images[i.blueprint_id]) for i in found],
+            "InstanceSet": [instance_view(i, images.get(i.blueprint_id)) for i in found],
         }
 
     def start(self, ctx: Context, req: models.StartInstancesRequest) -> Reply:

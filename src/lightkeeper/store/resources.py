@@ -7,14 +7,19 @@ that must be atomic (quota, locks) run their reads and writes inside one ``write
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     Row,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -45,16 +50,19 @@ def set_tags(conn: Connection, resource_id: str, values: Mapping[str, str]) -> N
         )
 
 
+# Built once: constructing a statement costs more than running it on a page of ids.
+_TAGS_FOR = (
+    select(tags.c.resource_id, tags.c.key, tags.c.value)
+    .where(tags.c.resource_id.in_(bindparam("ids", expanding=True)))
+    .order_by(tags.c.resource_id, tags.c.key)
+)
+
+
 def tags_for(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {i: {} for i in ids}
     if ids:
-        rows = conn.execute(
-            select(tags.c.resource_id, tags.c.key, tags.c.value)
-            .where(tags.c.resource_id.in_(ids))
-            .order_by(tags.c.resource_id, tags.c.key)
-        )
-        for row in rows:
-            found[row.resource_id][row.key] = row.value
+        for resource_id, key, value in conn.execute(_TAGS_FOR, {"ids": list(ids)}):
+            found[resource_id][key] = value
     return found
 
 
@@ -73,8 +81,12 @@ def tag_clause(id_column: Any, name: str, values: Sequence[str]) -> ColumnElemen
 # -- instances -------------------------------------------------------------------------------
 
 
+_INSTANCE_COLUMNS = tuple(instances.c.keys())
+_SNAPSHOT_COLUMNS = tuple(snapshots.c.keys())
+
+
 def _instance(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Instance:
-    data = dict(row._mapping)
+    data = dict(zip(_INSTANCE_COLUMNS, row, strict=True))  # rows of select(instances)
     return Instance(**data, tags=dict(tag_map or {}))
 
 
@@ -167,7 +179,7 @@ def count_instances_by_bundle(conn: Connection, account_id: int, region: str) ->
 
 
 def _snapshot(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Snapshot:
-    data = dict(row._mapping)
+    data = dict(zip(_SNAPSHOT_COLUMNS, row, strict=True))  # rows of select(snapshots)
     data["corrupt"] = bool(data["corrupt"])
     return Snapshot(**data, tags=dict(tag_map or {}))
 
@@ -261,6 +273,15 @@ def blueprint_exists(conn: Connection, blueprint_id: str) -> bool:
     return conn.scalar(query) is not None
 
 
+def get_blueprints(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Several blueprints in one query (a page of instances shares a handful)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(blueprints).where(blueprints.c.blueprint_id.in_(wanted)))
+    return {r.blueprint_id: dict(r._mapping) for r in rows}
+
+
 def get_blueprint(conn: Connection, blueprint_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(blueprints).where(blueprints.c.blueprint_id == blueprint_id)).first()
     return dict(row._mapping) if row is not None else None
@@ -298,3 +319,27 @@ def insert_blueprint(
 def delete_blueprint(conn: Connection, blueprint_id: str) -> bool:
     result = conn.execute(delete(blueprints).where(blueprints.c.blueprint_id == blueprint_id))
     return bool(result.rowcount)
+
+
+# -- credentials version ---------------------------------------------------------------------
+
+
+def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
+    """A cheap reader of ``auth_version`` (bumped by triggers on every credential change), on
+    a plain sqlite3 connection of its own: a few microseconds, where a pooled SQLAlchemy
+    query costs a hundred. None for databases without those triggers (not a SQLite file)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or not Path(database).is_file():
+        return None
+    conn = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+    lock = threading.Lock()
+
+    def read() -> int | None:
+        try:
+            with lock:  # fetchall: the statement is finished, no read snapshot stays open
+                rows = conn.execute("SELECT version FROM auth_version WHERE id = 1").fetchall()
+        except sqlite3.Error:
+            return None
+        return int(rows[0][0]) if rows else None
+
+    return read

@@ -97,7 +97,9 @@ instances = Table(
     Column("disk_size_gb", Integer, nullable=False),
     Column("op_job", Integer, nullable=True),  # job holding the instance (power op, rollback)
     Column("disk_job", Integer, nullable=True),  # job holding the disk (snapshot, rollback)
-    Index("ix_instances_account_region_created", "account_id", "region", "created_at"),
+    Index(
+        "ix_instances_account_region_created", "account_id", "region", "created_at", "instance_id"
+    ),
 )
 
 snapshots = Table(
@@ -118,7 +120,9 @@ snapshots = Table(
     Column("created_at", DateTime, nullable=False),
     Column("checksum", String(80), nullable=True),
     Column("corrupt", Integer, nullable=False, server_default="0"),
-    Index("ix_snapshots_account_region_created", "account_id", "region", "created_at"),
+    Index(
+        "ix_snapshots_account_region_created", "account_id", "region", "created_at", "snapshot_id"
+    ),
     Index("ix_snapshots_disk", "disk_id"),
     Index("ix_snapshots_instance", "instance_id"),
 )
@@ -176,4 +180,13 @@ sessions = Table(
     Column("policy", String(65536), nullable=True),
     Column("expires_at", Float, nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+# One row (id 1) whose ``version`` SQLite triggers on accounts, users, api_keys, policies and
+# sessions bump (migration 0004): the API's key cache is valid while it is unchanged.
+auth_version = Table(
+    "auth_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
 )
