@@ -200,6 +200,9 @@ def build(cache: Path) -> int:
     init = (HERE / "init.sh").read_bytes()
     package = os.environ.get("LIGHTKEEPER_GUEST_KERNEL_PKG") or resolve_kernel_package()
     deb = fetch_deb(package, cache)
+    for stale in cache.glob("linux-image-*.deb"):
+        if stale != deb:
+            stale.unlink()  # the meta package moved on: keep the cache at one kernel
     inputs = {
         "version": BUILD_VERSION,
         "deb": deb.name,

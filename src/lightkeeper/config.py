@@ -48,6 +48,7 @@ class Settings(BaseModel):
     qemu_initrd: Path | None = None
     qemu_append: str = "console=ttyS0 panic=-1"
     qemu_memory_mb: int = Field(default=256, ge=32)
+    qemu_accel: Literal["auto", "kvm", "tcg"] = "auto"
     soft_stop_timeout: float = Field(default=30.0, gt=0)
     transition_seconds: float = Field(default=1.0, ge=0)
     operation_seconds: float = Field(default=0.0, ge=0)
@@ -87,6 +88,7 @@ DRIVER_KEYS = (
     "qemu_initrd",
     "qemu_append",
     "qemu_memory_mb",
+    "qemu_accel",
     "soft_stop_timeout",
 )
 DRIVERS_FILE = "drivers.json"

@@ -50,7 +50,15 @@ def open_services(settings: Settings) -> Services:
         engine=engine,
         storage=storage.make_driver(settings.storage, settings.data_dir),
         compute=compute.make_driver(
-            settings.compute, settings.data_dir, settings.transition_seconds
+            settings.compute,
+            settings.data_dir,
+            settings.transition_seconds,
+            kernel=settings.qemu_kernel,
+            initrd=settings.qemu_initrd,
+            append=settings.qemu_append,
+            memory_mb=settings.qemu_memory_mb,
+            soft_stop_timeout=settings.soft_stop_timeout,
+            accel=settings.qemu_accel,
         ),
         options=Options(
             snapshot_quota_per_instance=settings.snapshot_quota_per_instance,

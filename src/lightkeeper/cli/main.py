@@ -36,6 +36,7 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("qemu-initrd", {"help": "qemu: initramfs for --qemu-kernel."}),
     ("qemu-append", {"help": "qemu: kernel command line [console=ttyS0 panic=-1]."}),
     ("qemu-memory-mb", {"type": str, "help": "qemu: guest memory [256]."}),
+    ("qemu-accel", {"help": "qemu: auto, kvm or tcg [auto: KVM when it works]."}),
     ("soft-stop-timeout", {"type": str, "help": "qemu: seconds a SOFT stop may take [30]."}),
     ("transition-seconds", {"type": str, "help": "How long power transitions take [1]."}),
     ("operation-seconds", {"type": str, "help": "Minimum duration of create/apply [0]."}),
