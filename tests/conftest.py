@@ -9,6 +9,8 @@ import pytest
 
 from tests.support.server import Account, Server, free_port
 
+pytest_plugins = ["tests.support.guest"]  # the test guest fixtures: guest, records
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

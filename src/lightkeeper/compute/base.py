@@ -53,3 +53,8 @@ class LiveSnapshotCompute(Protocol):
         system disk while the guest keeps running (crash-consistent) and return True; return
         False when it is not running (the caller then snapshots the disk offline)."""
         ...
+
+    def internal_snapshot_delete(self, instance_id: str, tag: str) -> bool:
+        """Delete internal snapshot ``tag`` through the running machine; False when it is
+        not running (the caller then deletes it offline)."""
+        ...

@@ -362,6 +362,19 @@ class QemuDriver:
             raise
         return True
 
+    def internal_snapshot_delete(self, instance_id: str, tag: str) -> bool:
+        """Delete internal snapshot ``tag`` through the running VM (the image is locked to
+        everyone else); False when the VM is not running."""
+        self._record(instance_id)
+        if self._pid(instance_id) is None:
+            return False
+        self._qmp(
+            instance_id,
+            "blockdev-snapshot-delete-internal-sync",
+            {"device": _DISK_NODE, "name": tag},
+        )
+        return True
+
     def pid(self, instance_id: str) -> int | None:
         """The live QEMU's PID (for operators and tests), None when stopped."""
         return self._pid(instance_id)

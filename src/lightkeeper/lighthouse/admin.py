@@ -135,10 +135,10 @@ class AdminService:
             removed = [s.snapshot_id for s in db.snapshots_of_instance(conn, instance_id)]
             db.delete_snapshots(conn, removed)
             db.delete_instance(conn, instance_id)
+        self.world.compute.delete(instance_id)  # its machine lets go of the disk first
         for snapshot_id in removed:
             self.world.storage.delete_snapshot(snapshot_id)
         self.world.storage.delete_disk(instance.disk_id)
-        self.world.compute.delete(instance_id)
         return removed
 
     def resize_disk(self, instance_id: str, size_gb: int) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from typing import TypeVar
 
 from lightkeeper import compute, storage
@@ -92,8 +91,7 @@ class Operations:
             snapshot = db.get_snapshot(conn, snapshot_id)
         if instance is None or snapshot is None:
             return self.give_up(job, "instance or snapshot no longer exists")
-        with suppress(storage.StorageError):  # leftovers of an interrupted attempt
-            world.storage.delete_snapshot(snapshot_id)
+        world.discard_snapshot_data(snapshot_id, instance.instance_id)  # an interrupted try's
         progress = Progress(world, snapshot_id, world.options.operation_seconds, snapshot.percent)
         try:
             checksum = _retry_busy(lambda: self._snapshot_disk(instance, snapshot_id, progress))

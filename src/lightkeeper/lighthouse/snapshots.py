@@ -211,7 +211,7 @@ class SnapshotService:
                 world.check_snapshot_usable(snapshot_id)
             db.delete_snapshots(conn, id_list)
         for snapshot_id in id_list:  # after commit: what fails here is an orphan, removed later
-            world.discard_snapshot_data(snapshot_id)
+            world.discard_snapshot_data(snapshot_id, found[snapshot_id].instance_id)
         return {}
 
     # -- ModifySnapshotAttribute ------------------------------------------------------------

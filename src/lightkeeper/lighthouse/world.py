@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from lightkeeper import compute, storage
-from lightkeeper.compute.base import PowerState
+from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.errors import ApiError
 from lightkeeper.store.database import is_lock_timeout, write
 
@@ -56,12 +56,15 @@ class World:
                 raise ApiError(lock_error) from None
             raise
 
-    def discard_snapshot_data(self, snapshot_id: str) -> None:
-        """Best effort, for data whose record is already gone: a failure (e.g. the image is
-        held by a running machine) leaves an orphan that the next start removes."""
+    def discard_snapshot_data(self, snapshot_id: str, instance_id: str | None = None) -> None:
+        """Best effort, for data whose record is already gone: a failure leaves an orphan
+        that the next start removes. A running machine that holds the image deletes the
+        snapshot itself (nobody else may write the image)."""
         try:
+            if instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
+                self.compute.internal_snapshot_delete(instance_id, snapshot_id)
             self.storage.delete_snapshot(snapshot_id)
-        except storage.StorageError as exc:
+        except (storage.StorageError, compute.ComputeError) as exc:
             logger.warning("snapshot %s data kept for now: %s", snapshot_id, exc)
 
     def power_state(self, instance_id: str) -> PowerState:

@@ -214,6 +214,10 @@ def list_snapshots(
     offset: int,
     limit: int,
 ) -> tuple[int, list[Snapshot]]:
+    where = list(where)
+    raw = _sqlite_driver(conn)
+    if raw is not None and not where:
+        return _list_snapshots_sqlite(raw, account_id, region, offset, limit)
     region_clause = snapshots.c.region == region if region is not None else true()
     condition = and_(snapshots.c.account_id == account_id, region_clause, *where)
     total = conn.scalar(select(func.count()).select_from(snapshots).where(condition)) or 0
@@ -226,6 +230,63 @@ def list_snapshots(
     ).all()
     tag_map = tags_for(conn, [r.snapshot_id for r in rows])
     return total, [_snapshot(r, tag_map[r.snapshot_id]) for r in rows]
+
+
+def _sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
+    """The sqlite3 connection under ``conn``, inside the transaction SQLAlchemy began on it
+    (so several statements still read one snapshot); None on other databases."""
+    if conn.dialect.name != "sqlite":
+        return None
+    if not conn.in_transaction():
+        conn.begin()
+    driver = conn.connection.driver_connection
+    return driver if isinstance(driver, sqlite3.Connection) else None
+
+
+_SNAPSHOT_SELECT = ", ".join(_SNAPSHOT_COLUMNS)
+_SNAPSHOT_CREATED = _SNAPSHOT_COLUMNS.index("created_at")
+_SNAPSHOT_CORRUPT = _SNAPSHOT_COLUMNS.index("corrupt")
+
+
+def _list_snapshots_sqlite(
+    raw: sqlite3.Connection, account_id: int, region: str | None, offset: int, limit: int
+) -> tuple[int, list[Snapshot]]:
+    """``list_snapshots`` without filters, the hot path of DescribeSnapshots, in plain SQL:
+    the same statements SQLAlchemy would send, without its per-statement overhead (it costs
+    several times what SQLite does on a page of 20). Same rows, same order, same types."""
+    condition = "account_id = ?"
+    params: list[Any] = [account_id]
+    if region is not None:
+        condition += " AND region = ?"
+        params.append(region)
+    total = raw.execute(f"SELECT count(*) FROM snapshots WHERE {condition}", params).fetchall()
+    rows = raw.execute(
+        f"SELECT {_SNAPSHOT_SELECT} FROM snapshots WHERE {condition} "
+        "ORDER BY created_at DESC, snapshot_id DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    ids = [row[0] for row in rows]
+    tag_map: dict[str, dict[str, str]] = {i: {} for i in ids}
+    if ids:
+        marks = ", ".join("?" * len(ids))
+        for resource_id, key, value in raw.execute(
+            f"SELECT resource_id, key, value FROM tags WHERE resource_id IN ({marks}) "
+            "ORDER BY resource_id, key",
+            ids,
+        ).fetchall():
+            tag_map[resource_id][key] = value
+    found = []
+    for row in rows:
+        data = dict(zip(_SNAPSHOT_COLUMNS, row, strict=True))
+        data["created_at"] = _sqlite_datetime(row[_SNAPSHOT_CREATED])
+        data["corrupt"] = bool(row[_SNAPSHOT_CORRUPT])
+        found.append(Snapshot(**data, tags=tag_map[row[0]]))
+    return int(total[0][0]), found
+
+
+def _sqlite_datetime(value: Any) -> dt.datetime:
+    """SQLAlchemy stores ``DateTime`` on SQLite as ``YYYY-MM-DD HH:MM:SS.ffffff`` text."""
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
 
 
 def existing_snapshot_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
@@ -325,9 +386,9 @@ def delete_blueprint(conn: Connection, blueprint_id: str) -> bool:
 
 
 def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
-    """A cheap reader of ``auth_version`` (bumped by triggers on every credential change), on
-    a plain sqlite3 connection of its own: a few microseconds, where a pooled SQLAlchemy
-    query costs a hundred. None for databases without those triggers (not a SQLite file)."""
+    """A cheap reader of ``auth_version`` (bumped by triggers on every credential change) and
+    of the schema version, on a plain sqlite3 connection of its own: a few microseconds, where
+    a pooled SQLAlchemy query costs a hundred. None for databases without those triggers."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or not Path(database).is_file():
         return None
@@ -338,8 +399,12 @@ def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
         try:
             with lock:  # fetchall: the statement is finished, no read snapshot stays open
                 rows = conn.execute("SELECT version FROM auth_version WHERE id = 1").fetchall()
+                # DDL (a dropped or rebuilt table loses its triggers) changes schema_version
+                schema = conn.execute("PRAGMA schema_version").fetchall()
         except sqlite3.Error:
             return None
-        return int(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        return int(rows[0][0]) << 32 | int(schema[0][0]) & 0xFFFFFFFF
 
     return read

@@ -123,8 +123,10 @@ snapshots = Table(
     Index(
         "ix_snapshots_account_region_created", "account_id", "region", "created_at", "snapshot_id"
     ),
-    Index("ix_snapshots_disk", "disk_id"),
-    Index("ix_snapshots_instance", "instance_id"),
+    Index("ix_snapshots_disk", "disk_id", "account_id", "region", "created_at", "snapshot_id"),
+    Index(
+        "ix_snapshots_instance", "instance_id", "account_id", "region", "created_at", "snapshot_id"
+    ),
 )
 
 tags = Table(

@@ -28,6 +28,15 @@ def upgrade() -> None:
         "snapshots",
         ["account_id", "region", "created_at", "snapshot_id"],
     )
+    # A filter on one instance or disk: the planner must prefer these to the index above (it
+    # has no statistics), so they lead with the filtered column and carry the rest.
+    for column in ("instance", "disk"):
+        op.drop_index(f"ix_snapshots_{column}", table_name="snapshots")
+        op.create_index(
+            f"ix_snapshots_{column}",
+            "snapshots",
+            [f"{column}_id", "account_id", "region", "created_at", "snapshot_id"],
+        )
     op.drop_index("ix_instances_account_region_created", table_name="instances")
     op.create_index(
         "ix_instances_account_region_created",
@@ -59,6 +68,9 @@ def downgrade() -> None:
     op.create_index(
         "ix_instances_account_region_created", "instances", ["account_id", "region", "created_at"]
     )
+    for column in ("instance", "disk"):
+        op.drop_index(f"ix_snapshots_{column}", table_name="snapshots")
+        op.create_index(f"ix_snapshots_{column}", "snapshots", [f"{column}_id"])
     op.drop_index("ix_snapshots_account_region_created", table_name="snapshots")
     op.create_index(
         "ix_snapshots_account_region_created", "snapshots", ["account_id", "region", "created_at"]
