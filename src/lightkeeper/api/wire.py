@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from lightkeeper.api.flatten import unflatten
 from lightkeeper.errors import DEFAULT_LANGUAGE, LANGUAGES, ApiError
@@ -90,11 +90,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError("RequestSizeLimitExceeded", limit=limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("RequestSizeLimitExceeded", limit=limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("RequestSizeLimitExceeded", limit=limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # the client closed before sending Content-Length bytes
+        raise ApiError.variant("InvalidParameter#body") from None
     return b"".join(chunks)
 
 

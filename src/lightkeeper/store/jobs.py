@@ -106,14 +106,22 @@ def release_dead_owners(engine: Engine, me: str) -> int:
 
 def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
     """Take the oldest runnable job: PENDING, or RUNNING with an expired lease."""
-    now = time.time()
     with write(engine) as conn:
+        # Read the clock once the write lock is held: taken before, a long wait for the lock
+        # would shorten the lease granted below (and can let a running job be claimed twice).
+        now = time.time()
         row = conn.execute(
             select(jobs)
             .where(
                 or_(
                     jobs.c.state == PENDING,
-                    and_(jobs.c.state == RUNNING, jobs.c.lease_until < now),
+                    # Never our own: we are alive and still running it, only late renewing
+                    # its lease (a heartbeat can wait seconds for the write lock under load).
+                    and_(
+                        jobs.c.state == RUNNING,
+                        jobs.c.lease_until < now,
+                        or_(jobs.c.owner.is_(None), jobs.c.owner != owner),
+                    ),
                 )
             )
             .order_by(jobs.c.id)

@@ -135,7 +135,7 @@ tags = Table(
     Column("resource_id", String(16), primary_key=True),
     Column("key", String(128), primary_key=True),
     Column("value", String(256), nullable=False),
-    Index("ix_tags_key_value", "key", "value"),
+    Index("ix_tags_key_value", "key", "value", "resource_id"),
 )
 
 jobs = Table(

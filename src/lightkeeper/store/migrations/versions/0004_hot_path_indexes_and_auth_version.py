@@ -43,6 +43,9 @@ def upgrade() -> None:
         "instances",
         ["account_id", "region", "created_at", "instance_id"],
     )
+    # Tag filters read (key, value) -> resource_id from the index alone.
+    op.drop_index("ix_tags_key_value", table_name="tags")
+    op.create_index("ix_tags_key_value", "tags", ["key", "value", "resource_id"])
     op.create_table(
         "auth_version",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -64,6 +67,8 @@ def downgrade() -> None:
             for event in ("insert", "update", "delete"):
                 op.execute(f"DROP TRIGGER IF EXISTS auth_version_{table}_{event}")
     op.drop_table("auth_version")
+    op.drop_index("ix_tags_key_value", table_name="tags")
+    op.create_index("ix_tags_key_value", "tags", ["key", "value"])
     op.drop_index("ix_instances_account_region_created", table_name="instances")
     op.create_index(
         "ix_instances_account_region_created", "instances", ["account_id", "region", "created_at"]

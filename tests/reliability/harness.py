@@ -1,0 +1,672 @@
+"""Crash harness: a random workload through the official SDK against the real server, which is
+killed with SIGKILL at random moments and restarted; after every restart the invariants of
+docs/reliability.md are checked against a model of what each disk and snapshot may contain.
+
+Used by tests/reliability/test_crash_harness.py (CI sizes) and tools/crash_harness.py (long
+runs). Every kill point is one server lifetime: start, settle, check, drive, kill.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+    TencentCloudSDKException,
+)
+from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
+
+from tests.support import world
+from tests.support.server import Account, Server, free_port, run_cli
+
+MiB = 1024 * 1024
+SETTLE_SECONDS = 15.0
+KILL_STRATEGIES = ("timer", "after-accept", "in-copy", "at-finish", "idle-write")
+
+
+class ServerDied(Exception):
+    """The server was killed while a request was in flight: its outcome is unknown."""
+
+
+@dataclass
+class Config:
+    storage: str
+    kills: int
+    work_dir: Path
+    compute: str = "null"
+    seed: int = 0
+    instances: int = 3
+    big_data_mib: int = 192
+    """Real data written to the first instance, so copies of it take measurable time."""
+    guest: tuple[Path, Path] | None = None
+    accel: str = "tcg"
+    settle_seconds: float = SETTLE_SECONDS
+    log: Callable[[str], None] = lambda _: None
+
+
+@dataclass
+class Pending:
+    kind: str  # create | apply | delete | power
+    snapshot_id: str | None = None
+    before: str | None = None  # disk content when the operation was requested
+    uncertain: bool = False  # the request was in flight when the server died
+
+
+@dataclass
+class InstanceModel:
+    instance_id: str
+    disk_id: str
+    content: str | None  # sha256 of the disk; None = written by a running guest (unknown)
+    running: bool
+    pending: Pending | None = None
+    touched: bool = True  # may have changed since its content was last measured
+    stale: bool = False  # written since last measured: measured before a create or apply
+
+
+@dataclass
+class SnapshotModel:
+    snapshot_id: str
+    instance_id: str
+    content: str | None  # None until first verified (live snapshot of a running guest)
+    touched: bool = True
+
+
+@dataclass
+class Stats:
+    storage: str
+    compute: str
+    seed: int
+    kills: int = 0
+    restarts: int = 0
+    operations: Counter[str] = field(default_factory=Counter)
+    refusals: Counter[str] = field(default_factory=Counter)
+    strategies: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    checks: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    max_settle_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "storage": self.storage,
+            "compute": self.compute,
+            "seed": self.seed,
+            "kills": self.kills,
+            "restarts": self.restarts,
+            "operations": dict(self.operations),
+            "operations_total": sum(self.operations.values()),
+            "refusals": dict(self.refusals),
+            "kill_strategies": dict(self.strategies),
+            "outcomes": dict(self.outcomes),
+            "checks": dict(self.checks),
+            "violations": self.violations,
+            "max_settle_seconds": round(self.max_settle_seconds, 2),
+            "seconds": round(self.seconds, 1),
+        }
+
+
+class CrashHarness:
+    def __init__(self, config: Config) -> None:
+        self.cfg = config
+        self.rng = random.Random(config.seed)
+        self.stats = Stats(config.storage, config.compute, config.seed)
+        self.server = Server(config.work_dir / "data", free_port(), self._args(0.0))
+        self.instances: dict[str, InstanceModel] = {}
+        self.snapshots: dict[str, SnapshotModel] = {}
+        self.killed = threading.Event()
+        self.account: Account | None = None
+        # Disk writes and content checks run in the background (sha256 of a 1 GiB disk costs
+        # seconds), while the workload goes on with the other instances; an instance with
+        # background work is left alone until it is done.
+        self.pool = ThreadPoolExecutor(max_workers=2)
+        self.busy: dict[str, Future[None]] = {}
+        self.lock = threading.Lock()
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _args(self, operation_seconds: float) -> tuple[str, ...]:
+        cfg = self.cfg
+        args = [
+            "--no-rate-limit",
+            "--storage",
+            cfg.storage,
+            "--compute",
+            cfg.compute,
+            "--transition-seconds",
+            "0" if cfg.compute == "qemu" else "0.2",
+            "--operation-seconds",
+            str(operation_seconds),
+            "--snapshot-quota-per-instance",
+            "3",
+        ]
+        if cfg.compute == "qemu":
+            assert cfg.guest is not None, "the qemu compute driver needs the test guest"
+            kernel, initrd = cfg.guest
+            args += ["--qemu-kernel", str(kernel), "--qemu-initrd", str(initrd)]
+            args += ["--qemu-accel", cfg.accel, "--soft-stop-timeout", "10"]
+        return tuple(args)
+
+    def _setup(self) -> None:
+        server = self.server
+        server.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        server.start()
+        self.account = world.new_account(server, "crash")
+        state = "RUNNING" if self.cfg.compute == "qemu" else "STOPPED"
+        for n in range(self.cfg.instances):
+            created = world.create_instance(server, self.account, "ap-guangzhou", "--state", state)
+            model = InstanceModel(
+                created["InstanceId"], created["SystemDisk"]["DiskId"], None, state == "RUNNING"
+            )
+            self.instances[model.instance_id] = model
+            if not model.running:
+                size = self.cfg.big_data_mib * MiB if n == 0 else MiB
+                self._write(model, self.rng.randrange(0, 64) * MiB, self.rng.randbytes(size))
+                self._measure(model, {None})
+
+    def client(self) -> lighthouse_client.LighthouseClient:
+        assert self.account is not None
+        return world.client(self.server, self.account)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> Stats:
+        started = time.monotonic()
+        try:
+            self._setup()
+            while self.stats.kills < self.cfg.kills:
+                t0 = time.monotonic()
+                self._drive_until_killed()
+                t1 = time.monotonic()
+                self.server.stop(signal.SIGKILL)  # reap it
+                self.stats.kills += 1
+                self._restart()
+                t2 = time.monotonic()
+                self._settle_and_check(full=False)
+                t3 = time.monotonic()
+                self.cfg.log(
+                    f"  drive {t1 - t0:.1f}s restart {t2 - t1:.1f}s settle {t3 - t2:.1f}s "
+                    f"busy {len(self.busy)}"
+                )
+            self._drain()
+            self._settle_and_check(full=True)
+            self._drain()
+            self._check_job_history()
+        finally:
+            self.stats.seconds = time.monotonic() - started
+            self.pool.shutdown(wait=True)
+            self.server.stop()
+            self._kill_leftover_vms()
+        return self.stats
+
+    def _restart(self) -> None:
+        pacing = self.rng.choice([0.0, 0.0, 0.0, 0.4, 1.0])
+        self.server.args = self._args(pacing)
+        self.server.start(timeout=30)
+        self.stats.restarts += 1
+
+    def _kill_leftover_vms(self) -> None:
+        for pidfile in (self.server.data_dir / "vms").glob("*/qemu.pid"):
+            try:
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
+            except (ValueError, OSError):
+                pass
+
+    # -- killing ----------------------------------------------------------------------------
+
+    def _kill_now(self) -> None:
+        process = self.server.process
+        if process is not None and not self.killed.is_set():
+            self.killed.set()
+            process.send_signal(signal.SIGKILL)
+
+    def _drive_until_killed(self) -> None:
+        self.killed.clear()
+        strategy = self.rng.choice(KILL_STRATEGIES)
+        self.stats.strategies[strategy] += 1
+        self.cfg.log(f"kill point {self.stats.kills + 1}: {strategy}")
+        fallback = 3.0 if strategy != "timer" else self.rng.uniform(0.05, 2.5)
+        timer = threading.Timer(fallback, self._kill_now)
+        timer.start()
+        try:
+            while not self.killed.is_set():
+                try:
+                    self._step(strategy)
+                except ServerDied:
+                    break
+        finally:
+            timer.cancel()
+        self.killed.wait(10)
+
+    def _background(self, model: InstanceModel, work: Callable[[], None]) -> None:
+        """Runs after any background work already queued for the same instance."""
+        before = self.busy.get(model.instance_id)
+
+        def chained() -> None:
+            if before is not None:
+                before.result()
+            work()
+
+        self.busy[model.instance_id] = self.pool.submit(chained)
+
+    def _drain(self) -> None:
+        for future in list(self.busy.values()):
+            future.result()
+        self.busy.clear()
+
+    def _idle(self) -> list[InstanceModel]:
+        for instance_id, future in list(self.busy.items()):
+            if future.done():
+                future.result()  # re-raise what went wrong in the background
+                del self.busy[instance_id]
+        return [m for m in self.instances.values() if m.instance_id not in self.busy]
+
+    def _step(self, strategy: str) -> None:
+        idle = self._idle()
+        if not idle:
+            time.sleep(0.05)
+            return
+        model = self.rng.choice(idle)
+        if model.pending is not None:
+            self._poll(model, strategy)
+            return
+        choices = ["create", "apply", "apply", "delete", "power", "rename", "write"]
+        action = self.rng.choice(choices)
+        if action == "write":
+            if model.running:
+                return
+            self._write_idle(model, strategy)
+        elif action in ("create", "apply") and model.stale:
+            self._measure(model, {None})  # its content must be known before it is copied
+        elif action == "create":
+            self._create(model, strategy)
+        elif action == "apply":
+            self._apply(model, strategy)
+        elif action == "delete":
+            self._delete(model)
+        elif action == "power":
+            self._power(model, strategy)
+        else:
+            self._rename()
+        time.sleep(self.rng.uniform(0, 0.05))
+
+    def _after_accept(self, strategy: str) -> None:
+        if strategy == "after-accept":
+            time.sleep(self.rng.uniform(0, 0.03))
+            self._kill_now()
+            raise ServerDied()
+
+    # -- API calls ----------------------------------------------------------------------------
+
+    def _call(self, name: str, request: Any) -> Any:
+        """One SDK call; refusals (API errors) are returned as their code string."""
+        try:
+            return getattr(self.client(), name)(request)
+        except TencentCloudSDKException as exc:
+            if self.killed.is_set() or (
+                self.server.process is not None and self.server.process.poll() is not None
+            ):
+                raise ServerDied() from exc
+            if exc.code and exc.code.startswith(("ClientNetworkError", "ServerNetworkError")):
+                self.stats.violations.append(f"{name}: network error from a live server: {exc}")
+                raise ServerDied() from exc
+            self.stats.refusals[str(exc.code)] += 1
+            return str(exc.code)
+
+    def _create(self, model: InstanceModel, strategy: str) -> None:
+        live = [s for s in self.snapshots.values()]
+        if len(live) >= 3 * len(self.instances):
+            return
+        request = models.CreateInstanceSnapshotRequest()
+        request.InstanceId = model.instance_id
+        model.pending = Pending("create", None, model.content, uncertain=True)
+        model.touched |= self.cfg.storage == "qcow2"  # qcow2 snapshots live in the image
+        self.stats.operations["CreateInstanceSnapshot"] += 1
+        reply = self._call("CreateInstanceSnapshot", request)
+        if isinstance(reply, str):
+            model.pending = None
+            return
+        snapshot_id = str(reply.SnapshotId)
+        model.pending = Pending("create", snapshot_id, model.content)
+        self.snapshots[snapshot_id] = SnapshotModel(snapshot_id, model.instance_id, model.content)
+        self._after_accept(strategy)
+
+    def _apply(self, model: InstanceModel, strategy: str) -> None:
+        mine = [
+            s
+            for s in self.snapshots.values()
+            if s.instance_id == model.instance_id and s.content is not None
+        ]
+        if not mine:
+            return
+        snap = self.rng.choice(mine)
+        request = models.ApplyInstanceSnapshotRequest()
+        request.InstanceId = model.instance_id
+        request.SnapshotId = snap.snapshot_id
+        model.pending = Pending("apply", snap.snapshot_id, model.content, uncertain=True)
+        model.touched = True
+        self.stats.operations["ApplyInstanceSnapshot"] += 1
+        reply = self._call("ApplyInstanceSnapshot", request)
+        if isinstance(reply, str):
+            model.pending = None
+            return
+        model.pending.uncertain = False
+        self._after_accept(strategy)
+
+    def _delete(self, model: InstanceModel) -> None:
+        mine = [s for s in self.snapshots.values() if s.instance_id == model.instance_id]
+        if not mine:
+            return
+        snap = self.rng.choice(mine)
+        request = models.DeleteSnapshotsRequest()
+        request.SnapshotIds = [snap.snapshot_id]
+        model.pending = Pending("delete", snap.snapshot_id, model.content, uncertain=True)
+        self.stats.operations["DeleteSnapshots"] += 1
+        reply = self._call("DeleteSnapshots", request)
+        model.pending = None
+        if not isinstance(reply, str):
+            del self.snapshots[snap.snapshot_id]
+
+    def _power(self, model: InstanceModel, strategy: str) -> None:
+        if self.cfg.compute == "qemu" and model.running and self.rng.random() < 0.7:
+            return  # keep guests running most of the time: live snapshots are the point
+        action = "StopInstances" if model.running else "StartInstances"
+        request = getattr(models, f"{action}Request")()
+        request.InstanceIds = [model.instance_id]
+        model.pending = Pending("power", None, model.content, uncertain=True)
+        self.stats.operations[action] += 1
+        reply = self._call(action, request)
+        if isinstance(reply, str):
+            model.pending = None
+            return
+        model.pending.uncertain = False
+        self._after_accept(strategy)
+
+    def _rename(self) -> None:
+        if not self.snapshots:
+            return
+        snap = self.rng.choice(list(self.snapshots.values()))
+        request = models.ModifySnapshotAttributeRequest()
+        request.SnapshotId = snap.snapshot_id
+        request.SnapshotName = f"crash-{self.rng.randrange(10**6)}"
+        self.stats.operations["ModifySnapshotAttribute"] += 1
+        self._call("ModifySnapshotAttribute", request)
+
+    def _poll(self, model: InstanceModel, strategy: str) -> None:
+        """Follow the pending operation; kill in the middle of it or near its end if asked."""
+        pending = model.pending
+        assert pending is not None
+        c = self.client()
+        try:
+            if pending.kind == "power":
+                inst = world.instance(c, model.instance_id)
+                if inst.LatestOperationState != "OPERATING":
+                    self._resolve_power(model, inst)
+                return
+            snap = world.snapshot(c, pending.snapshot_id or "")
+        except TencentCloudSDKException as exc:
+            raise ServerDied() from exc
+        if snap is not None and snap.LatestOperationState == "OPERATING":
+            busy = snap.SnapshotState in ("CREATING", "ROLLBACKING")
+            if strategy == "in-copy" and busy and 0 < snap.Percent < 90:
+                self._kill_now()
+                raise ServerDied()
+            if strategy == "at-finish" and busy and snap.Percent >= 90:
+                time.sleep(self.rng.uniform(0, 0.05))
+                self._kill_now()
+                raise ServerDied()
+            time.sleep(0.02)
+            return
+        self._resolve_snapshot_op(model, snap)
+
+    # -- disk writes --------------------------------------------------------------------------
+
+    def _write(self, model: InstanceModel, offset: int, data: bytes) -> None:
+        """Measured lazily (sha256 of a whole disk costs seconds): writes in a row cost one."""
+        world.disk_write(self.server, model.instance_id, offset, data)
+        model.content, model.stale = None, True
+        with self.lock:
+            self.stats.operations["disk write"] += 1
+
+    def _write_idle(self, model: InstanceModel, strategy: str) -> None:
+        size = self.rng.choice([4096, 65536, MiB, 4 * MiB])
+        offset = self.rng.randrange(0, 512 * MiB // 4096) * 4096
+        if strategy == "idle-write":  # the server dies while an admin write is in flight
+            threading.Timer(self.rng.uniform(0.1, 0.4), self._kill_now).start()
+        data = self.rng.randbytes(size)
+        self._background(model, lambda: self._write(model, offset, data))
+
+    # -- resolving outcomes ---------------------------------------------------------------------
+
+    def _resolve_power(self, model: InstanceModel, inst: Any) -> None:
+        model.pending = None
+        model.running = inst.InstanceState == "RUNNING"
+        if model.running and self.cfg.compute == "qemu":
+            model.content = None  # the guest writes its disk
+        self.stats.outcomes[f"power {inst.LatestOperationState}"] += 1
+
+    def _resolve_snapshot_op(self, model: InstanceModel, snap: Any) -> None:
+        """The snapshot operation is over (snap is the snapshot as described now, or None)."""
+        pending = model.pending
+        assert pending is not None and pending.snapshot_id is not None
+        model.pending = None
+        if pending.kind == "create":
+            if snap is None:
+                self.stats.outcomes["create failed cleanly"] += 1
+                self.snapshots.pop(pending.snapshot_id, None)
+            else:
+                self.stats.outcomes[f"create {snap.LatestOperationState}"] += 1
+                self.snapshots[pending.snapshot_id].touched = True
+            self._image_changed(model)
+            return
+        target = self.snapshots[pending.snapshot_id]
+        self._image_changed(model)
+        if snap is None:
+            self.stats.violations.append(f"snapshot {pending.snapshot_id} vanished during apply")
+            return
+        self.stats.outcomes[f"apply {snap.LatestOperationState}"] += 1
+        model.running = False
+        if snap.LatestOperationState == "SUCCESS" and snap.LatestOperation.startswith("Rollback"):
+            model.content = target.content
+            model.touched = True
+        else:  # failed: the disk keeps its old content (or the complete new one)
+            self._measure(model, {pending.before, target.content})
+
+    def _image_changed(self, model: InstanceModel) -> None:
+        """qcow2 keeps every snapshot of a disk inside its image: re-verify them all."""
+        if self.cfg.storage == "qcow2":
+            model.touched = True
+            for snap in self.snapshots.values():
+                if snap.instance_id == model.instance_id:
+                    snap.touched = True
+
+    def _measure(self, model: InstanceModel, allowed: set[str | None]) -> None:
+        """In the background: the disk must hold one of the allowed contents, never a mix."""
+        model.touched = False
+
+        def work() -> None:
+            actual = world.disk_sha256(self.server, model.instance_id)
+            with self.lock:
+                self.stats.checks["disk sha256 (one of two states)"] += 1
+                if None not in allowed and actual not in allowed:  # None: unknown (a guest)
+                    self.stats.violations.append(
+                        f"disk of {model.instance_id} is {actual[:12]}, not an allowed state"
+                    )
+            model.content, model.stale = actual, False
+
+        self._background(model, work)
+
+    # -- after a restart ---------------------------------------------------------------------
+
+    def _settle_and_check(self, full: bool) -> None:
+        c = self.client()
+        started = time.monotonic()
+        deadline = started + self.cfg.settle_seconds
+        while True:
+            snaps = c.DescribeSnapshots(_all_snapshots()).SnapshotSet
+            insts = c.DescribeInstances(models.DescribeInstancesRequest()).InstanceSet
+            busy = [s.SnapshotId for s in snaps if s.SnapshotState != "NORMAL"]
+            busy += [i.InstanceId for i in insts if i.LatestOperationState == "OPERATING"]
+            if not busy:
+                break
+            if time.monotonic() > deadline:
+                self.stats.violations.append(f"not settled within the bound: {busy}")
+                return self._fail_fast()
+            time.sleep(0.1)
+        settle = time.monotonic() - started
+        self.stats.max_settle_seconds = max(self.stats.max_settle_seconds, settle)
+        self.stats.checks["settled"] += 1
+        by_id = {s.SnapshotId: s for s in snaps}
+        inst_by_id = {i.InstanceId: i for i in insts}
+        self._reconcile(by_id, inst_by_id)
+        self._check_quota(len(snaps))
+        self._check_contents(full, inst_by_id)
+        self._check_unlocked(inst_by_id)
+
+    def _fail_fast(self) -> None:
+        raise AssertionError(f"crash harness: {self.stats.violations[-1]}\n{self.server.log()}")
+
+    def _reconcile(self, snaps: dict[str, Any], insts: dict[str, Any]) -> None:
+        for model in self.instances.values():
+            pending = model.pending
+            inst = insts[model.instance_id]
+            if pending is None:
+                continue
+            if pending.kind == "power":
+                self._resolve_power(model, inst)
+            elif pending.kind == "delete":
+                model.pending = None
+                self._image_changed(model)
+                if pending.snapshot_id not in snaps:
+                    self.snapshots.pop(pending.snapshot_id or "", None)
+            elif pending.kind == "create" and pending.snapshot_id is None:
+                model.pending = None  # the answer was lost: adopt what the server created
+                for s in snaps.values():
+                    if s.InstanceId == model.instance_id and s.SnapshotId not in self.snapshots:
+                        self.snapshots[s.SnapshotId] = SnapshotModel(
+                            s.SnapshotId, model.instance_id, pending.before
+                        )
+                        self.stats.outcomes["create (answer lost) adopted"] += 1
+            elif pending.kind == "apply" and pending.uncertain:
+                model.pending = None
+                target = self.snapshots.get(pending.snapshot_id or "")
+                model.running = inst.InstanceState == "RUNNING"
+                self._measure(model, {pending.before, target.content if target else None})
+                self.stats.outcomes["apply (answer lost)"] += 1
+            else:
+                self._resolve_snapshot_op(model, snaps.get(pending.snapshot_id or ""))
+        known = set(self.snapshots)
+        for snapshot_id in set(snaps) - known:
+            self.stats.violations.append(f"unexpected snapshot {snapshot_id} on the server")
+        for snapshot_id in known - set(snaps):
+            self.stats.violations.append(f"snapshot {snapshot_id} disappeared")
+            del self.snapshots[snapshot_id]
+
+    def _check_quota(self, live: int) -> None:
+        request = models.DescribeGeneralResourceQuotasRequest()
+        request.ResourceNames = ["SNAPSHOT"]
+        (quota,) = self.client().DescribeGeneralResourceQuotas(request).GeneralResourceQuotaSet
+        used = quota.ResourceQuotaTotal - quota.ResourceQuotaAvailable
+        self.stats.checks["quota"] += 1
+        if used != live:
+            self.stats.violations.append(f"quota says {used} snapshots used, {live} exist")
+
+    def _check_contents(self, full: bool, insts: dict[str, Any]) -> None:
+        """Queue, per instance, the sha256 of its disk (if it may have changed) and the
+        verification of its snapshots that were created or applied since the last check."""
+        for model in self.instances.values():
+            stopped = insts[model.instance_id].InstanceState == "STOPPED"
+            disk = (full or model.touched) and (self.cfg.compute != "qemu" or stopped)
+            snaps = [
+                s
+                for s in self.snapshots.values()
+                if s.instance_id == model.instance_id and (full or s.touched)
+            ]
+            if disk or snaps:
+                self._background(model, functools.partial(self._check_one, model, disk, snaps))
+
+    def _check_one(self, model: InstanceModel, disk: bool, snaps: list[SnapshotModel]) -> None:
+        if disk:
+            actual = world.disk_sha256(self.server, model.instance_id)
+            with self.lock:
+                self.stats.checks["disk sha256"] += 1
+                if model.content is not None and actual != model.content:
+                    self.stats.violations.append(
+                        f"disk of {model.instance_id} is {actual[:12]}, "
+                        f"expected {model.content[:12]}"
+                    )
+            model.content = actual  # (a guest wrote it: from now on it must stay so)
+            model.touched = model.stale = False
+        for snap in snaps:
+            result = self._snapshot_sha256(snap.snapshot_id)
+            with self.lock:
+                self.stats.checks["snapshot verified"] += 1
+                if result.get("Verified") is not True:
+                    self.stats.violations.append(f"snapshot {snap.snapshot_id} fails: {result}")
+                if snap.content is not None and result.get("Sha256") != snap.content:
+                    self.stats.violations.append(
+                        f"snapshot {snap.snapshot_id} holds {result.get('Sha256')}, "
+                        f"expected {snap.content}"
+                    )
+            snap.content = result.get("Sha256")
+            snap.touched = False
+
+    def _snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
+        out = run_cli(
+            "admin", "snapshot", "sha256", snapshot_id, "--json", data_dir=self.server.data_dir
+        )
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+
+    def _check_job_history(self) -> None:
+        """No job may have failed because snapshot data did not verify (corruption)."""
+        history = self.server.admin("job", "list", "--limit", "100000", "--json")
+        failed = Counter(str(j["message"]).split(":")[0] for j in history if j["state"] == "FAILED")
+        self.stats.outcomes.update({f"job failed: {k}": v for k, v in failed.items()})
+        self.stats.checks["jobs"] += len(history)
+        for job in history:
+            if "verification" in str(job["message"]):
+                self.stats.violations.append(f"job {job['id']}: {job['message']}")
+
+    def _check_unlocked(self, insts: dict[str, Any]) -> None:
+        """A new operation is accepted on every instance (a power change, followed later)."""
+        for model in self.instances.values():
+            if self.cfg.compute == "qemu" and insts[model.instance_id].InstanceState == "RUNNING":
+                continue  # stopping a guest every round would leave nothing to snapshot live
+            model.running = insts[model.instance_id].InstanceState == "RUNNING"
+            action = "StopInstances" if model.running else "StartInstances"
+            request = getattr(models, f"{action}Request")()
+            request.InstanceIds = [model.instance_id]
+            try:
+                self.client().__getattribute__(action)(request)
+            except TencentCloudSDKException as exc:
+                self.stats.violations.append(f"{model.instance_id} still locked: {exc.code}")
+                continue
+            self.stats.checks["unlocked"] += 1
+            self.stats.operations[action] += 1
+            model.pending = Pending("power", None, model.content)
+
+
+def _all_snapshots() -> models.DescribeSnapshotsRequest:
+    request = models.DescribeSnapshotsRequest()
+    request.Limit = 100
+    return request
+
+
+def run(config: Config) -> Stats:
+    return CrashHarness(config).run()
+
+
+def summary(stats: Iterable[Stats]) -> str:
+    return json.dumps([s.as_dict() for s in stats], indent=2)

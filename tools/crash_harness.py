@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Long crash runs: kill -9 the real server N times under a random SDK workload.
+
+    .venv/bin/python tools/crash_harness.py --kills 500 --storage raw [--compute qemu] [--seed S]
+
+Prints one JSON summary (kill points, operations, checks, invariant violations) and exits
+non-zero if any invariant was violated. See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.reliability.harness import Config, run  # noqa: E402
+
+
+def build_guest() -> tuple[Path, Path]:
+    out = REPO / "guest" / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "guest" / "build.py"), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    paths = dict(line.split("=", 1) for line in result.stdout.split())
+    return Path(paths["kernel"]), Path(paths["initrd"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=25)
+    parser.add_argument("--storage", choices=["raw", "qcow2"], default="raw")
+    parser.add_argument("--compute", choices=["null", "qemu"], default="null")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--instances", type=int, default=3)
+    parser.add_argument("--big-data-mib", type=int, default=192)
+    parser.add_argument("--accel", default="tcg", help="qemu accelerator (tcg or kvm)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="kept after the run")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else time.time_ns() % 10**6
+    guest = build_guest() if args.compute == "qemu" else None
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="lk-crash-") as tmp:
+        work = args.work_dir or Path(tmp)
+        config = Config(
+            storage=args.storage,
+            compute=args.compute,
+            kills=args.kills,
+            seed=seed,
+            work_dir=work,
+            instances=args.instances,
+            big_data_mib=args.big_data_mib,
+            guest=guest,
+            accel=args.accel,
+            log=log,
+        )
+        stats = run(config)
+    print(json.dumps(stats.as_dict(), indent=2))
+    return 1 if stats.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

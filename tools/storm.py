@@ -1,0 +1,720 @@
+#!/usr/bin/env python3
+"""Concurrency storm: many clients mixing every action against a few instances.
+
+    .venv/bin/python tools/storm.py --clients 200 --seconds 60 [--rate-limit] [--json]
+
+Starts a dedicated ``lightkeeper serve`` (``--no-rate-limit`` unless ``--rate-limit``,
+``--transition-seconds 0.2 --operation-seconds 0.3``), three accounts and six instances, then
+runs ``--clients`` threads, each sending correctly signed raw requests (TC3 JSON POST, v1 form
+POST, v1 GET; signed with the SDK's ``Sign``) for every implemented action. Afterwards it checks
+the invariants (see ``check_*``) and prints the numbers; exit status 1 on any violation.
+``tests/reliability/test_storm.py`` runs the same engine at CI size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import random
+import secrets
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests.support`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from tencentcloud.common.sign import Sign
+from tests.support.server import Account, Server, free_port
+
+VERSION = "2020-03-24"
+ACTIONS = (  # every action of src/lightkeeper/lighthouse/actions.py
+    "DescribeRegions",
+    "DescribeZones",
+    "CreateInstanceSnapshot",
+    "ApplyInstanceSnapshot",
+    "DescribeSnapshots",
+    "DeleteSnapshots",
+    "ModifySnapshotAttribute",
+    "DescribeSnapshotsDeniedActions",
+    "DescribeInstances",
+    "DescribeInstancesDeniedActions",
+    "StartInstances",
+    "StopInstances",
+    "RebootInstances",
+    "DescribeGeneralResourceQuotas",
+)
+WEIGHTS = {  # mutating actions more often, so that locks and quota are contended
+    "CreateInstanceSnapshot": 6,
+    "ApplyInstanceSnapshot": 4,
+    "DeleteSnapshots": 1,
+    "StartInstances": 3,
+    "StopInstances": 3,
+    "RebootInstances": 3,
+    "ModifySnapshotAttribute": 2,
+    "DescribeSnapshots": 2,
+    "DescribeInstances": 2,
+}
+# (account index, region, initial state) for each instance
+LAYOUT = (
+    (0, "ap-guangzhou", "RUNNING"),
+    (0, "ap-guangzhou", "STOPPED"),
+    (0, "ap-guangzhou", "RUNNING"),
+    (1, "ap-guangzhou", "RUNNING"),
+    (1, "ap-shanghai", "STOPPED"),
+    (2, "ap-guangzhou", "RUNNING"),
+)
+QUOTA_PER_INSTANCE = 2  # the server's defaults (--snapshot-quota-per-instance / -max)
+QUOTA_MAX = 10
+LOCK_CODES = {
+    "UnsupportedOperation.LatestOperationUnfinished",
+    "UnsupportedOperation.DiskLatestOperationUnfinished",
+    "OperationDenied.InstanceOperationInProgress",
+}
+
+
+def documented_codes() -> set[str]:
+    text = resources.files("lightkeeper.catalogue").joinpath("errors.json").read_text("utf-8")
+    return {entry["code"] for entry in json.loads(text).values()}
+
+
+DOCUMENTED = documented_codes()
+
+
+# -- signing (the SDK's own Sign helpers) -----------------------------------------------------
+
+
+def tc3_headers(
+    account: Account,
+    host: str,
+    action: str,
+    body: bytes,
+    region: str | None,
+    language: str = "en-US",
+) -> dict[str, str]:
+    timestamp = int(time.time())
+    date = dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:application/json\nhost:{host}\n",
+            "content-type;host",
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    string_to_sign = "\n".join(
+        [
+            "TC3-HMAC-SHA256",
+            str(timestamp),
+            f"{date}/lighthouse/tc3_request",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
+    )
+    signature = Sign.sign_tc3(account.secret_key, date, "lighthouse", string_to_sign)
+    headers = {
+        "Content-Type": "application/json",
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Timestamp": str(timestamp),
+        "X-TC-Version": VERSION,
+        "X-TC-Language": language,
+        "Authorization": (
+            f"TC3-HMAC-SHA256 Credential={account.secret_id}/{date}/lighthouse/tc3_request, "
+            f"SignedHeaders=content-type;host, Signature={signature}"
+        ),
+    }
+    if region:
+        headers["X-TC-Region"] = region
+    return headers
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """The SDK's flattening for GET and v1: ``A.0.B=x``; booleans as ``True``/``False``."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            flat.update(flatten({str(i): v for i, v in enumerate(value)}, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def v1_params(
+    account: Account,
+    host: str,
+    action: str,
+    flat: dict[str, str],
+    region: str | None,
+    *,
+    method: str,
+    sign_method: str,
+    declared_method: str | None = None,
+    language: str = "en-US",
+) -> dict[str, str]:
+    """Common parameters plus ``Signature`` (signed with ``sign_method``; ``SignatureMethod``
+    says ``declared_method``, the same unless a test mixes them up)."""
+    full = {
+        **flat,
+        "Action": action,
+        "Nonce": str(1 + secrets.randbelow(2**31 - 1)),  # not `random`: hypothesis seeds it
+        "Timestamp": str(int(time.time())),
+        "Version": VERSION,
+        "SecretId": account.secret_id,
+        "SignatureMethod": declared_method or sign_method,
+        "Language": language,
+    }
+    if region:
+        full["Region"] = region
+    # As the SDK's ``_format_sign_string``: ``_`` in a key is signed as ``.``.
+    formatted = {k.replace("_", "."): v for k, v in full.items()}
+    text = "&".join(f"{k}={formatted[k]}" for k in sorted(formatted))
+    full["Signature"] = Sign.sign(account.secret_key, f"{method}{host}/?{text}", sign_method)
+    return full
+
+
+def signed_request(
+    http: httpx.Client,
+    account: Account,
+    host: str,
+    action: str,
+    params: dict[str, Any],
+    region: str | None,
+    transport: str = "tc3",
+) -> httpx.Response:
+    """One correctly signed request over ``transport``: ``tc3``, ``v1-post`` or ``v1-get``."""
+    if transport == "tc3":
+        body = json.dumps(params).encode()
+        headers = tc3_headers(account, host, action, body, region)
+        return http.post("/", content=body, headers=headers)
+    method = "POST" if transport == "v1-post" else "GET"
+    sign_method = "HmacSHA256" if transport == "v1-post" else "HmacSHA1"
+    full = v1_params(
+        account, host, action, flatten(params), region, method=method, sign_method=sign_method
+    )
+    encoded = urllib.parse.urlencode(full)
+    if method == "GET":
+        return http.get(f"/?{encoded}")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    return http.post("/", content=encoded, headers=form)
+
+
+# -- the envelope invariant ---------------------------------------------------------------------
+
+
+def envelope_problem(response: httpx.Response) -> str | None:
+    """None if ``response`` is a well-formed API answer, else what is wrong with it."""
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}"
+    if response.headers.get("content-type") != "application/json":
+        return f"content-type {response.headers.get('content-type')!r}"
+    try:
+        document = response.json()
+    except ValueError:
+        return "body is not JSON"
+    if not isinstance(document, dict) or list(document) != ["Response"]:
+        return "not a {Response: ...} document"
+    body = document["Response"]
+    if not isinstance(body, dict):
+        return "Response is not an object"
+    request_id = body.get("RequestId")
+    try:
+        parsed = uuid.UUID(str(request_id))
+    except ValueError:
+        return f"RequestId {request_id!r} is not a uuid"
+    if parsed.version != 4 or str(parsed) != request_id:
+        return f"RequestId {request_id!r} is not a canonical uuid4"
+    if "Error" in body:
+        error = body["Error"]
+        if not isinstance(error, dict) or set(error) != {"Code", "Message"}:
+            return f"malformed Error {error!r}"
+        if set(body) != {"Error", "RequestId"}:
+            return f"error envelope with extra keys {sorted(body)}"
+        if error["Code"] not in DOCUMENTED:
+            return f"undocumented code {error['Code']!r}"
+        if error["Code"] == "InternalError":
+            return f"InternalError: {error['Message']}"
+        if not isinstance(error["Message"], str) or not error["Message"]:
+            return "empty Message"
+    return None
+
+
+def code_of(response: httpx.Response) -> str:
+    """The error code, or ``"Success"``."""
+    body = response.json()["Response"]
+    return str(body["Error"]["Code"]) if "Error" in body else "Success"
+
+
+# -- the world ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    account: int
+    region: str
+
+
+@dataclass
+class World:
+    server: Server
+    accounts: list[Account]
+    instances: list[Instance]
+
+    def quota(self, account: int, region: str) -> int:
+        count = sum(1 for i in self.instances if i.account == account and i.region == region)
+        return min(QUOTA_PER_INSTANCE * count, QUOTA_MAX)
+
+    def scopes(self) -> list[tuple[int, str]]:
+        return sorted({(i.account, i.region) for i in self.instances})
+
+
+def build_world(server: Server, layout: tuple[tuple[int, str, str], ...] = LAYOUT) -> World:
+    names = [f"storm{n}-{uuid.uuid4().hex[:6]}" for n in range(1 + max(a for a, _, _ in layout))]
+
+    def instance(index: int, region: str, state: str) -> Instance:
+        data = server.admin(
+            "instance",
+            "create",
+            "--account",
+            names[index],
+            "--region",
+            region,
+            "--disk-size",
+            "1",
+            "--state",
+            state,
+            "--json",
+        )
+        return Instance(str(data["InstanceId"]), index, region)
+
+    with ThreadPoolExecutor(len(layout)) as pool:  # each admin command is a process
+        accounts = list(pool.map(server.create_account, names))
+        instances = list(pool.map(lambda spec: instance(*spec), layout))
+    return World(server, accounts, instances)
+
+
+def storm_server(data_dir: Path, *, rate_limit: bool) -> Server:
+    args = ["--transition-seconds", "0.2", "--operation-seconds", "0.3"]
+    if not rate_limit:
+        args.append("--no-rate-limit")
+    return Server(data_dir, free_port(), tuple(args))
+
+
+# -- the storm ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    clients: int = 0
+    seconds: float = 0.0
+    requests: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    by_action: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_transport: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    quota_samples: int = 0
+    jobs: Counter[str] = field(default_factory=Counter)
+    settle_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def violation(self, text: str) -> None:
+        with self.lock:
+            if len(self.violations) < 1000:
+                self.violations.append(text)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "seconds": round(self.seconds, 1),
+            "requests": self.requests,
+            "requests_per_second": round(self.requests / max(self.seconds, 1e-9)),
+            "by_code": dict(self.by_code.most_common()),
+            "by_transport": dict(self.by_transport),
+            "successes_by_action": {a: self.by_action[(a, "Success")] for a in ACTIONS},
+            "quota_samples": self.quota_samples,
+            "jobs": dict(self.jobs),
+            "settle_seconds": round(self.settle_seconds, 1),
+            "violations": len(self.violations),
+            "first_violations": self.violations[:20],
+        }
+
+
+class Snapshots:
+    """What the clients know about existing snapshots: id -> (account, region, instance)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, snapshot_id: str, account: int, region: str, instance_id: str) -> None:
+        with self._lock:
+            self._known[snapshot_id] = (account, region, instance_id)
+
+    def remove(self, snapshot_ids: list[str]) -> None:
+        with self._lock:
+            for snapshot_id in snapshot_ids:
+                self._known.pop(snapshot_id, None)
+
+    def of(self, account: int) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return [(s, r, i) for s, (a, r, i) in self._known.items() if a == account]
+
+
+class Storm:
+    def __init__(self, world: World, clients: int, seconds: float, seed: int = 0) -> None:
+        self.world = world
+        self.clients = clients
+        self.seconds = seconds
+        self.seed = seed
+        self.result = Result(clients=clients)
+        self.snapshots = Snapshots()
+        self.stop = threading.Event()
+
+    # -- requests
+
+    def request(
+        self, rng: random.Random, account: int
+    ) -> tuple[str, dict[str, Any], str | None, list[str]]:
+        """(action, params, region, snapshot ids it refers to) for one random call."""
+        world = self.world
+        action = rng.choices(ACTIONS, [WEIGHTS.get(a, 1) for a in ACTIONS])[0]
+        mine = [i for i in world.instances if i.account == account]
+        target = rng.choice(mine)
+        region: str | None = target.region
+        known = self.snapshots.of(account)
+        in_region = [s for s in known if s[1] == region]
+        params: dict[str, Any] = {}
+        ids: list[str] = []
+        if action == "DescribeRegions":
+            region = rng.choice([None, region])
+        elif action == "DescribeZones":
+            params = rng.choice([{}, {"Order": "DESC", "OrderField": "ZONE"}])
+        elif action == "CreateInstanceSnapshot":
+            params = {"InstanceId": target.instance_id}
+            if rng.random() < 0.5:
+                params["SnapshotName"] = f"storm-{rng.randrange(10**6)}"
+            if rng.random() < 0.3:
+                region = None  # found by ID in any region
+        elif action == "ApplyInstanceSnapshot":
+            if in_region:
+                snapshot_id, _, instance_id = rng.choice(in_region)
+                if rng.random() < 0.1:
+                    instance_id = target.instance_id  # maybe another disk: SnapshotNotFound
+                params = {"InstanceId": instance_id, "SnapshotId": snapshot_id}
+                ids = [snapshot_id]
+            else:
+                params = {"InstanceId": target.instance_id, "SnapshotId": "lhsnap-00000000"}
+        elif action == "DescribeSnapshots":
+            choice = rng.randrange(3)
+            if choice == 1 and in_region:
+                params = {"SnapshotIds": [s for s, _, _ in rng.sample(in_region, 1)]}
+            elif choice == 2:
+                params = {"Filters": [{"Name": "instance-id", "Values": [target.instance_id]}]}
+            params["Limit"] = 100
+        elif action == "DeleteSnapshots":
+            if in_region:
+                chosen = rng.sample(in_region, min(len(in_region), rng.choice([1, 1, 2])))
+                ids = [s for s, _, _ in chosen]
+            else:
+                ids = ["lhsnap-00000000"]
+            params = {"SnapshotIds": ids}
+        elif action == "ModifySnapshotAttribute":
+            snapshot_id = rng.choice(in_region)[0] if in_region else "lhsnap-00000000"
+            params = {"SnapshotId": snapshot_id, "SnapshotName": f"renamed-{rng.randrange(999)}"}
+        elif action == "DescribeSnapshotsDeniedActions":
+            params = {"SnapshotIds": [s for s, _, _ in in_region[:5]] or ["lhsnap-00000000"]}
+        elif action == "DescribeInstances":
+            params = rng.choice([{}, {"InstanceIds": [target.instance_id]}, {"Limit": 1}])
+        elif action == "DescribeInstancesDeniedActions":
+            params = {"InstanceIds": [target.instance_id]}
+        elif action in ("StartInstances", "StopInstances", "RebootInstances"):
+            same_region = [i.instance_id for i in mine if i.region == region]
+            count = 2 if len(same_region) > 1 and rng.random() < 0.2 else 1
+            params = {"InstanceIds": rng.sample(same_region, count)}
+            if action == "StopInstances" and rng.random() < 0.5:
+                params["StopType"] = rng.choice(["SOFT", "HARD", "SOFT_FIRST"])
+        elif action == "DescribeGeneralResourceQuotas":
+            params = {"ResourceNames": ["SNAPSHOT", "GENERAL_BUNDLE_INSTANCE"]}
+        return action, params, region, ids
+
+    def learn(
+        self, account: int, action: str, params: dict[str, Any], region: str | None, reply: Any
+    ) -> None:
+        """Keep the shared snapshot list roughly current from the answers."""
+        code = reply["Error"]["Code"] if "Error" in reply else "Success"
+        if action == "CreateInstanceSnapshot" and code == "Success":
+            instance = next(
+                i for i in self.world.instances if i.instance_id == params["InstanceId"]
+            )
+            self.snapshots.add(reply["SnapshotId"], account, instance.region, instance.instance_id)
+        elif action == "DeleteSnapshots" and code in (
+            "Success",
+            "ResourceNotFound.SnapshotIdNotFound",
+        ):
+            if code == "Success" or len(params["SnapshotIds"]) == 1:
+                self.snapshots.remove(params["SnapshotIds"])
+        elif action == "DescribeSnapshots" and code == "Success" and "Filters" in params:
+            instance_id = params["Filters"][0]["Values"][0]  # the view has no InstanceId
+            instance = next(i for i in self.world.instances if i.instance_id == instance_id)
+            for item in reply["SnapshotSet"]:
+                self.snapshots.add(item["SnapshotId"], account, instance.region, instance_id)
+
+    def client(self, number: int) -> None:
+        rng = random.Random(self.seed * 100_003 + number)
+        world = self.world
+        host = world.server.endpoint
+        result = self.result
+        codes: Counter[str] = Counter()
+        actions: Counter[tuple[str, str]] = Counter()
+        transports: Counter[str] = Counter()
+        with httpx.Client(base_url=world.server.url, timeout=60) as http:
+            while not self.stop.is_set():
+                account = rng.choices(range(len(world.accounts)), [3, 2, 1])[0]
+                action, params, region, _ = self.request(rng, account)
+                transport = rng.choices(["tc3", "v1-post", "v1-get"], [8, 1, 1])[0]
+                try:
+                    response = signed_request(
+                        http, world.accounts[account], host, action, params, region, transport
+                    )
+                except httpx.HTTPError as exc:
+                    result.violation(f"{action}: transport error {exc!r}")
+                    codes["<transport error>"] += 1
+                    continue
+                problem = envelope_problem(response)
+                if problem is not None:
+                    result.violation(f"{action} {params}: {problem}")
+                    codes["<malformed>"] += 1
+                    continue
+                code = code_of(response)
+                codes[code] += 1
+                actions[(action, code)] += 1
+                transports[transport] += 1
+                try:
+                    self.learn(account, action, params, region, response.json()["Response"])
+                except (KeyError, TypeError, StopIteration) as exc:
+                    result.violation(f"{action} {params}: unexpected answer shape {exc!r}")
+        with result.lock:
+            result.by_code.update(codes)
+            result.by_action.update(actions)
+            result.by_transport.update(transports)
+            result.requests += sum(codes.values())
+
+    def sampler(self) -> None:
+        """Quota never exceeded, seen through the API while the storm runs."""
+        world = self.world
+        host = world.server.endpoint
+        with httpx.Client(base_url=world.server.url, timeout=60) as http:
+            while not self.stop.is_set():
+                for account, region in world.scopes():
+                    expected = world.quota(account, region)
+                    key = world.accounts[account]
+                    reply = signed_request(
+                        http,
+                        key,
+                        host,
+                        "DescribeGeneralResourceQuotas",
+                        {"ResourceNames": ["SNAPSHOT"]},
+                        region,
+                    )
+                    listed = signed_request(
+                        http, key, host, "DescribeSnapshots", {"Limit": 100}, region
+                    )
+                    for response in (reply, listed):
+                        problem = envelope_problem(response)
+                        if problem is not None:
+                            self.result.violation(f"quota sampler: {problem}")
+                    quota_body = reply.json()["Response"]
+                    if "Error" not in quota_body:
+                        item = quota_body["GeneralResourceQuotaSet"][0]
+                        if item["ResourceQuotaTotal"] != expected:
+                            self.result.violation(f"quota total {item} != {expected}")
+                        if item["ResourceQuotaAvailable"] < 0:
+                            self.result.violation(f"quota exceeded: {item} ({account}, {region})")
+                        self.result.quota_samples += 1
+                    list_body = listed.json()["Response"]
+                    if "Error" not in list_body and list_body["TotalCount"] > expected:
+                        self.result.violation(
+                            f"{list_body['TotalCount']} snapshots in ({account}, {region}) > "
+                            f"quota {expected}"
+                        )
+                time.sleep(0.1)
+
+    def run(self) -> Result:
+        threads = [
+            threading.Thread(target=self.client, args=(n,), daemon=True)
+            for n in range(self.clients)
+        ]
+        sampler = threading.Thread(target=self.sampler, daemon=True)
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        sampler.start()
+        self.stop.wait(self.seconds)
+        self.stop.set()
+        for thread in [*threads, sampler]:
+            thread.join(timeout=120)
+            if thread.is_alive():
+                self.result.violation(f"{thread.name} did not stop within 120 s")
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+
+# -- invariants after the storm -----------------------------------------------------------------
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def job_rows(data_dir: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(f"file:{data_dir / 'lightkeeper.db'}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(
+            "SELECT id, kind, instance_id, state, created_at, started_at, finished_at FROM jobs"
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def wait_settled(world: World, timeout: float = 120.0) -> float:
+    """Seconds until no job is PENDING or RUNNING; raises AssertionError on timeout."""
+    started = time.monotonic()
+    while True:
+        busy = [j for j in job_rows(world.server.data_dir) if j["state"] in ("PENDING", "RUNNING")]
+        if not busy:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{len(busy)} jobs still unfinished after {timeout} s")
+        time.sleep(0.2)
+
+
+def check_jobs(world: World, result: Result) -> None:
+    """Per instance, the jobs that hold it never overlap.
+
+    Every job kind takes a lock in the transaction that creates it (``created_at``) and
+    releases it in the one that finishes it (``finished_at``): create_snapshot the disk,
+    power jobs the instance, apply_snapshot both. The rules (docs/behaviour.md's lock table;
+    ``rules.check_*``) refuse every pair: a create while the instance or disk is held, a power
+    op or an apply while either is held. So on one instance *all* jobs are pairwise disjoint,
+    which is what is asserted, on [created_at, finished_at] (hence also on [started_at, ...])."""
+    rows = job_rows(world.server.data_dir)
+    by_instance: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        result.jobs[f"{row['kind']}:{row['state']}"] += 1
+        if row["state"] not in ("SUCCESS", "FAILED") or row["finished_at"] is None:
+            result.violation(f"job {row['id']} ({row['kind']}) not finished: {row['state']}")
+            continue
+        if row["state"] == "FAILED":
+            result.violation(f"job {row['id']} ({row['kind']}) FAILED")
+        by_instance.setdefault(row["instance_id"], []).append(row)
+    for instance_id, jobs in by_instance.items():
+        jobs.sort(key=lambda j: (_time(j["created_at"]), j["id"]))
+        for before, after in zip(jobs, jobs[1:], strict=False):
+            held_until = _time(before["finished_at"])
+            assert held_until is not None
+            for column in ("created_at", "started_at"):
+                begins = _time(after[column])
+                if begins is not None and begins < held_until:
+                    result.violation(
+                        f"{instance_id}: job {after['id']} ({after['kind']}) {column} {begins} "
+                        f"before job {before['id']} ({before['kind']}) finished {held_until}"
+                    )
+
+
+def check_settled(world: World, result: Result) -> None:
+    """Every snapshot NORMAL and within quota, every instance idle, no lock left held."""
+    server = world.server
+    with sqlite3.connect(f"file:{server.data_dir / 'lightkeeper.db'}?mode=ro", uri=True) as db:
+        held = db.execute(
+            "SELECT instance_id, op_job, disk_job FROM instances "
+            "WHERE op_job IS NOT NULL OR disk_job IS NOT NULL"
+        ).fetchall()
+        counts = db.execute(
+            "SELECT account_id, region, COUNT(*) FROM snapshots GROUP BY account_id, region"
+        ).fetchall()
+        account_ids = dict(db.execute("SELECT name, id FROM accounts").fetchall())
+    for row in held:
+        result.violation(f"instance {row[0]} still holds op_job={row[1]} disk_job={row[2]}")
+    by_id = {account_ids[a.name]: n for n, a in enumerate(world.accounts)}
+    for account_id, region, count in counts:
+        quota = world.quota(by_id[account_id], region)
+        if count > quota:
+            result.violation(f"account {account_id} {region}: {count} snapshots > quota {quota}")
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for account, region in world.scopes():
+            key = world.accounts[account]
+            listed = signed_request(
+                http, key, server.endpoint, "DescribeSnapshots", {"Limit": 100}, region
+            )
+            for item in listed.json()["Response"]["SnapshotSet"]:
+                if item["SnapshotState"] != "NORMAL" or item["LatestOperationState"] == "OPERATING":
+                    result.violation(f"snapshot not settled: {item}")
+            described = signed_request(http, key, server.endpoint, "DescribeInstances", {}, region)
+            for item in described.json()["Response"]["InstanceSet"]:
+                if item["InstanceState"] not in ("RUNNING", "STOPPED"):
+                    result.violation(f"instance {item['InstanceId']} is {item['InstanceState']}")
+                if item["LatestOperationState"] == "OPERATING":
+                    result.violation(f"instance {item['InstanceId']} still OPERATING")
+        metrics = http.get("/metrics").text
+    if 'code="InternalError"' in metrics:
+        result.violation("/metrics counts an InternalError")
+    if "Traceback" in server.log():
+        result.violation("the server log has a traceback")
+
+
+def run_storm(
+    data_dir: Path, clients: int, seconds: float, *, rate_limit: bool = False, seed: int = 0
+) -> Result:
+    server = storm_server(data_dir, rate_limit=rate_limit)
+    server.start()
+    try:
+        world = build_world(server)
+        result = Storm(world, clients, seconds, seed).run()
+        result.settle_seconds = wait_settled(world)
+        check_jobs(world, result)
+        check_settled(world, result)
+        return result
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate-limit", action="store_true", help="keep the rate limits on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lk-storm-") as tmp:
+        result = run_storm(
+            Path(tmp) / "data",
+            args.clients,
+            args.seconds,
+            rate_limit=args.rate_limit,
+            seed=args.seed,
+        )
+    summary = result.summary()
+    print(json.dumps(summary, indent=None if args.json else 2))
+    return 1 if result.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
