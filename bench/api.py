@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -173,7 +172,7 @@ def _row(name: str, result: dict[str, Any]) -> None:
 def run(quick: bool = False) -> dict[str, Any]:
     seconds = 3.0 if quick else 10.0
     fixed_seconds = 2.0 if quick else 5.0
-    pool_size = 1000 if quick else 3000
+    pool_size = 1000 if quick else 2500
     results: dict[str, Any] = {"method": {}}
     with tempfile.TemporaryDirectory(
         prefix="lk-bench-api-", dir=os.environ.get("BENCH_DIR")
@@ -192,44 +191,47 @@ def run(quick: bool = False) -> dict[str, Any]:
             f"{results['seed_s']:.1f}s; {seconds:.0f}s saturation runs)"
         )
 
-        # 1. bare stack
-        bare = Proc([PYTHON, "-m", "bench.bare_app", "--port", str(port := free_port())], port, log)
-        bare.start()
-        try:
-            results["bare"] = saturate(bare.port, _describe(bare.port, reader, 1), seconds)
-            _row("bare uvicorn (fixed envelope)", results["bare"])
-        finally:
-            bare.stop()
-
-        # 2. Lightkeeper, limiter off; and a twin with the limiter on, limits set high
+        # 1. bare stack and Lightkeeper (limiter off) alternate, twice each, and the best run
+        # of each counts: on a shared machine noise only ever lowers a run. A twin server with
+        # the limiter on (limits far above the load) alternates with the same server the same
+        # way for the limiter's cost.
         config = root / "limits.toml"
         config.write_text(
             "rate_limits = { DescribeSnapshots = 100000000, CreateInstanceSnapshot = 100000000 }\n"
         )
+        port = free_port()
+        bare = Proc([PYTHON, "-m", "bench.bare_app", "--port", str(port)], port, log).start()
         lk = _lightkeeper(data, log, "--no-rate-limit").start()
         limited = _lightkeeper(data, log, "--config", str(config), "--rate-limit").start()
+        half = seconds / 2
         try:
             describe = _describe(lk.port, reader)
             _check(lk.port, describe[0])
-            results["describe"] = saturate(lk.port, describe, seconds)
-            _row("DescribeSnapshots (1,000, Limit=20)", results["describe"])
+            bare_runs, lk_runs = [], []
+            for _ in range(2):
+                bare_runs.append(saturate(bare.port, _describe(bare.port, reader, 1), half))
+                lk_runs.append(saturate(lk.port, _describe(lk.port, reader), half))
+            bare.stop()
+            results["bare"] = max(bare_runs, key=lambda r: r["rps"])
+            results["describe"] = max(lk_runs, key=lambda r: r["rps"])
+            _row("bare uvicorn (fixed envelope), best of 2", results["bare"])
+            _row("DescribeSnapshots (1,000, Limit=20), best of 2", results["describe"])
             results["describe_200rps"] = loadgen(
                 lk.port, _describe(lk.port, reader), seconds=fixed_seconds, rate=FIXED_RATE
             )
             _row(f"DescribeSnapshots @ {FIXED_RATE:.0f} req/s", results["describe_200rps"])
 
-            # limiter cost: alternate off/on twice, compare the medians
             off_runs, on_runs = [], []
-            half = seconds / 2
             for _ in range(2):
-                off_runs.append(saturate(lk.port, _describe(lk.port, reader), half)["rps"])
                 on_runs.append(saturate(limited.port, _describe(limited.port, reader), half)["rps"])
-            limiter_cost = 1 - statistics.median(on_runs) / statistics.median(off_runs)
+                off_runs.append(saturate(lk.port, _describe(lk.port, reader), half)["rps"])
+            limiter_cost = 1 - max(on_runs) / max(off_runs)
             results["limiter"] = {"off_rps": off_runs, "on_rps": on_runs, "cost": limiter_cost}
             print(
-                f"  rate limiter on (limits high) vs off: {off_runs} -> {on_runs} req/s, "
-                f"cost {limiter_cost:+.1%}"
+                f"  rate limiter on (limits high) vs off: {on_runs} vs {off_runs} req/s, "
+                f"cost {limiter_cost:+.1%} (best vs best)"
             )
+            limited.stop()
 
             fixed_ids = writer.instance_ids[: int(FIXED_RATE * fixed_seconds)]
             saturate_ids = writer.instance_ids[len(fixed_ids) :]
@@ -245,8 +247,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             results["create"] = saturate(lk.port, _create(lk.port, writer, saturate_ids), seconds)
             _row("CreateInstanceSnapshot (one per instance)", results["create"])
         finally:
-            lk.stop()
-            limited.stop()
+            for proc in (bare, lk, limited):
+                proc.stop()
             services.engine.dispose()
 
         # 3. moto

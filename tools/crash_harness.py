@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--compute", choices=["null", "qemu"], default="null")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--instances", type=int, default=3)
-    parser.add_argument("--big-data-mib", type=int, default=192)
+    parser.add_argument("--big-data-mib", type=int, default=128)
     parser.add_argument("--accel", default="tcg", help="qemu accelerator (tcg or kvm)")
     parser.add_argument("--work-dir", type=Path, default=None, help="kept after the run")
     parser.add_argument("--quiet", action="store_true")

@@ -299,6 +299,9 @@ def _parse_raw(raw: bytes) -> httpx.Response:
     head, _, content = raw.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = [(n, v) for n, _, v in (h.partition(": ") for h in lines)]
+    length = dict((n.lower(), v) for n, v in headers).get("content-length", "")
+    if length.isdigit():  # garbage after a request can get a second (pipelined) answer
+        content = content[: int(length)]
     return httpx.Response(int(status_line.split(" ")[1]), headers=headers, content=content)
 
 

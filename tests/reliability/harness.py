@@ -47,7 +47,7 @@ class Config:
     compute: str = "null"
     seed: int = 0
     instances: int = 3
-    big_data_mib: int = 192
+    big_data_mib: int = 128
     """Real data written to the first instance, so copies of it take measurable time."""
     guest: tuple[Path, Path] | None = None
     accel: str = "tcg"
@@ -185,6 +185,7 @@ class CrashHarness:
         started = time.monotonic()
         try:
             self._setup()
+            self.cfg.log(f"set up in {time.monotonic() - started:.1f}s")
             while self.stats.kills < self.cfg.kills:
                 t0 = time.monotonic()
                 self._drive_until_killed()
@@ -202,6 +203,7 @@ class CrashHarness:
             self._drain()
             self._settle_and_check(full=True)
             self._drain()
+            self.cfg.log("final check done")
             self._check_job_history()
         finally:
             self.stats.seconds = time.monotonic() - started
@@ -236,7 +238,7 @@ class CrashHarness:
         strategy = self.rng.choice(KILL_STRATEGIES)
         self.stats.strategies[strategy] += 1
         self.cfg.log(f"kill point {self.stats.kills + 1}: {strategy}")
-        fallback = 3.0 if strategy != "timer" else self.rng.uniform(0.05, 2.5)
+        fallback = 2.0 if strategy != "timer" else self.rng.uniform(0.05, 1.5)
         timer = threading.Timer(fallback, self._kill_now)
         timer.start()
         try:
@@ -520,6 +522,9 @@ class CrashHarness:
             busy += [i.InstanceId for i in insts if i.LatestOperationState == "OPERATING"]
             if not busy:
                 break
+            if time.monotonic() - started > 5 and not getattr(self, "_slow_logged", False):
+                self.cfg.log(f"  slow to settle: {busy}")
+                self._slow_logged = True
             if time.monotonic() > deadline:
                 self.stats.violations.append(f"not settled within the bound: {busy}")
                 return self._fail_fast()
@@ -553,7 +558,7 @@ class CrashHarness:
             elif pending.kind == "create" and pending.snapshot_id is None:
                 model.pending = None  # the answer was lost: adopt what the server created
                 for s in snaps.values():
-                    if s.InstanceId == model.instance_id and s.SnapshotId not in self.snapshots:
+                    if s.DiskId == model.disk_id and s.SnapshotId not in self.snapshots:
                         self.snapshots[s.SnapshotId] = SnapshotModel(
                             s.SnapshotId, model.instance_id, pending.before
                         )
@@ -588,10 +593,10 @@ class CrashHarness:
         for model in self.instances.values():
             stopped = insts[model.instance_id].InstanceState == "STOPPED"
             disk = (full or model.touched) and (self.cfg.compute != "qemu" or stopped)
-            snaps = [
+            snaps = [  # each is verified after every change; data at rest does not change
                 s
                 for s in self.snapshots.values()
-                if s.instance_id == model.instance_id and (full or s.touched)
+                if s.instance_id == model.instance_id and s.touched
             ]
             if disk or snaps:
                 self._background(model, functools.partial(self._check_one, model, disk, snaps))

@@ -12,7 +12,11 @@ UNKNOWN_BLUEPRINT = {"os_name": "", "platform": "", "platform_type": "LINUX_UNIX
 
 
 def iso(value: dt.datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is None and value.year >= 1000:  # stored times: naive UTC; 3x strftime
+        return value.replace(microsecond=0).isoformat() + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:

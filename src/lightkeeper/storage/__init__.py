@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from . import faults
 from .base import (
     ChecksumMismatch,
     DiskBusy,
@@ -46,6 +47,7 @@ _DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {"qcow2": Qcow2Driver, "r
 
 def make_driver(name: str, root: Path) -> StorageDriver:
     """Build the driver named in configuration, rooted at `root`."""
+    faults.load()  # LIGHTKEEPER_FAULTS (tests only): a malformed value fails here
     try:
         factory = _DRIVERS[name]
     except KeyError:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from typing import Literal, Protocol
 
+from . import faults
 from .base import ProgressCallback
 
 FICLONE = 0x40049409
@@ -45,6 +46,7 @@ class _Progress:
         self._emit(0)
 
     def advance(self, nbytes: int) -> None:
+        faults.check("storage.copy")  # off unless LIGHTKEEPER_FAULTS asks (tests only)
         self._done += nbytes
         self._emit(self._done * 100 // self._total if self._total else 100)
 

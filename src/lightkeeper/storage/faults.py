@@ -1,0 +1,75 @@
+"""Opt-in fault injection for the storage byte movers, for the reliability tests.
+
+Off unless the environment variable ``LIGHTKEEPER_FAULTS`` is set (read once per process)::
+
+    LIGHTKEEPER_FAULTS=storage.copy:eio        # every copy/hash pass fails with EIO
+    LIGHTKEEPER_FAULTS=storage.copy:enospc:1   # only the next one fails, with ENOSPC
+
+``storage.copy`` is checked after each chunk that a sparse copy or a hash pass (copy.py) has
+moved, so the failure happens part-way through a real copy: a raw snapshot copy or restore,
+a qcow2 snapshot export or verification. The error is an ordinary OSError, handled exactly like
+one from the disk. See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+
+ENV = "LIGHTKEEPER_FAULTS"
+POINTS = frozenset({"storage.copy"})
+ERRORS = {"eio": errno.EIO, "enospc": errno.ENOSPC}
+
+logger = logging.getLogger("lightkeeper.faults")
+
+
+class _Faults:
+    def __init__(self, spec: str) -> None:
+        self.remaining: dict[str, tuple[int, int | None]] = {}  # point -> (errno, count left)
+        self.lock = threading.Lock()
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            point, _, rest = item.partition(":")
+            name, _, count = rest.partition(":")
+            if point not in POINTS or name not in ERRORS or (count and not count.isdigit()):
+                raise ValueError(f"{ENV}: cannot parse {item!r} (e.g. storage.copy:eio[:COUNT])")
+            self.remaining[point] = (ERRORS[name], int(count) if count else None)
+        if self.remaining:
+            logger.warning("fault injection is ON: %s=%s", ENV, spec)
+
+    def check(self, point: str) -> None:
+        with self.lock:
+            found = self.remaining.get(point)
+            if found is None:
+                return
+            code, left = found
+            if left is not None:
+                if left <= 0:
+                    return
+                self.remaining[point] = (code, left - 1)
+        raise OSError(code, f"{os.strerror(code)} (injected fault {point})")
+
+
+_active: _Faults | None = None
+_init = threading.Lock()
+
+
+def _faults() -> _Faults:
+    global _active
+    if _active is None:
+        with _init:
+            if _active is None:
+                _active = _Faults(os.environ.get(ENV, ""))
+    return _active
+
+
+def load() -> None:
+    """Read the setting now (drivers call this when built): a typo stops the server at start
+    instead of silently injecting nothing."""
+    _faults()
+
+
+def check(point: str) -> None:
+    """Raise the configured OSError at ``point``, if fault injection asks for one."""
+    _faults().check(point)
