@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.reliability.harness import Config, run  # noqa: E402
+from tests.reliability.harness import Config, Stats, run  # noqa: E402
 
 
 def build_guest() -> tuple[Path, Path]:
@@ -35,6 +35,11 @@ def build_guest() -> tuple[Path, Path]:
     return Path(paths["kernel"]), Path(paths["initrd"])
 
 
+def save(path: Path | None, stats: Stats) -> None:
+    if path is not None:
+        path.write_text(json.dumps(stats.as_dict(), indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=25)
@@ -46,6 +51,7 @@ def main() -> int:
     parser.add_argument("--accel", default="tcg", help="qemu accelerator (tcg or kvm)")
     parser.add_argument("--work-dir", type=Path, default=None, help="kept after the run")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--stats-file", type=Path, help="rewritten after every kill point")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else time.time_ns() % 10**6
     guest = build_guest() if args.compute == "qemu" else None
@@ -67,8 +73,10 @@ def main() -> int:
             guest=guest,
             accel=args.accel,
             log=log,
+            on_kill=lambda stats: save(args.stats_file, stats),
         )
         stats = run(config)
+    save(args.stats_file, stats)
     print(json.dumps(stats.as_dict(), indent=2))
     return 1 if stats.violations else 0
 

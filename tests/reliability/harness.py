@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
     TencentCloudSDKException,
 )
@@ -32,6 +33,16 @@ from tests.support.server import Account, Server, free_port, run_cli
 
 MiB = 1024 * 1024
 SETTLE_SECONDS = 15.0
+LOCK_REFUSALS = frozenset(
+    {
+        "UnsupportedOperation.LatestOperationUnfinished",
+        "UnsupportedOperation.DiskLatestOperationUnfinished",
+        "OperationDenied.InstanceOperationInProgress",
+        "UnsupportedOperation.DiskBusy",
+        "UnsupportedOperation.SnapshotBusy",
+        "UnsupportedOperation.InvalidSnapshotState",
+    }
+)
 KILL_STRATEGIES = ("timer", "after-accept", "in-copy", "at-finish", "idle-write")
 
 
@@ -53,6 +64,8 @@ class Config:
     accel: str = "tcg"
     settle_seconds: float = SETTLE_SECONDS
     log: Callable[[str], None] = lambda _: None
+    on_kill: Callable[[Stats], None] = lambda _: None
+    """Called after every kill point has been checked (long runs save progress with it)."""
 
 
 @dataclass
@@ -161,17 +174,20 @@ class CrashHarness:
     def _setup(self) -> None:
         server = self.server
         server.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server.start()
+        self._start()
         self.account = world.new_account(server, "crash")
-        state = "RUNNING" if self.cfg.compute == "qemu" else "STOPPED"
+        big = self.cfg.big_data_mib * MiB
         for n in range(self.cfg.instances):
+            # With real VMs the first instance runs its guest (live snapshots); the others
+            # start stopped, so their disks can be written and checked.
+            state = "RUNNING" if self.cfg.compute == "qemu" and n == 0 else "STOPPED"
             created = world.create_instance(server, self.account, "ap-guangzhou", "--state", state)
             model = InstanceModel(
                 created["InstanceId"], created["SystemDisk"]["DiskId"], None, state == "RUNNING"
             )
             self.instances[model.instance_id] = model
             if not model.running:
-                size = self.cfg.big_data_mib * MiB if n == 0 else MiB
+                size, big = max(big, MiB), 0  # one instance holds real data: copies take time
                 self._write(model, self.rng.randrange(0, 64) * MiB, self.rng.randbytes(size))
                 self._measure(model, {None})
 
@@ -200,6 +216,8 @@ class CrashHarness:
                     f"  drive {t1 - t0:.1f}s restart {t2 - t1:.1f}s settle {t3 - t2:.1f}s "
                     f"busy {len(self.busy)}"
                 )
+                self.stats.seconds = time.monotonic() - started
+                self.cfg.on_kill(self.stats)
             self._drain()
             self._settle_and_check(full=True)
             self._drain()
@@ -215,8 +233,29 @@ class CrashHarness:
     def _restart(self) -> None:
         pacing = self.rng.choice([0.0, 0.0, 0.0, 0.4, 1.0])
         self.server.args = self._args(pacing)
-        self.server.start(timeout=30)
+        self._start()
         self.stats.restarts += 1
+
+    def _start(self) -> None:
+        """Start and wait for /healthz; on a loaded machine (a busy CI runner) a health check
+        can take longer than the 0.5 s Server.start allows, so keep asking, more patiently."""
+        try:
+            self.server.start(timeout=20)
+            return
+        except AssertionError:
+            process = self.server.process
+            if process is None or process.poll() is not None:
+                raise
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.server.url}/healthz", timeout=5).status_code == 200:
+                    self.cfg.log("  (slow start)")
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server did not become healthy:\n{self.server.log()}")
 
     def _kill_leftover_vms(self) -> None:
         for pidfile in (self.server.data_dir / "vms").glob("*/qemu.pid"):
@@ -238,7 +277,7 @@ class CrashHarness:
         strategy = self.rng.choice(KILL_STRATEGIES)
         self.stats.strategies[strategy] += 1
         self.cfg.log(f"kill point {self.stats.kills + 1}: {strategy}")
-        fallback = 2.0 if strategy != "timer" else self.rng.uniform(0.05, 1.5)
+        fallback = 3.0 if strategy != "timer" else self.rng.uniform(0.05, 2.0)
         timer = threading.Timer(fallback, self._kill_now)
         timer.start()
         try:
@@ -283,7 +322,7 @@ class CrashHarness:
         if model.pending is not None:
             self._poll(model, strategy)
             return
-        choices = ["create", "apply", "apply", "delete", "power", "rename", "write"]
+        choices = ["create", "create", "apply", "apply", "delete", "power", "rename", "write"]
         action = self.rng.choice(choices)
         if action == "write":
             if model.running:
@@ -324,6 +363,8 @@ class CrashHarness:
                 self.stats.violations.append(f"{name}: network error from a live server: {exc}")
                 raise ServerDied() from exc
             self.stats.refusals[str(exc.code)] += 1
+            if exc.code in LOCK_REFUSALS:  # the model only asks idle instances
+                self.stats.violations.append(f"{name} refused, still locked: {exc.code}")
             return str(exc.code)
 
     def _create(self, model: InstanceModel, strategy: str) -> None:
@@ -486,12 +527,10 @@ class CrashHarness:
             self._measure(model, {pending.before, target.content})
 
     def _image_changed(self, model: InstanceModel) -> None:
-        """qcow2 keeps every snapshot of a disk inside its image: re-verify them all."""
+        """qcow2 keeps every snapshot of a disk inside its image: the disk is re-measured
+        now, and all its snapshots are verified again at the end of the run."""
         if self.cfg.storage == "qcow2":
             model.touched = True
-            for snap in self.snapshots.values():
-                if snap.instance_id == model.instance_id:
-                    snap.touched = True
 
     def _measure(self, model: InstanceModel, allowed: set[str | None]) -> None:
         """In the background: the disk must hold one of the allowed contents, never a mix."""
@@ -515,6 +554,7 @@ class CrashHarness:
         c = self.client()
         started = time.monotonic()
         deadline = started + self.cfg.settle_seconds
+        slow_logged = False
         while True:
             snaps = c.DescribeSnapshots(_all_snapshots()).SnapshotSet
             insts = c.DescribeInstances(models.DescribeInstancesRequest()).InstanceSet
@@ -522,9 +562,9 @@ class CrashHarness:
             busy += [i.InstanceId for i in insts if i.LatestOperationState == "OPERATING"]
             if not busy:
                 break
-            if time.monotonic() - started > 5 and not getattr(self, "_slow_logged", False):
+            if time.monotonic() - started > 5 and not slow_logged:
                 self.cfg.log(f"  slow to settle: {busy}")
-                self._slow_logged = True
+                slow_logged = True
             if time.monotonic() > deadline:
                 self.stats.violations.append(f"not settled within the bound: {busy}")
                 return self._fail_fast()
@@ -536,6 +576,7 @@ class CrashHarness:
         inst_by_id = {i.InstanceId: i for i in insts}
         self._reconcile(by_id, inst_by_id)
         self._check_quota(len(snaps))
+        self._check_no_orphans(set(by_id))
         self._check_contents(full, inst_by_id)
         self._check_unlocked(inst_by_id)
 
@@ -578,6 +619,18 @@ class CrashHarness:
             self.stats.violations.append(f"snapshot {snapshot_id} disappeared")
             del self.snapshots[snapshot_id]
 
+    def _check_no_orphans(self, live: set[str]) -> None:
+        """Snapshot data on disk is exactly that of the live snapshots (nothing leaked by a
+        create that failed or a delete that was cut short)."""
+        suffix = "*.img" if self.cfg.storage == "raw" else "*.ref"
+        stored = {p.stem for p in (self.server.data_dir / "snapshots").glob(suffix)}
+        self.stats.checks["no orphan data"] += 1
+        if stored != live:
+            self.stats.violations.append(
+                f"snapshot data {sorted(stored - live)} without a record, "
+                f"records {sorted(live - stored)} without data"
+            )
+
     def _check_quota(self, live: int) -> None:
         request = models.DescribeGeneralResourceQuotasRequest()
         request.ResourceNames = ["SNAPSHOT"]
@@ -593,10 +646,10 @@ class CrashHarness:
         for model in self.instances.values():
             stopped = insts[model.instance_id].InstanceState == "STOPPED"
             disk = (full or model.touched) and (self.cfg.compute != "qemu" or stopped)
-            snaps = [  # each is verified after every change; data at rest does not change
+            snaps = [  # each is verified once taken, and all again at the end
                 s
                 for s in self.snapshots.values()
-                if s.instance_id == model.instance_id and s.touched
+                if s.instance_id == model.instance_id and (full or s.touched)
             ]
             if disk or snaps:
                 self._background(model, functools.partial(self._check_one, model, disk, snaps))
@@ -645,10 +698,17 @@ class CrashHarness:
                 self.stats.violations.append(f"job {job['id']}: {job['message']}")
 
     def _check_unlocked(self, insts: dict[str, Any]) -> None:
-        """A new operation is accepted on every instance (a power change, followed later)."""
-        for model in self.instances.values():
-            if self.cfg.compute == "qemu" and insts[model.instance_id].InstanceState == "RUNNING":
-                continue  # stopping a guest every round would leave nothing to snapshot live
+        """Right after settling, a new operation (a power change) is accepted on one idle
+        instance per kill point; every later workload operation is a check too, since a
+        refusal for a lock (LOCK_REFUSALS) is a violation."""
+        idle = [m for m in self.instances.values() if m.instance_id not in self.busy]
+        for model in self.rng.sample(idle, min(1, len(idle))):
+            if self.cfg.compute == "qemu" and (
+                insts[model.instance_id].InstanceState == "RUNNING"
+                or model.instance_id in self.busy  # a started guest would hold the disk
+                or self.rng.random() < 0.5
+            ):
+                continue  # guests keep running (live snapshots); stopped disks get checked
             model.running = insts[model.instance_id].InstanceState == "RUNNING"
             action = "StopInstances" if model.running else "StartInstances"
             request = getattr(models, f"{action}Request")()

@@ -83,14 +83,22 @@ def _args(storage: str) -> tuple[str, ...]:
     return ("--storage", storage, "--no-rate-limit", "--transition-seconds", "0")
 
 
-def _fill(mount: Path, leave: int) -> Path:
-    """Allocate all free space of the filesystem but ``leave`` bytes."""
-    filler = mount / "filler"
-    stat = os.statvfs(mount)
-    size = stat.f_bavail * stat.f_frsize - leave
-    with filler.open("wb") as f:
-        os.posix_fallocate(f.fileno(), 0, max(size, 1))
-    return filler
+def _filler(mount: Path, leave: int) -> Callable[[], Callable[[], None]]:
+    """A fault: allocate all free space of the filesystem but ``leave`` bytes."""
+
+    def fill() -> Callable[[], None]:
+        filler = mount / "filler"
+        stat = os.statvfs(mount)
+        with filler.open("wb") as f:
+            os.posix_fallocate(f.fileno(), 0, max(stat.f_bavail * stat.f_frsize - leave, 1))
+        return filler.unlink
+
+    return fill
+
+
+def _nothing() -> Callable[[], None]:
+    """The fault is already armed (LIGHTKEEPER_FAULTS of the server)."""
+    return lambda: None
 
 
 def _quota_used(c: lighthouse_client.LighthouseClient) -> int:
@@ -116,11 +124,18 @@ def _setup(server: Server) -> tuple[Account, str, lighthouse_client.LighthouseCl
 
 
 def _create_fails_cleanly(
-    server: Server, c: lighthouse_client.LighthouseClient, instance_id: str, reason: str
+    server: Server,
+    c: lighthouse_client.LighthouseClient,
+    instance_id: str,
+    reason: str,
+    fault: Callable[[], Callable[[], None]],
 ) -> None:
+    """``fault()`` makes the next copy fail and returns how to undo that."""
     disk = world.disk_sha256(server, instance_id)
+    undo = fault()
     snapshot_id = world.create_snapshot(c, instance_id)
     world.wait_for(lambda: world.snapshot(c, snapshot_id), lambda s: s is None, timeout=30)
+    undo()
     assert _quota_used(c) == 0  # released
     job = _last_job(server, "create_snapshot")
     assert (job["snapshot_id"], job["state"]) == (snapshot_id, "FAILED")
@@ -137,14 +152,17 @@ def _apply_fails_cleanly(
     instance_id: str,
     snapshot_id: str,
     reason: str,
+    fault: Callable[[], Callable[[], None]],
 ) -> None:
     disk = world.disk_sha256(server, instance_id)
+    undo = fault()
     world.apply_snapshot(c, instance_id, snapshot_id)
     snap = world.wait_for(
         lambda: world.snapshot(c, snapshot_id),
         lambda s: s.LatestOperationState != "OPERATING",
         timeout=30,
     )
+    undo()
     assert (snap.SnapshotState, snap.LatestOperationState) == ("NORMAL", "FAILED")
     instance = world.instance(c, instance_id)
     assert instance.LatestOperationState == "FAILED"
@@ -182,17 +200,14 @@ def test_disk_full_fails_one_create_and_one_apply_cleanly(
     server = start_server(small_fs / "data", storage)
     _, instance_id, c = _setup(server)
 
-    filler = _fill(small_fs, leave=12 * MiB)  # less than the 40 MiB a copy needs
-    _create_fails_cleanly(server, c, instance_id, "No space left on device")
-    filler.unlink()
+    fill = _filler(small_fs, leave=12 * MiB)  # less than the 40 MiB a copy needs
+    _create_fails_cleanly(server, c, instance_id, "No space left on device", fill)
 
     snapshot_id = world.create_snapshot(c, instance_id)
     world.wait_normal(c, snapshot_id)
     world.disk_write(server, instance_id, 8 * MiB, os.urandom(DATA))  # diverge from it
 
-    filler = _fill(small_fs, leave=12 * MiB)
-    _apply_fails_cleanly(server, c, instance_id, snapshot_id, "No space left on device")
-    filler.unlink()
+    _apply_fails_cleanly(server, c, instance_id, snapshot_id, "No space left on device", fill)
     _healthy(server, c, instance_id, snapshot_id)
 
 
@@ -203,7 +218,7 @@ def test_io_error_fails_one_create_and_one_apply_cleanly(
     data_dir = tmp_path / "data"
     server = start_server(data_dir, storage, faults="storage.copy:eio:1")
     _, instance_id, c = _setup(server)
-    _create_fails_cleanly(server, c, instance_id, "Input/output error (injected fault")
+    _create_fails_cleanly(server, c, instance_id, "Input/output error (injected fault", _nothing)
 
     snapshot_id = world.create_snapshot(c, instance_id)  # the one injected fault is spent
     world.wait_normal(c, snapshot_id)
@@ -211,7 +226,7 @@ def test_io_error_fails_one_create_and_one_apply_cleanly(
 
     server.stop()
     start_server(data_dir, storage, faults="storage.copy:eio:1", server=server)  # same port
-    _apply_fails_cleanly(server, c, instance_id, snapshot_id, "Input/output error")
+    _apply_fails_cleanly(server, c, instance_id, snapshot_id, "Input/output error", _nothing)
     _healthy(server, c, instance_id, snapshot_id)
 
 

@@ -1,0 +1,73 @@
+"""kill -9 of the real server at random moments under a random SDK workload, per storage
+driver (and once with real VMs); after every restart the invariants of docs/reliability.md
+hold. Sizes: LIGHTKEEPER_CRASH_KILLS (default 25 per driver), LIGHTKEEPER_CRASH_QEMU_KILLS
+(default 3), LIGHTKEEPER_CRASH_SEED (default: random, printed on failure). Longer runs:
+tools/crash_harness.py."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.harness import Config, Stats, run
+
+KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "25"))
+QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "3"))
+SEED = int(os.environ.get("LIGHTKEEPER_CRASH_SEED", random.randrange(10**6)))
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _check(stats: Stats, kills: int) -> None:
+    summary = stats.as_dict()
+    assert stats.violations == [], f"seed {stats.seed}: {summary}"
+    assert stats.kills == kills and stats.restarts == kills, summary
+    assert stats.checks["settled"] == kills + 1, summary  # after every restart, and at the end
+    assert stats.checks["quota"] == kills + 1, summary
+    disks = stats.checks["disk sha256"] + stats.checks["disk sha256 (one of two states)"]
+    assert disks > 0 and stats.checks["snapshot verified"] > 0, summary
+    assert stats.max_settle_seconds < 15, summary
+    assert stats.checks["unlocked"] > 0 and stats.checks["no orphan data"] == kills + 1, summary
+    assert sum(stats.operations.values()) >= kills, summary
+
+
+@pytest.mark.parametrize("storage", ["raw", "qcow2"])
+def test_crash_harness(storage: str, tmp_path: Path) -> None:
+    if storage == "qcow2" and shutil.which("qemu-img") is None and not os.environ.get("CI"):
+        pytest.skip("qemu-img not installed")
+    config = Config(
+        storage=storage,
+        kills=KILLS,
+        seed=SEED,
+        work_dir=tmp_path,
+        instances=3 if storage == "raw" else 2,
+        log=_log,
+    )
+    _check(run(config), KILLS)
+
+
+def test_crash_harness_with_running_guests(tmp_path: Path, guest: tuple[Path, Path]) -> None:
+    """qcow2 + qemu: live snapshots of running guests, rollbacks that stop them, restarts."""
+    config = Config(
+        storage="qcow2",
+        compute="qemu",
+        kills=QEMU_KILLS,
+        seed=SEED,
+        work_dir=tmp_path,
+        instances=2,
+        guest=guest,
+        accel=os.environ.get("LIGHTKEEPER_TEST_ACCEL", "tcg"),
+        settle_seconds=30,
+        log=_log,
+    )
+    stats = run(config)
+    _check(stats, QEMU_KILLS)
+    live = stats.operations["CreateInstanceSnapshot"]
+    assert live > 0, stats.as_dict()
