@@ -104,6 +104,7 @@ def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
 def create_app(services: Services) -> ASGIApp:
     # Imported here: admin commands open Services too and should not pay for the API stack.
     from lightkeeper.api.app import Frontend, build_app
+    from lightkeeper.api.auth import CachedKeyStore, KeyStore
     from lightkeeper.api.ratelimit import RateLimiter
     from lightkeeper.lighthouse.actions import build_registry
     from lightkeeper.lighthouse.authorization import CamAuthorizer
@@ -129,9 +130,13 @@ def create_app(services: Services) -> ASGIApp:
             worker.every(SUPERVISE_SECONDS, operations.reconcile, "supervisor")
         worker.start()
 
+    keys: KeyStore = services.accounts
+    reader = resources.auth_version_reader(services.engine)
+    if reader is not None:  # SQLite: cache keys, checked against a version bumped on changes
+        keys = CachedKeyStore(services.accounts, reader)
     frontend = Frontend(
         registry=build_registry(RegionService(settings.regions), world),
-        keys=services.accounts,
+        keys=keys,
         version=API_VERSION,
         service=SERVICE,
         regions=settings.region_codes(),

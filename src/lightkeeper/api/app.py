@@ -12,14 +12,13 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from lightkeeper.api import envelope, wire
-from lightkeeper.api.auth import CachedKeyStore, KeyStore, Principal, ReplayGuard, authenticate
+from lightkeeper.api.auth import KeyStore, Principal, ReplayGuard, authenticate
 from lightkeeper.api.observability import Metrics, log_request
 from lightkeeper.api.ratelimit import RateLimiter
 from lightkeeper.api.registry import AllowAll, Authorizer, Context, Registry, Reply
@@ -44,16 +43,6 @@ class Frontend:
     metrics: Metrics = field(default_factory=Metrics)
     health: Callable[[], bool] = lambda: True
     authorizer: Authorizer = field(default_factory=AllowAll)
-
-    def __post_init__(self) -> None:
-        # A key store backed by SQLite (``AccountStore``) gets the version-checked cache.
-        engine = getattr(self.keys, "engine", None)
-        if isinstance(engine, Engine) and not isinstance(self.keys, CachedKeyStore):
-            from lightkeeper.store.resources import auth_version_reader
-
-            reader = auth_version_reader(engine)
-            if reader is not None:
-                self.keys = CachedKeyStore(self.keys, reader)
 
     def dispatch(self, call: wire.ApiCall) -> tuple[Reply, Principal]:
         """Run one parsed call; every refusal is an ``ApiError``."""
