@@ -698,29 +698,27 @@ class CrashHarness:
                 self.stats.violations.append(f"job {job['id']}: {job['message']}")
 
     def _check_unlocked(self, insts: dict[str, Any]) -> None:
-        """Right after settling, a new operation (a power change) is accepted on one idle
-        instance per kill point; every later workload operation is a check too, since a
-        refusal for a lock (LOCK_REFUSALS) is a violation."""
-        idle = [m for m in self.instances.values() if m.instance_id not in self.busy]
-        for model in self.rng.sample(idle, min(1, len(idle))):
-            if self.cfg.compute == "qemu" and (
-                insts[model.instance_id].InstanceState == "RUNNING"
-                or model.instance_id in self.busy  # a started guest would hold the disk
-                or self.rng.random() < 0.5
-            ):
-                continue  # guests keep running (live snapshots); stopped disks get checked
-            model.running = insts[model.instance_id].InstanceState == "RUNNING"
-            action = "StopInstances" if model.running else "StartInstances"
-            request = getattr(models, f"{action}Request")()
-            request.InstanceIds = [model.instance_id]
-            try:
-                self.client().__getattribute__(action)(request)
-            except TencentCloudSDKException as exc:
-                self.stats.violations.append(f"{model.instance_id} still locked: {exc.code}")
-                continue
-            self.stats.checks["unlocked"] += 1
-            self.stats.operations[action] += 1
-            model.pending = Pending("power", None, model.content)
+        """Right after settling, a new operation (a power change) is accepted on one instance
+        per kill point; every later workload operation is a check too, since a refusal for a
+        lock (LOCK_REFUSALS) is a violation."""
+        models_ = list(self.instances.values())
+        if self.cfg.compute == "qemu":
+            self._drain()  # a started guest would hold a disk being checked
+            model = models_[self.stats.kills % len(models_)]  # round robin: guests keep running
+        else:
+            model = self.rng.choice(models_)  # the null driver never touches disks
+        model.running = insts[model.instance_id].InstanceState == "RUNNING"
+        action = "StopInstances" if model.running else "StartInstances"
+        request = getattr(models, f"{action}Request")()
+        request.InstanceIds = [model.instance_id]
+        try:
+            getattr(self.client(), action)(request)
+        except TencentCloudSDKException as exc:
+            self.stats.violations.append(f"{model.instance_id} still locked: {exc.code}")
+            return
+        self.stats.checks["unlocked"] += 1
+        self.stats.operations[action] += 1
+        model.pending = Pending("power", None, model.content)
 
 
 def _all_snapshots() -> models.DescribeSnapshotsRequest:

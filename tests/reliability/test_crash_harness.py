@@ -6,6 +6,7 @@ tools/crash_harness.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -26,7 +27,7 @@ def _log(line: str) -> None:
 
 
 def _check(stats: Stats, kills: int) -> None:
-    summary = stats.as_dict()
+    summary = json.dumps(stats.as_dict())
     assert stats.violations == [], f"seed {stats.seed}: {summary}"
     assert stats.kills == kills and stats.restarts == kills, summary
     assert stats.checks["settled"] == kills + 1, summary  # after every restart, and at the end
@@ -70,4 +71,4 @@ def test_crash_harness_with_running_guests(tmp_path: Path, guest: tuple[Path, Pa
     stats = run(config)
     _check(stats, QEMU_KILLS)
     live = stats.operations["CreateInstanceSnapshot"]
-    assert live > 0, stats.as_dict()
+    assert live > 0, json.dumps(stats.as_dict())
