@@ -64,7 +64,10 @@ def fetch_deb(package: str, cache: Path) -> Path:
     log(f"apt-get download {package}")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         os.chmod(tmp, 0o755)  # lets apt's sandbox user write there when run as root
-        subprocess.run(["apt-get", "download", "-q", package], cwd=tmp, check=True)
+        # apt-get's progress goes to stderr: stdout carries only the kernel=/initrd= lines.
+        subprocess.run(
+            ["apt-get", "download", "-q", package], cwd=tmp, check=True, stdout=sys.stderr
+        )
         (deb,) = Path(tmp).glob("*.deb")
         return Path(shutil.move(str(deb), cache / deb.name))
 
@@ -222,7 +225,7 @@ def build(cache: Path) -> int:
             pass
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         root = Path(tmp)
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, stdout=sys.stderr)
         (vmlinuz,) = glob.glob(str(root / "boot" / "vmlinuz-*"))
         moddirs = sorted((root / "lib" / "modules").iterdir()) or sorted(
             (root / "usr" / "lib" / "modules").iterdir()

@@ -57,5 +57,9 @@ def guest() -> tuple[Path, Path]:
     )
     if result.returncode != 0:
         _unavailable(f"test guest build failed: {result.stderr.strip()[-500:]}")
-    paths = dict(line.split("=", 1) for line in result.stdout.split())
+    paths = dict(
+        line.split("=", 1)
+        for line in result.stdout.splitlines()
+        if line.startswith(("kernel=", "initrd="))
+    )
     return Path(paths["kernel"]), Path(paths["initrd"])
