@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import random
 import secrets
@@ -38,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make ``tests.support`` importa
 
 import httpx
 from tencentcloud.common.sign import Sign
+from tests.support.clients import tc3_headers
 from tests.support.server import Account, Server, free_port
 
 VERSION = "2020-03-24"
@@ -95,52 +95,6 @@ DOCUMENTED = documented_codes()
 
 
 # -- signing (the SDK's own Sign helpers) -----------------------------------------------------
-
-
-def tc3_headers(
-    account: Account,
-    host: str,
-    action: str,
-    body: bytes,
-    region: str | None,
-    language: str = "en-US",
-) -> dict[str, str]:
-    timestamp = int(time.time())
-    date = dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
-    canonical = "\n".join(
-        [
-            "POST",
-            "/",
-            "",
-            f"content-type:application/json\nhost:{host}\n",
-            "content-type;host",
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-    string_to_sign = "\n".join(
-        [
-            "TC3-HMAC-SHA256",
-            str(timestamp),
-            f"{date}/lighthouse/tc3_request",
-            hashlib.sha256(canonical.encode()).hexdigest(),
-        ]
-    )
-    signature = Sign.sign_tc3(account.secret_key, date, "lighthouse", string_to_sign)
-    headers = {
-        "Content-Type": "application/json",
-        "Host": host,
-        "X-TC-Action": action,
-        "X-TC-Timestamp": str(timestamp),
-        "X-TC-Version": VERSION,
-        "X-TC-Language": language,
-        "Authorization": (
-            f"TC3-HMAC-SHA256 Credential={account.secret_id}/{date}/lighthouse/tc3_request, "
-            f"SignedHeaders=content-type;host, Signature={signature}"
-        ),
-    }
-    if region:
-        headers["X-TC-Region"] = region
-    return headers
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
