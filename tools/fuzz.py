@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile input through the real HTTP interface, generated with hypothesis.
 
-    .venv/bin/python tools/fuzz.py --examples 5000 [--json]
+    .venv/bin/python tools/fuzz.py --examples 5000 [--storage qcow2] [--json]
 
 Starts a dedicated ``lightkeeper serve --no-rate-limit`` with one account, one instance and
 one snapshot, then runs every category of ``CATEGORIES`` (correctly signed parameter junk for
@@ -419,8 +419,9 @@ def split(total: int) -> dict[str, int]:
 # -- the world and the end checks ---------------------------------------------------------------
 
 
-def fuzz_server(data_dir: Path) -> Server:
-    return Server(data_dir, free_port(), ("--no-rate-limit", "--transition-seconds", "0"))
+def fuzz_server(data_dir: Path, storage: str = "raw") -> Server:
+    args = ("--storage", storage, "--no-rate-limit", "--transition-seconds", "0")
+    return Server(data_dir, free_port(), args)
 
 
 def make_target(server: Server, http: httpx.Client) -> Target:
@@ -460,12 +461,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=5000, help="total, over all categories")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: fixed)")
+    parser.add_argument("--storage", choices=["raw", "qcow2"], default="raw")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="lk-fuzz-") as tmp:
-        server = fuzz_server(Path(tmp) / "data")
+        server = fuzz_server(Path(tmp) / "data", args.storage)
         server.start()
         try:
             with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -479,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
     summary = {
+        "storage": args.storage,
         "seconds": round(time.monotonic() - started, 1),
         "cases": sum(target.counts.values()),
         "cases_by_category": dict(sorted(target.counts.items())),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Concurrency storm: many clients mixing every action against a few instances.
 
-    .venv/bin/python tools/storm.py --clients 200 --seconds 60 [--rate-limit] [--json]
+    .venv/bin/python tools/storm.py --clients 200 --seconds 60 [--storage qcow2]
+                                    [--rate-limit] [--json]
 
 Starts a dedicated ``lightkeeper serve`` (``--no-rate-limit`` unless ``--rate-limit``,
 ``--transition-seconds 0.2 --operation-seconds 0.3``), three accounts and six instances, then
@@ -265,8 +266,8 @@ def build_world(server: Server, layout: tuple[tuple[int, str, str], ...] = LAYOU
     return World(server, accounts, instances)
 
 
-def storm_server(data_dir: Path, *, rate_limit: bool) -> Server:
-    args = ["--transition-seconds", "0.2", "--operation-seconds", "0.3"]
+def storm_server(data_dir: Path, *, rate_limit: bool, storage: str = "raw") -> Server:
+    args = ["--storage", storage, "--transition-seconds", "0.2", "--operation-seconds", "0.3"]
     if not rate_limit:
         args.append("--no-rate-limit")
     return Server(data_dir, free_port(), tuple(args))
@@ -279,6 +280,7 @@ def storm_server(data_dir: Path, *, rate_limit: bool) -> Server:
 class Result:
     clients: int = 0
     seconds: float = 0.0
+    storage: str = "raw"
     requests: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
     by_action: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -296,6 +298,7 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         return {
+            "storage": self.storage,
             "clients": self.clients,
             "seconds": round(self.seconds, 1),
             "requests": self.requests,
@@ -634,13 +637,20 @@ def check_settled(world: World, result: Result) -> None:
 
 
 def run_storm(
-    data_dir: Path, clients: int, seconds: float, *, rate_limit: bool = False, seed: int = 0
+    data_dir: Path,
+    clients: int,
+    seconds: float,
+    *,
+    rate_limit: bool = False,
+    seed: int = 0,
+    storage: str = "raw",
 ) -> Result:
-    server = storm_server(data_dir, rate_limit=rate_limit)
+    server = storm_server(data_dir, rate_limit=rate_limit, storage=storage)
     server.start()
     try:
         world = build_world(server)
         result = Storm(world, clients, seconds, seed).run()
+        result.storage = storage
         result.settle_seconds = wait_settled(world)
         check_jobs(world, result)
         check_settled(world, result)
@@ -655,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate-limit", action="store_true", help="keep the rate limits on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storage", choices=["raw", "qcow2"], default="raw")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lk-storm-") as tmp:
@@ -664,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seconds,
             rate_limit=args.rate_limit,
             seed=args.seed,
+            storage=args.storage,
         )
     summary = result.summary()
     print(json.dumps(summary, indent=None if args.json else 2))

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.reliability.harness import Config, Stats, run
+from tests.support.drivers import storages
 
 KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "25"))
 QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "3"))
@@ -39,10 +39,8 @@ def _check(stats: Stats, kills: int) -> None:
     assert sum(stats.operations.values()) >= kills, summary
 
 
-@pytest.mark.parametrize("storage", ["raw", "qcow2"])
+@pytest.mark.parametrize("storage", storages())
 def test_crash_harness(storage: str, tmp_path: Path) -> None:
-    if storage == "qcow2" and shutil.which("qemu-img") is None and not os.environ.get("CI"):
-        pytest.skip("qemu-img not installed")
     config = Config(
         storage=storage,
         kills=KILLS,

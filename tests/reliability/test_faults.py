@@ -13,7 +13,6 @@ instance unlocked; the job history says why; the next operations succeed.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,16 +22,11 @@ import pytest
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
 from tests.support import world
+from tests.support.drivers import storages
 from tests.support.server import Account, Server, free_port
 
 MiB = world.MiB
 DATA = 40 * MiB  # several copy chunks (8 MiB): the faults hit in the middle of a copy
-
-
-def _storages() -> list[Any]:
-    qcow2_missing = shutil.which("qemu-img") is None and not os.environ.get("CI")
-    skip = pytest.mark.skipif(qcow2_missing, reason="qemu-img not installed")
-    return ["raw", pytest.param("qcow2", marks=skip)]
 
 
 @pytest.fixture
@@ -193,7 +187,7 @@ def _healthy(
     assert _quota_used(c) == 2
 
 
-@pytest.mark.parametrize("storage", _storages())
+@pytest.mark.parametrize("storage", storages())
 def test_disk_full_fails_one_create_and_one_apply_cleanly(
     storage: str, small_fs: Path, start_server: Callable[..., Server]
 ) -> None:
@@ -211,7 +205,7 @@ def test_disk_full_fails_one_create_and_one_apply_cleanly(
     _healthy(server, c, instance_id, snapshot_id)
 
 
-@pytest.mark.parametrize("storage", _storages())
+@pytest.mark.parametrize("storage", storages())
 def test_io_error_fails_one_create_and_one_apply_cleanly(
     storage: str, tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from tools import storm
 
+from tests.support.drivers import storages
 from tests.support.server import Server, free_port
 
 CLIENTS = 200
@@ -31,9 +32,14 @@ def assert_clean(result: storm.Result) -> None:
     assert sum(result.by_code.values()) == result.requests
 
 
-def test_storm_without_rate_limits(tmp_path: Path) -> None:
-    result = storm.run_storm(tmp_path / "data", CLIENTS, 15.0, seed=1)
+SECONDS = {"raw": 15.0, "qcow2": 8.0}
+
+
+@pytest.mark.parametrize("storage", storages())
+def test_storm_without_rate_limits(tmp_path: Path, storage: str) -> None:
+    result = storm.run_storm(tmp_path / "data", CLIENTS, SECONDS[storage], seed=1, storage=storage)
     assert_clean(result)
+    assert result.storage == storage
     # Every action was answered successfully at least once, and the storm really contended
     # for the locks and the quota (otherwise the invariants above prove little).
     missing = [a for a in storm.ACTIONS if result.by_action[(a, "Success")] == 0]

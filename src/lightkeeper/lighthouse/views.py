@@ -15,7 +15,7 @@ def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None and value.year >= 1000:  # stored times: naive UTC; 3x strftime
-        return value.replace(microsecond=0).isoformat() + "Z"
+        return value.isoformat(timespec="seconds") + "Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
