@@ -8,11 +8,14 @@ Functions raise plain OSError; drivers translate it into StorageError.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
-from typing import Literal, Protocol
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Literal, Protocol, cast
 
 from . import faults
 from .base import ProgressCallback
@@ -148,31 +151,99 @@ def _sparse_copy(
     progress: ProgressCallback | None,
     hasher: RangeHasher | None,
 ) -> CopyMethod:
-    """Copy only data extents; the hash is read back from dst so it covers what was written."""
+    """Copy only data extents; the hash is read back from dst so it covers what was written.
+
+    Each chunk's writeback starts as soon as it is copied and its hash runs on another thread
+    while the next chunk copies, so the caller's final fsync and the checksum overlap the copy
+    instead of following it.
+    """
     extents = list(data_extents(src_fd, size))
     tracker = _Progress(progress, sum(length for _, length in extents))
     buf = memoryview(bytearray(CHUNK))
     in_kernel = hasattr(os, "copy_file_range")
-    for offset, length in extents:
-        for chunk_offset, chunk_len in _chunks(offset, length):
-            view = buf[:chunk_len]
-            if in_kernel:
-                try:
-                    _copy_file_range_exact(src_fd, dst_fd, chunk_offset, chunk_len)
-                except OSError as exc:
-                    if exc.errno not in _UNSUPPORTED:
-                        raise
-                    in_kernel = False  # redo this chunk and the rest in user space
-            if in_kernel:
-                if hasher is not None:
-                    hasher.update_range(chunk_offset, pread_into(dst_fd, view, chunk_offset))
-            else:
-                pwrite_all(dst_fd, pread_into(src_fd, view, chunk_offset), chunk_offset)
-                if hasher is not None:
-                    hasher.update_range(chunk_offset, view)
-            tracker.advance(chunk_len)
+    with _HashPipe(dst_fd, hasher) as hashes:
+        for offset, length in extents:
+            for chunk_offset, chunk_len in _chunks(offset, length):
+                if in_kernel:
+                    try:
+                        _copy_file_range_exact(src_fd, dst_fd, chunk_offset, chunk_len)
+                    except OSError as exc:
+                        if exc.errno not in _UNSUPPORTED:
+                            raise
+                        in_kernel = False  # redo this chunk and the rest in user space
+                if not in_kernel:
+                    view = buf[:chunk_len]
+                    pwrite_all(dst_fd, pread_into(src_fd, view, chunk_offset), chunk_offset)
+                start_writeback(dst_fd, chunk_offset, chunk_len)
+                hashes.submit(chunk_offset, chunk_len)
+                tracker.advance(chunk_len)
     tracker.finish()
     return "copy_file_range" if in_kernel else "read_write"
+
+
+class _HashPipe:
+    """Hashes copied chunks, read back from dst, on one worker thread, oldest first (the
+    hasher needs ascending offsets). sha256, pread and copy_file_range all release the GIL,
+    so with two cores the checksum adds little to the copy. At most two chunks wait."""
+
+    def __init__(self, fd: int, hasher: RangeHasher | None) -> None:
+        self._fd = fd
+        self._hasher = hasher
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lk-hash") if hasher else None
+        self._free = [memoryview(bytearray(CHUNK)) for _ in range(2 if hasher else 0)]
+        self._pending: deque[tuple[Future[None], memoryview]] = deque()
+
+    def submit(self, offset: int, length: int) -> None:
+        if self._pool is None:
+            return
+        if not self._free:
+            self._wait_oldest()
+        buf = self._free.pop()
+        future = self._pool.submit(self._hash, offset, buf[:length])
+        self._pending.append((future, buf))
+
+    def _hash(self, offset: int, view: memoryview) -> None:
+        assert self._hasher is not None
+        self._hasher.update_range(offset, pread_into(self._fd, view, offset))
+
+    def _wait_oldest(self) -> None:
+        future, buf = self._pending.popleft()
+        self._free.append(buf)
+        future.result()  # re-raises the worker's error here
+
+    def __enter__(self) -> _HashPipe:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self._pool is None:
+            return
+        try:
+            while self._pending and exc_type is None:
+                self._wait_oldest()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux/glibc: the final fsync does all the work
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], function)
+
+
+_SYNC_FILE_RANGE = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing this range now (Linux ``sync_file_range``, as
+    PostgreSQL does before a checkpoint's fsync). Only a hint: durability still comes from
+    the caller's fsync, so a failure here is ignored."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def clone_or_copy(
