@@ -3,8 +3,6 @@ and the fixed-rate client (``bench.loadgen``) in its own process."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -18,6 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.clients import tc3_headers
+from tests.support.server import Account
 
 PYTHON = sys.executable
 SERVICE = "lighthouse"
@@ -87,46 +88,12 @@ class Signed:
 def tc3_request(
     host: str, secret_id: str, secret_key: str, action: str, region: str, params: dict[str, Any]
 ) -> Signed:
-    """POST JSON signed with TC3-HMAC-SHA256 exactly as the SDK signs it. TC3 has no nonce,
-    so the same request may be replayed while its timestamp is within 300 s of the server's."""
+    """POST JSON signed with TC3-HMAC-SHA256 exactly as the SDK signs it (the tests' signer).
+    TC3 has no nonce, so the same request may be replayed while its timestamp is within 300 s
+    of the server's."""
     body = json.dumps(params, separators=(",", ":")).encode()
-    timestamp = int(time.time())
-    date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
-    content_type = "application/json"
-    canonical = "\n".join(
-        (
-            "POST",
-            "/",
-            "",
-            f"content-type:{content_type}\nhost:{host}\n",
-            "content-type;host",
-            hashlib.sha256(body).hexdigest(),
-        )
-    )
-    scope = f"{date}/{SERVICE}/tc3_request"
-    to_sign = "\n".join(
-        ("TC3-HMAC-SHA256", str(timestamp), scope, hashlib.sha256(canonical.encode()).hexdigest())
-    )
-
-    def _h(key: bytes, msg: str) -> bytes:
-        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-
-    key = _h(_h(_h(("TC3" + secret_key).encode(), date), SERVICE), "tc3_request")
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    authorization = (
-        f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
-        f"SignedHeaders=content-type;host, Signature={signature}"
-    )
-    headers = {
-        "Host": host,
-        "Content-Type": content_type,
-        "Authorization": authorization,
-        "X-TC-Action": action,
-        "X-TC-Version": VERSION,
-        "X-TC-Region": region,
-        "X-TC-Timestamp": str(timestamp),
-    }
-    return Signed("POST", "/", headers, body)
+    who = Account("bench", "", 0, secret_id, secret_key)
+    return Signed("POST", "/", tc3_headers(who, host, action, body, region), body)
 
 
 def plain_request(host: str, path: str = "/") -> Signed:
