@@ -44,17 +44,17 @@ from .base import (
 )
 from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
 from .copy import hash_sparse, pwrite_all
-from .raw import (
-    _TMP_MARK,
-    RawDriver,
-    _atomic_file,
-    _check_range,
-    _flock_current,
-    _fsync_dir,
-    _remove_if_abandoned,
-    _translated,
-    _unlink_quiet,
+from .files import (
+    TMP_MARK,
+    atomic_file,
+    check_range,
+    flock_current,
+    fsync_dir,
+    remove_if_abandoned,
+    translated,
+    unlink_quiet,
 )
+from .raw import RawDriver
 
 SECTOR = 512
 """qemu sizes images (and raw offset windows) in whole sectors."""
@@ -161,14 +161,14 @@ class Qcow2Driver:
     @contextmanager
     def _temp(self, directory: Path, name: str) -> Iterator[tuple[Path, int]]:
         """A private, flocked (so cleanup_temporary skips it) temp file, removed on exit."""
-        path = directory / f"{name}{_TMP_MARK}{secrets.token_hex(6)}"
-        with _translated():
+        path = directory / f"{name}{TMP_MARK}{secrets.token_hex(6)}"
+        with translated():
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             yield path, fd
         finally:
-            _unlink_quiet(path)
+            unlink_quiet(path)
             os.close(fd)
 
     # -- locking -----------------------------------------------------------------------
@@ -179,10 +179,10 @@ class Qcow2Driver:
         holder of the image, such as a running QEMU, is reported as DiskBusy by the qemu
         command that meets its lock instead: qemu's OFD image locks are its own business."""
         path = self._lock_path(disk_id)
-        with _translated():
+        with translated():
             fd = None
             while fd is None:
-                fd = _flock_current(path, disk_id)
+                fd = flock_current(path, disk_id)
         try:
             yield
         finally:
@@ -252,7 +252,7 @@ class Qcow2Driver:
                 percent.stage(0, 50),
                 missing,
             )
-            with _translated():
+            with translated():
                 total = os.fstat(fd).st_size if size is None else size
                 result = hasher(total)
                 hash_sparse(fd, total, result, percent.stage(50, 100))
@@ -281,7 +281,7 @@ class Qcow2Driver:
 
     def _write_marker(self, snapshot_id: str, disk_id: str, size: int) -> None:
         record = json.dumps({"disk": disk_id, "size": size}).encode()
-        with _translated(), _atomic_file(self._marker_path(snapshot_id), None) as fd:
+        with translated(), atomic_file(self._marker_path(snapshot_id), None) as fd:
             pwrite_all(fd, record, 0)
 
     def _read_marker(self, snapshot_id: str) -> tuple[str, int]:
@@ -307,9 +307,9 @@ class Qcow2Driver:
         with suppress(StorageError):
             if self.disk_exists(disk_id):
                 self._drop_tag(disk_id, snapshot_id)
-            with _translated():
-                _unlink_quiet(self._marker_path(snapshot_id))
-                _fsync_dir(self._snapshots)
+            with translated():
+                unlink_quiet(self._marker_path(snapshot_id))
+                fsync_dir(self._snapshots)
 
     def _finish_interrupted_restore(self, disk_id: str) -> bool:
         """Redo an apply that a crash interrupted (caller holds the disk lock).
@@ -333,9 +333,9 @@ class Qcow2Driver:
                 _run(["qemu-img", "check", "-q", "-r", "all", "-f", "qcow2", path])
             if snapshot_id in self._tags(disk_id):
                 _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
-        with _translated():
-            _unlink_quiet(intent)
-            _fsync_dir(self._disks)
+        with translated():
+            unlink_quiet(intent)
+            fsync_dir(self._disks)
         return True
 
     # -- disks -------------------------------------------------------------------------
@@ -352,13 +352,13 @@ class Qcow2Driver:
                     _run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp), str(size_bytes)])
                 else:
                     self._convert_base(base_image, tmp, size_bytes)
-                with _translated():
+                with translated():
                     os.fsync(fd)
                     try:
                         os.link(tmp, path)
                     except FileExistsError:
                         raise DiskExists(disk_id) from None
-                    _fsync_dir(self._disks)
+                    fsync_dir(self._disks)
 
     @staticmethod
     def _convert_base(base_image: Path, tmp: Path, size_bytes: int) -> None:
@@ -372,11 +372,11 @@ class Qcow2Driver:
 
     def delete_disk(self, disk_id: str) -> None:
         """Takes the lock so a disk is never deleted under a running operation (DiskBusy)."""
-        with self.lock_disk(disk_id), _translated():
+        with self.lock_disk(disk_id), translated():
             for path in (self.disk_path(disk_id), self._intent_path(disk_id)):
-                _unlink_quiet(path)
-            _unlink_quiet(self._lock_path(disk_id))  # lock_disk re-checks the inode
-            _fsync_dir(self._disks)
+                unlink_quiet(path)
+            unlink_quiet(self._lock_path(disk_id))  # lock_disk re-checks the inode
+            fsync_dir(self._disks)
 
     def disk_exists(self, disk_id: str) -> bool:
         return self.disk_path(disk_id).is_file()
@@ -398,7 +398,7 @@ class Qcow2Driver:
     def read(self, disk_id: str, offset: int, length: int) -> bytes:
         """Exports the sector-aligned window through qemu's raw offset/size filter."""
         size = self.disk_size(disk_id)
-        _check_range(size, offset, length)
+        check_range(size, offset, length)
         if length == 0:
             return b""
         start = offset - offset % SECTOR
@@ -417,18 +417,18 @@ class Qcow2Driver:
                 ["qemu-img", "convert", "json:" + json.dumps(window), "-O", "raw", str(path)],
                 DiskNotFound(disk_id),
             )
-            with _translated():
+            with translated():
                 return os.pread(fd, length, offset - start)
 
     def write(self, disk_id: str, offset: int, data: bytes) -> None:
         """qemu-io writes from a staged file; its flush makes the write durable."""
         with self.lock_disk(disk_id):
             self._finish_interrupted_restore(disk_id)
-            _check_range(self.disk_size(disk_id), offset, len(data))
+            check_range(self.disk_size(disk_id), offset, len(data))
             if not data:
                 return
             with self._temp(self._tmp, "write") as (path, fd):
-                with _translated():
+                with translated():
                     pwrite_all(fd, data, 0)
                 # qemu-io splits commands on spaces: name the buffer relative to cwd.
                 command = f"write -q -s {path.name} {offset} {len(data)}"
@@ -542,13 +542,13 @@ class Qcow2Driver:
             if actual != expected_checksum.lower():
                 raise ChecksumMismatch(expected_checksum, actual)
             intent = self._intent_path(disk_id)
-            with _translated(), _atomic_file(intent, None) as fd:
+            with translated(), atomic_file(intent, None) as fd:
                 pwrite_all(fd, snapshot_id.encode(), 0)
             path = str(self.disk_path(disk_id))
             _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
-            with _translated():
-                _unlink_quiet(intent)
-                _fsync_dir(self._disks)
+            with translated():
+                unlink_quiet(intent)
+                fsync_dir(self._disks)
         percent.emit(100)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
@@ -560,9 +560,9 @@ class Qcow2Driver:
                 if self.disk_exists(disk_id):
                     with self.lock_disk(disk_id):
                         self._drop_tag(disk_id, snapshot_id)
-                with _translated():
-                    _unlink_quiet(self._marker_path(snapshot_id))
-                    _fsync_dir(self._snapshots)
+                with translated():
+                    unlink_quiet(self._marker_path(snapshot_id))
+                    fsync_dir(self._snapshots)
         except SnapshotNotFound:
             return
 
@@ -589,10 +589,10 @@ class Qcow2Driver:
         applies; a disk that cannot be repaired now (e.g. held by a running VM) keeps its redo
         record, so the next operation on it retries and reports the error."""
         removed = 0
-        with _translated():
+        with translated():
             for directory in (self._disks, self._snapshots, self._tmp):
-                for tmp in directory.glob(f"*{_TMP_MARK}*"):
-                    removed += _remove_if_abandoned(tmp)
+                for tmp in directory.glob(f"*{TMP_MARK}*"):
+                    removed += remove_if_abandoned(tmp)
         for intent in self._disks.glob("*.restoring"):
             with suppress(StorageError), self.lock_disk(intent.stem):
                 removed += self._finish_interrupted_restore(intent.stem)

@@ -1,0 +1,136 @@
+"""File plumbing shared by the file-backed drivers (raw, qcow2): errno translation, crash-safe
+publication of a new file, directory fsyncs, per-disk flocks and leftover temp files."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from .base import DiskBusy, NoSpace, ProgressCallback, StorageError, StorageIOError
+
+TMP_MARK = ".tmp-"
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Turn OSError into StorageError so callers never need to know errno."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise NoSpace(str(exc)) from exc
+        raise StorageIOError(str(exc)) from exc
+
+
+@contextmanager
+def opened(path: Path, flags: int, missing: StorageError) -> Iterator[int]:
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise missing from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename/unlink durable: without this a crash may resurrect the old entry."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unlink_quiet(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+@contextmanager
+def atomic_file(final: Path, exists_error: StorageError | None) -> Iterator[int]:
+    """Yield a temp file beside `final`; publish it only if the body succeeds.
+
+    A crash or error at any instant leaves the old `final` (or none) or the complete new
+    one, never a mixture. `exists_error` refuses to clobber an existing `final` (atomically,
+    via link); None replaces it. The temp stays flocked so `cleanup_temporary` skips it.
+    """
+    tmp = final.with_name(f"{final.name}{TMP_MARK}{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    published = False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield fd
+        os.fsync(fd)
+        if exists_error is None:
+            os.replace(tmp, final)
+            published = True
+        else:
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                raise exists_error from None
+            published = True
+            os.unlink(tmp)
+        fsync_dir(final.parent)
+    finally:
+        if not published:
+            with suppress(OSError):
+                os.unlink(tmp)
+        os.close(fd)
+
+
+def until_commit(progress: ProgressCallback) -> ProgressCallback:
+    """Hold back 100 until the result is published, so 100 means durable, not merely copied."""
+    return lambda percent: progress(min(percent, 99))
+
+
+def check_range(size: int, offset: int, length: int) -> None:
+    if offset < 0 or length < 0 or offset + length > size:
+        raise ValueError(f"range [{offset}, {offset + length}) outside disk of {size} bytes")
+
+
+def flock_current(path: Path, disk_id: str) -> int | None:
+    """Return an fd holding the lock on `path`, or None if the file was replaced meanwhile."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    keep = False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        keep = _same_file(fd, path)
+    except BlockingIOError:
+        raise DiskBusy(f"disk {disk_id} is locked by another operation") from None
+    finally:
+        if not keep:
+            os.close(fd)
+    return fd if keep else None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
+
+
+def remove_if_abandoned(tmp: Path) -> bool:
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(tmp)
+    except (BlockingIOError, FileNotFoundError):  # still being written / already gone
+        return False
+    finally:
+        os.close(fd)
+    return True
