@@ -13,7 +13,6 @@ instance unlocked; the job history says why; the next operations succeed.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
 from tests.support import world
 from tests.support.drivers import storages
+from tests.support.mounts import loop_mounted
 from tests.support.server import Account, Server, free_port
 
 MiB = world.MiB
@@ -31,22 +31,9 @@ DATA = 40 * MiB  # several copy chunks (8 MiB): the faults hit in the middle of 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 192 MiB ext4 filesystem, loop-mounted (needs root; skipped elsewhere unless CI)."""
-    image, mount = tmp_path / "fs.img", tmp_path / "mnt"
-    mount.mkdir()
-    with image.open("wb") as f:
-        f.truncate(192 * MiB)
-    steps = (["mkfs.ext4", "-q", "-F", str(image)], ["mount", "-o", "loop", str(image), str(mount)])
-    for command in steps:
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            if os.environ.get("CI"):
-                pytest.fail(f"{command[0]} failed: {result.stderr}")
-            pytest.skip(f"cannot loop-mount a filesystem here: {result.stderr.strip()}")
-    try:
+    """A 192 MiB ext4 filesystem, loop-mounted: small enough to fill for real."""
+    with loop_mounted(tmp_path, "ext4", 192 * MiB) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.fixture

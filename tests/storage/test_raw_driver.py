@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.mounts import loop_mounted
 
 from lightkeeper.storage import (
     ChecksumMismatch,
@@ -259,7 +260,7 @@ def test_unsupported_copy_file_range_falls_back_to_read_write(
     assert driver.snapshot_sha256(SNAP) == before
 
 
-def test_reflink_path_hashes_the_clone(
+def test_reflink_path_hashes_what_was_cloned(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, driver: RawDriver, disk: str
 ) -> None:
     """ext4 cannot reflink, so stand in a whole-file copy to exercise the post-clone branch."""
@@ -276,6 +277,31 @@ def test_reflink_path_hashes_the_clone(
     assert driver.snapshot_checksum(SNAP) == disk_checksum
     assert driver.snapshot_sha256(SNAP) == driver.disk_sha256(disk)
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen)
+
+
+def test_real_reflink_on_xfs(tmp_path: Path) -> None:
+    """On a filesystem that can share extents, snapshot and restore are clones: no data
+    blocks are written, yet both still verify the content."""
+    with loop_mounted(tmp_path, "xfs", 320 * MiB) as mount:
+        xfs = RawDriver(mount / "lk")
+        xfs.create_disk(DISK, 64 * MiB)
+        xfs.write(DISK, 5 * MiB, _pattern(3, 40 * MiB))
+        used_before = _used_bytes(mount)
+        checksum = xfs.create_snapshot(DISK, SNAP, _ignore)
+        assert _used_bytes(mount) - used_before < MiB  # shared extents, not a 40 MiB copy
+        assert checksum == _file_checksum(mount / "lk" / "disks" / f"{DISK}.img")
+        original = xfs.disk_sha256(DISK)
+        xfs.write(DISK, 6 * MiB, b"changed" * 1000)
+        xfs.restore_snapshot(DISK, SNAP, checksum, _ignore)
+        assert xfs.disk_sha256(DISK) == original
+        with pytest.raises(ChecksumMismatch):
+            xfs.restore_snapshot(DISK, SNAP, "b1m-sha256:" + "0" * 64, _ignore)
+        assert xfs.disk_sha256(DISK) == original
+
+
+def _used_bytes(mount: Path) -> int:
+    stats = os.statvfs(mount)
+    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize
 
 
 def test_cleanup_temporary_removes_only_abandoned_temps(tmp_path: Path, driver: RawDriver) -> None:
