@@ -1,103 +1,157 @@
-"""Data path: snapshot and rollback time of each storage driver against ``cp --sparse=always``
-of the same image (the naive copy), for disks of several sizes holding the same data.
+"""Data path of every storage driver, each figure against a baseline measured in this run:
 
-For qcow2 the anchor is ``qemu-img snapshot -c`` itself. The claim being checked: snapshot and
-rollback cost follows the data, not the disk's size (1 vs 16 GiB within 2x).
+* device: sequential write (+fsync) and uncached read speed, the limit of any copy;
+* raw: snapshot and rollback of 1/4/16 GiB disks with 10/50/100 % of blocks allocated, vs
+  ``cp --sparse=always`` of the image (the naive copy) and that cp + fsync (durable, as our
+  snapshot is); target >= 90 % of cp's throughput (``bench.datapath_raw``);
+* qcow2: the same data in 1/4/16 GiB images vs ``qemu-img snapshot -c/-a`` itself;
+* reflink: the raw driver on a loop-mounted XFS with reflink=1, vs ``cp --reflink=always``;
+* space: bytes used by N snapshots of a disk with small changes, per driver and filesystem.
+
+The suite keeps to a wall-clock budget (``BENCH_DATAPATH_BUDGET_S``; 285 s, quick 40 s) so
+the whole ``python -m bench`` fits in 10 minutes: the raw matrix runs last and measures its
+biggest cases with one sample, or skips them with the reason, when time would run out.
+The page cache is never dropped (that would disturb the whole machine); see each table.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import statistics
-import subprocess
 import tempfile
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightkeeper.storage import make_driver
+from bench.datapath_device import measure_device, report_device
+from bench.datapath_qcow2 import report_qcow2, run_qcow2
+from bench.datapath_raw import MatrixConfig, Planner, report_matrix, run_matrix, summarize
+from bench.datapath_space import SpaceConfig, report_space, space_case
+from bench.datapath_util import Budget, GiB, MiB, RandomPieces, fs_type
+from bench.datapath_xfs import Unavailable, report_reflink, run_reflink, xfs_mount
+from lightkeeper.storage import StorageError
 
-GiB = 1024**3
-MiB = 1024**2
-
-
-def _timed(action: Callable[[], object], repeat: int = 3) -> float:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+HASH_S_PER_BYTE = 1 / 1.5e9
+"""Rough sha256 cost, for the first time estimate before any case has been measured."""
 
 
-def _fill(driver: Any, disk_id: str, data_bytes: int) -> None:
-    """Spread ``data_bytes`` over the first GiB in 4 MiB pieces, like an OS image would."""
-    chunk = os.urandom(4 * MiB)
-    step = max(4 * MiB, GiB // max(1, data_bytes // (4 * MiB)))
-    for n in range(data_bytes // (4 * MiB)):
-        driver.write(disk_id, (n * step) % GiB, chunk)
+@dataclass(frozen=True)
+class Config:
+    budget_s: float
+    device_bytes: int
+    matrix: MatrixConfig
+    qcow2_sizes: tuple[int, ...]
+    qcow2_data: int
+    reflink_cases: tuple[tuple[int, int], ...]
+    xfs_bytes: int
+    space: SpaceConfig
 
 
-def _driver_case(kind: str, size_gib: int, data_bytes: int, root: Path) -> dict[str, float]:
-    driver = make_driver(kind, root / kind)
-    disk = f"lhdisk-b{size_gib:07d}"
-    driver.create_disk(disk, size_gib * GiB)
-    _fill(driver, disk, data_bytes)
-    counter = iter(range(1000))
+FULL = Config(
+    budget_s=285,
+    device_bytes=GiB,
+    matrix=MatrixConfig(
+        sizes=(GiB, 4 * GiB, 16 * GiB), percents=(10, 50, 100), small_data=512 * MiB
+    ),
+    qcow2_sizes=(GiB, 4 * GiB, 16 * GiB),
+    qcow2_data=256 * MiB,
+    reflink_cases=((GiB, 10), (GiB, 100), (16 * GiB, 10)),
+    xfs_bytes=40 * GiB,
+    space=SpaceConfig(disk=4 * GiB, data=256 * MiB, count=10),
+)
+QUICK = Config(
+    budget_s=40,
+    device_bytes=256 * MiB,
+    matrix=MatrixConfig(sizes=(64 * MiB, 256 * MiB), percents=(10, 50, 100), small_data=64 * MiB),
+    qcow2_sizes=(GiB, 16 * GiB),
+    qcow2_data=32 * MiB,
+    reflink_cases=((GiB, 10), (4 * GiB, 10)),
+    xfs_bytes=8 * GiB,
+    space=SpaceConfig(disk=GiB, data=64 * MiB, count=5),
+)
 
-    def snapshot() -> None:
-        driver.create_snapshot(disk, f"lhsnap-b{next(counter):07d}", lambda _: None)
 
-    create = _timed(snapshot)
-    target = f"lhsnap-b{next(counter):07d}"
-    checksum = driver.create_snapshot(disk, target, lambda _: None)
-    restore = _timed(lambda: driver.restore_snapshot(disk, target, checksum, lambda _: None))
-    result = {"snapshot_s": create, "rollback_s": restore}
-    if kind == "raw":
-        image = driver.disk_path(disk)
-        copy = root / "cp-copy.img"
+def _xfs_sections(
+    root: Path, config: Config, pieces: RandomPieces
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reflink timings and raw-on-XFS space, both on one mount, or both skipped with why."""
+    try:
+        with xfs_mount(root, config.xfs_bytes) as xfs:
+            reflink = run_reflink(xfs, config.reflink_cases, pieces, config.matrix.small_data)
+            space = space_case("raw", xfs.path / "space", config.space, pieces, by_statvfs=True)
+            return reflink, space
+    except Unavailable as exc:
+        return {"skipped": str(exc)}, {"skipped": str(exc)}
+    except (OSError, RuntimeError, StorageError) as exc:
+        # The mount is borrowed from the machine; its failure must not cost the other tables.
+        failed = f"failed: {type(exc).__name__}: {exc}"
+        return {"skipped": failed}, {"skipped": failed}
 
-        def cp() -> None:
-            subprocess.run(["cp", "--sparse=always", str(image), str(copy)], check=True)
-            copy.unlink()
 
-        result["cp_s"] = _timed(cp)
-    driver.delete_disk(disk)
-    shutil.rmtree(root / kind, ignore_errors=True)
-    return result
+def _space(
+    root: Path, fs: str, config: Config, xfs_space: dict[str, Any], pieces: RandomPieces
+) -> dict[str, Any]:
+    rows: dict[str, Any] = {
+        f"raw/{fs}": space_case("raw", root / "space-raw", config.space, pieces, False),
+        "raw/xfs-reflink": xfs_space,
+    }
+    if shutil.which("qemu-img") and shutil.which("qemu-io"):
+        rows[f"qcow2/{fs}"] = space_case("qcow2", root / "space-qcow2", config.space, pieces, False)
+    else:
+        rows[f"qcow2/{fs}"] = {"skipped": "skipped: qemu-img/qemu-io not installed"}
+    return rows
+
+
+def _reflink_vs_copy(reflink: dict[str, Any], matrix: dict[str, dict[str, Any]]) -> None:
+    """Same disk on XFS (clone) and on the copying filesystem: what reflink buys. The copy
+    hashes data it has just written (page cache), the clone's checksum pass reads it from
+    the device, so reflink wins on size, not necessarily on allocated data."""
+    for key, row in reflink.items():
+        other = matrix.get(key.replace("xfs/", "raw/", 1))
+        if isinstance(row, dict) and other and "snapshot_s" in other:
+            row["snapshot_copy_vs_reflink"] = other["snapshot_s"] / row["snapshot_s"]
+            row["rollback_copy_vs_reflink"] = other["rollback_s"] / row["rollback_s"]
+            print(
+                f"{key}: time on the copying fs / on XFS reflink: snapshot "
+                f"{row['snapshot_copy_vs_reflink']:.2f}, rollback "
+                f"{row['rollback_copy_vs_reflink']:.2f} (> 1: reflink faster)"
+            )
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    sizes = (1, 4) if quick else (1, 4, 16)
-    data = 64 * MiB if quick else 256 * MiB
-    kinds = ["raw"] + (["qcow2"] if shutil.which("qemu-img") else [])
-    rows: dict[str, Any] = {}
+    config = QUICK if quick else FULL
+    budget = Budget(float(os.environ.get("BENCH_DATAPATH_BUDGET_S", config.budget_s)))
+    pieces = RandomPieces()
     with tempfile.TemporaryDirectory(prefix="lk-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
-        for kind in kinds:
-            for size in sizes:
-                rows[f"{kind}/{size}GiB"] = _driver_case(kind, size, data, Path(tmp))
-    cp = {k.split("/")[1]: v["cp_s"] for k, v in rows.items() if "cp_s" in v}
-    print(f"\nData path ({data // MiB} MiB of data per disk; medians of 3; ratio = time / cp)")
-    print(f"{'case':16} {'snapshot':>10} {'rollback':>10} {'cp':>10} {'snap/cp':>8} {'roll/cp':>8}")
-    for case, r in rows.items():
-        base = cp[case.split("/")[1]]
-        r["snapshot_vs_cp"] = r["snapshot_s"] / base
-        r["rollback_vs_cp"] = r["rollback_s"] / base
-        print(
-            f"{case:16} {r['snapshot_s']:10.3f} {r['rollback_s']:10.3f} {base:10.3f} "
-            f"{r['snapshot_vs_cp']:8.2f} {r['rollback_vs_cp']:8.2f}"
-        )
-    for kind in kinds:
-        small, large = rows[f"{kind}/{sizes[0]}GiB"], rows[f"{kind}/{sizes[-1]}GiB"]
-        growth = {
-            "snapshot": large["snapshot_s"] / small["snapshot_s"],
-            "rollback": large["rollback_s"] / small["rollback_s"],
-        }
-        rows[f"{kind}/growth_{sizes[0]}_to_{sizes[-1]}GiB"] = growth
-        print(
-            f"{kind}: {sizes[-1]} GiB vs {sizes[0]} GiB: snapshot x{growth['snapshot']:.2f}, "
-            f"rollback x{growth['rollback']:.2f}"
-        )
-    return {"data_bytes": data, "results": rows}
+        root = Path(tmp)
+        fs = fs_type(root)
+        device = measure_device(root, config.device_bytes, pieces)
+        report_device(device)
+        qcow2 = run_qcow2(root, config.qcow2_sizes, config.qcow2_data, pieces)
+        report_qcow2(qcow2, config.qcow2_data)
+        reflink, xfs_space = _xfs_sections(root, config, pieces)
+        report_reflink(reflink)
+        space = _space(root, fs, config, xfs_space, pieces)
+        report_space(space, config.space)
+        write_s_per_byte = 1 / (device["write_MBps"] * 1e6)
+        planner = Planner(budget, write_s_per_byte, 3 * write_s_per_byte + 2 * HASH_S_PER_BYTE)
+        matrix = run_matrix(root, config.matrix, planner, pieces, device["limit_MBps"])
+    report_matrix(matrix, fs, device["limit_MBps"])
+    summary = summarize(matrix)
+    _reflink_vs_copy(reflink, matrix)
+    wall = budget.elapsed()
+    print(f"datapath wall time {wall:.0f} s (budget {budget.seconds:.0f} s)")
+    results = {**matrix, **{k: v for k, v in qcow2.items() if k != "skipped"}}
+    return {
+        "wall_s": wall,
+        "budget_s": budget.seconds,
+        "filesystem": fs,
+        "device": device,
+        "results": results,
+        "raw_summary": summary,
+        "qcow2": {"skipped": qcow2["skipped"]}
+        if "skipped" in qcow2
+        else {"data_bytes": config.qcow2_data},
+        "reflink": reflink,
+        "space": space,
+    }

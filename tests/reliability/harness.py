@@ -608,8 +608,14 @@ class CrashHarness:
                 model.pending = None
                 target = self.snapshots.get(pending.snapshot_id or "")
                 model.running = inst.InstanceState == "RUNNING"
-                self._measure(model, {pending.before, target.content if target else None})
-                self.stats.outcomes["apply (answer lost)"] += 1
+                if model.running and self.cfg.compute == "qemu":
+                    # The apply never got to stop the guest, which still owns (and locks) its
+                    # disk: its content is the guest's business, as after any start.
+                    model.content = None
+                    self.stats.outcomes["apply (answer lost, never started)"] += 1
+                else:
+                    self._measure(model, {pending.before, target.content if target else None})
+                    self.stats.outcomes["apply (answer lost)"] += 1
             else:
                 self._resolve_snapshot_op(model, snaps.get(pending.snapshot_id or ""))
         known = set(self.snapshots)
