@@ -496,8 +496,14 @@ class CrashHarness:
         model.pending = None
         model.running = inst.InstanceState == "RUNNING"
         if model.running and self.cfg.compute == "qemu":
-            model.content = None  # the guest writes its disk
+            self._guest_owns_disk(model)
         self.stats.outcomes[f"power {inst.LatestOperationState}"] += 1
+
+    @staticmethod
+    def _guest_owns_disk(model: InstanceModel) -> None:
+        """A running guest writes (and qemu locks) its disk: its content is unknown and not
+        measurable, and nothing written before the start needs measuring any more."""
+        model.content, model.stale = None, False
 
     def _resolve_snapshot_op(self, model: InstanceModel, snap: Any) -> None:
         """The snapshot operation is over (snap is the snapshot as described now, or None)."""
@@ -609,9 +615,7 @@ class CrashHarness:
                 target = self.snapshots.get(pending.snapshot_id or "")
                 model.running = inst.InstanceState == "RUNNING"
                 if model.running and self.cfg.compute == "qemu":
-                    # The apply never got to stop the guest, which still owns (and locks) its
-                    # disk: its content is the guest's business, as after any start.
-                    model.content = None
+                    self._guest_owns_disk(model)  # the apply never got to stop the guest
                     self.stats.outcomes["apply (answer lost, never started)"] += 1
                 else:
                     self._measure(model, {pending.before, target.content if target else None})
