@@ -7,6 +7,7 @@ works, e.g. ``postgresql+psycopg://`` for several servers sharing one database.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +53,13 @@ def _sqlite_begin(conn: Connection) -> None:
     if pooled.info.get("busy_timeout_ms") != timeout_ms:
         raw.execute(f"PRAGMA busy_timeout={timeout_ms}")
         pooled.info["busy_timeout_ms"] = timeout_ms
-    raw.execute("BEGIN IMMEDIATE" if options.get("write") else "BEGIN")
+    statement = "BEGIN IMMEDIATE" if options.get("write") else "BEGIN"
+    try:
+        raw.execute(statement)
+    except sqlite3.OperationalError as exc:
+        # SQLAlchemy wraps driver errors only around its own statements; callers catch its
+        # OperationalError (a lock timeout here is the quota lock timing out).
+        raise OperationalError(statement, None, exc) from exc
 
 
 def open_engine(url: str) -> Engine:
