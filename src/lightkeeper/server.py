@@ -143,5 +143,6 @@ def create_app(services: Services) -> ASGIApp:
         rate_limits=settings.rate_limits,
         limiter=RateLimiter(enabled=settings.rate_limit),
         authorizer=CamAuthorizer(world),
+        inline_reads=services.engine.dialect.name == "sqlite",
     )
     return build_app(frontend, on_startup=[recover], on_shutdown=[worker.stop])

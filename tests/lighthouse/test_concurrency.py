@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -68,3 +70,33 @@ def test_concurrent_creates_from_two_servers_never_exceed_the_quota(
         assert c.DescribeSnapshots(models.DescribeSnapshotsRequest()).TotalCount == 3
     finally:
         second.stop()
+
+
+def test_reads_answer_while_writers_wait_for_the_write_lock(
+    make_server: Callable[..., Server],
+) -> None:
+    """Reads run on the event loop (SQLite): they must never queue behind writers that wait
+    for the database write lock, here held by another process for 3 s."""
+    server = make_server("--quota-lock-timeout", "3", "--transition-seconds", "0")
+    account = world.new_account(server)
+    instance_ids = [world.create_instance(server, account)["InstanceId"] for _ in range(4)]
+    c = world.client(server, account)
+    holder = sqlite3.connect(server.data_dir / "lightkeeper.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with ThreadPoolExecutor(4) as pool:
+            waiting = [pool.submit(_create, server, account, i) for i in instance_ids]
+            time.sleep(0.3)  # the creates are now waiting for the lock
+            started = time.monotonic()
+            for _ in range(10):
+                assert c.DescribeSnapshots(models.DescribeSnapshotsRequest()).TotalCount == 0
+                described = c.DescribeInstances(models.DescribeInstancesRequest())
+                assert described.TotalCount == 4
+            reads_took = time.monotonic() - started
+            assert not any(f.done() for f in waiting), "the lock holder should block creates"
+            holder.execute("ROLLBACK")
+            outcomes = [f.result() for f in waiting]
+    finally:
+        holder.close()
+    assert reads_took < 1.5, reads_took
+    assert all(o.startswith("ok:") for o in outcomes), outcomes

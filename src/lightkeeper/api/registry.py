@@ -39,6 +39,9 @@ class Action:
     handler: Handler
     rate_limit: int = 20
     region_required: bool = True
+    # The handler only reads the database: it never waits for a lock, a disk or a machine,
+    # so a front end over a local database may run it on the event loop (``Frontend``).
+    reads_only: bool = False
 
 
 Registry = Mapping[str, Action]

@@ -2,7 +2,8 @@
 
 Rate limits are the documented ones (lighthouse-facts §4.6): 20/s for every snapshot API,
 100/s DescribeInstances, 10/s StopInstances, DescribeInstancesDeniedActions and DescribeRegions.
-Where Tencent documents none, 20/s (recorded in docs/behaviour.md).
+Where Tencent documents none, 20/s (recorded in docs/behaviour.md). ``reads=True`` marks the
+handlers that only read the database (the front end may run them on its event loop).
 """
 
 from __future__ import annotations
@@ -21,23 +22,25 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
     instances = InstanceService(world)
     quotas = QuotaService(world)
 
-    def action(name: str, handler: Handler, limit: int, region_required: bool = True) -> Action:
-        return Action(name, REQUEST_MODELS[name], handler, limit, region_required)
+    def action(
+        name: str, handler: Handler, limit: int, region_required: bool = True, reads: bool = False
+    ) -> Action:
+        return Action(name, REQUEST_MODELS[name], handler, limit, region_required, reads)
 
     table = [
-        action("DescribeRegions", regions.describe_regions, 10, region_required=False),
-        action("DescribeZones", regions.describe_zones, 20),
+        action("DescribeRegions", regions.describe_regions, 10, region_required=False, reads=True),
+        action("DescribeZones", regions.describe_zones, 20, reads=True),
         action("CreateInstanceSnapshot", snapshots.create, 20, region_required=False),
         action("ApplyInstanceSnapshot", snapshots.apply, 20),
-        action("DescribeSnapshots", snapshots.describe, 20),
+        action("DescribeSnapshots", snapshots.describe, 20, reads=True),
         action("DeleteSnapshots", snapshots.delete, 20),
         action("ModifySnapshotAttribute", snapshots.modify, 20),
-        action("DescribeSnapshotsDeniedActions", snapshots.denied_actions, 20),
-        action("DescribeInstances", instances.describe, 100),
-        action("DescribeInstancesDeniedActions", instances.denied_actions, 10),
+        action("DescribeSnapshotsDeniedActions", snapshots.denied_actions, 20, reads=True),
+        action("DescribeInstances", instances.describe, 100, reads=True),
+        action("DescribeInstancesDeniedActions", instances.denied_actions, 10, reads=True),
         action("StartInstances", instances.start, 20),
         action("StopInstances", instances.stop, 10),
         action("RebootInstances", instances.reboot, 20),
-        action("DescribeGeneralResourceQuotas", quotas.describe, 20),
+        action("DescribeGeneralResourceQuotas", quotas.describe, 20, reads=True),
     ]
     return {a.name: a for a in table}
