@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from lightkeeper.compute import StatusUnavailable
-from lightkeeper.compute.qemu import QemuDriver
+from lightkeeper.compute.qemu import QemuDriver, detect_accel
 from tests.compute.conftest import console_ks, wait_console
 
 INSTANCE = "lhins-test0001"
@@ -101,3 +101,19 @@ def test_restarted_driver_reattaches_and_sees_deaths(
     third.delete(INSTANCE)
     with pytest.raises(StatusUnavailable):
         third.status(INSTANCE)
+
+
+@pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="no /dev/kvm here")
+def test_kvm_missing_cpu_features_means_tcg(tmp_path: Path) -> None:
+    """A nested host whose KVM lacks features of the default CPU model runs firmware but not
+    Linux: the probe must not pick it (seen: every qemu test timing out on a silent console)."""
+    fake = tmp_path / "qemu"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "qemu: warning: host doesn\'t support requested feature: CPUID.01H:ECX.pni" >&2\n'
+        "exec sleep 30\n"
+    )
+    fake.chmod(0o755)
+    started_at = time.monotonic()
+    assert detect_accel.__wrapped__(str(fake)) == "tcg"
+    assert time.monotonic() - started_at < 2.5  # decided on the warning, not by timing out

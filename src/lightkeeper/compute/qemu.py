@@ -55,20 +55,27 @@ def _opt(path: Path) -> str:
 @functools.cache
 def detect_accel(qemu: str = QEMU) -> Literal["kvm", "tcg"]:
     """KVM only if a KVM guest actually executes: on some hosts /dev/kvm opens but the vCPU
-    spins forever (seen on nested sandboxes), so firmware is booted and must reach HLT."""
+    spins forever (seen on nested sandboxes), so firmware is booted and must reach HLT. And
+    only if the host gives the vCPU every feature of QEMU's default CPU model: a nested host
+    that lacks some ("host doesn't support requested feature: CPUID.01H:ECX.pni") still runs
+    the firmware, but a Linux guest then never prints a line (seen on a Firecracker host)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
     with tempfile.TemporaryDirectory(prefix="lk-kvm-probe-") as tmp:
         sock = Path(tmp) / "qmp.sock"
-        proc = subprocess.Popen(
-            [qemu, "-accel", "kvm", "-m", "32", "-nodefaults", "-no-user-config",
-             "-display", "none", "-qmp", f"unix:{sock},server=on,wait=off"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        stderr = Path(tmp) / "stderr"
+        with stderr.open("wb") as err:
+            proc = subprocess.Popen(
+                [qemu, "-accel", "kvm", "-m", "32", "-nodefaults", "-no-user-config",
+                 "-display", "none", "-qmp", f"unix:{sock},server=on,wait=off"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            )  # fmt: skip
         try:
             deadline = time.monotonic() + 3.0
             while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.1)
+                if b"doesn't support requested feature" in stderr.read_bytes():
+                    return "tcg"
                 with contextlib.suppress(QMPError):
                     with QMPClient(sock, timeout=1.0) as qmp:
                         regs = qmp.execute(
