@@ -172,7 +172,7 @@ def _row(name: str, result: dict[str, Any]) -> None:
 def run(quick: bool = False) -> dict[str, Any]:
     seconds = 3.0 if quick else 10.0
     fixed_seconds = 2.0 if quick else 5.0
-    pool_size = 1000 if quick else 2500
+    pool_size = 1000 if quick else 4000  # one create per instance: more than both runs send
     results: dict[str, Any] = {"method": {}}
     with tempfile.TemporaryDirectory(
         prefix="lk-bench-api-", dir=os.environ.get("BENCH_DIR")
