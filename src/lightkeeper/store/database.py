@@ -65,6 +65,10 @@ def _sqlite_begin(conn: Connection) -> None:
         raise OperationalError(statement, None, exc) from exc
 
 
+# The writers' queue of each SQLite engine (see ``write``), made with the engine.
+_WRITERS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+
+
 def open_engine(url: str) -> Engine:
     """An engine with the pragmas and transaction behaviour every connection needs."""
     if url.startswith("sqlite"):
@@ -73,15 +77,9 @@ def open_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        _WRITERS[engine] = threading.RLock()
         return engine
     return create_engine(url, pool_pre_ping=True)
-
-
-_WRITERS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
-
-
-def _writer_lock(engine: Engine) -> threading.RLock:
-    return _WRITERS.setdefault(engine, threading.RLock())
 
 
 @contextmanager
@@ -95,11 +93,11 @@ def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connect
     waiting for it counts against ``lock_timeout``.
     """
     timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
-    if engine.dialect.name != "sqlite":
+    lock = _WRITERS.get(engine)
+    if lock is None:  # not SQLite: the database's own lock wait hands over
         with _transaction(engine, timeout) as conn:
             yield conn
         return
-    lock = _writer_lock(engine)
     remaining = timeout  # unchanged when the lock is free: the busy timeout stays as it was
     if not lock.acquire(blocking=False):
         started = time.monotonic()
