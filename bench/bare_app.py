@@ -1,6 +1,6 @@
-"""The bare-stack baseline: the same uvicorn settings as ``lightkeeper serve`` in front of a
-plain ASGI callable that reads the body and answers a fixed JSON envelope with the same
-headers, no authentication, no database. ``python -m bench.bare_app --port P``."""
+"""The bare-stack baseline: the same uvicorn server and settings as ``lightkeeper serve`` in
+front of a plain ASGI callable that reads the body and answers a fixed JSON envelope with the
+same headers, no authentication, no database. ``python -m bench.bare_app --port P``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from lightkeeper.cli.main import uvicorn_options
+from lightkeeper.config import Settings
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -45,11 +46,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def main() -> None:
     import uvicorn
 
+    from lightkeeper.cli.http import Server
+
     parser = argparse.ArgumentParser(prog="python -m bench.bare_app")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, **uvicorn_options(args.log_level))
+    options = uvicorn_options(Settings(log_level=args.log_level))
+    Server(uvicorn.Config(app, host="127.0.0.1", port=args.port, **options)).run()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 """Long crash runs: kill -9 the real server N times under a random SDK workload.
 
     .venv/bin/python tools/crash_harness.py --kills 500 --storage raw [--compute qemu] [--seed S]
+    .venv/bin/python tools/crash_harness.py --kills 100 --strategies stalled-owner \
+        --job-lease-seconds 2
 
 Prints one JSON summary (kill points, operations, checks, invariant violations) and exits
 non-zero if any invariant was violated. See docs/reliability.md.
@@ -20,7 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.reliability.harness import Config, Stats, run  # noqa: E402
+from tests.reliability.harness import (  # noqa: E402
+    KILL_STRATEGIES,
+    STRATEGIES,
+    Config,
+    Stats,
+    run,
+)
 
 
 def build_guest() -> tuple[Path, Path]:
@@ -40,6 +48,15 @@ def save(path: Path | None, stats: Stats) -> None:
         path.write_text(json.dumps(stats.as_dict(), indent=2))
 
 
+def strategies(text: str) -> tuple[str, ...]:
+    """A comma-separated list of STRATEGIES, or ``all``."""
+    chosen = STRATEGIES if text == "all" else tuple(filter(None, text.split(",")))
+    unknown = set(chosen) - set(STRATEGIES)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(STRATEGIES)} or all")
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=25)
@@ -52,8 +69,18 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="kept after the run")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--stats-file", type=Path, help="rewritten after every kill point")
+    parser.add_argument(
+        "--strategies",
+        type=strategies,
+        default=KILL_STRATEGIES,
+        help=f"comma-separated, of {', '.join(STRATEGIES)}, or all (default: the kill ones)",
+    )
+    parser.add_argument(
+        "--job-lease-seconds", type=float, help="LIGHTKEEPER_JOB_LEASE_SECONDS of the servers"
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else time.time_ns() % 10**6
+    print(f"seed {seed}", file=sys.stderr, flush=True)  # (also in the summary)
     guest = build_guest() if args.compute == "qemu" else None
 
     def log(line: str) -> None:
@@ -72,6 +99,8 @@ def main() -> int:
             big_data_mib=args.big_data_mib,
             guest=guest,
             accel=args.accel,
+            strategies=args.strategies,
+            job_lease_seconds=args.job_lease_seconds,
             log=log,
             on_kill=lambda stats: save(args.stats_file, stats),
         )

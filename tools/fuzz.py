@@ -5,8 +5,10 @@
 
 Starts a dedicated ``lightkeeper serve --no-rate-limit`` with one account, one instance and
 one snapshot, then runs every category of ``CATEGORIES`` (correctly signed parameter junk for
-every action over TC3 and v1, duplicate JSON keys, mixed-up signature methods, truncated
-bodies, raw-socket garbage), splitting ``--examples`` between them by weight. Every answer
+every action over TC3 and v1 — Unicode digits in flattened keys and values, control and bidi
+characters —, raw JSON number literals past int64 in every integer parameter, tag floods,
+duplicate JSON keys, mixed-up signature methods, truncated bodies, raw-socket garbage),
+splitting ``--examples`` between them by weight. Every answer
 must be a well-formed envelope with a documented code, never InternalError; raw bytes that
 are not HTTP may instead get uvicorn's ``400 Invalid HTTP request received.`` (not an API
 request: see ``garbage_case``). ``tests/reliability/test_fuzz.py`` runs it at CI size.
@@ -75,11 +77,35 @@ class Target:
 # -- strategies -----------------------------------------------------------------------------------
 
 HUGE = st.sampled_from(["x" * 70_000, "é" * 20_000, "\u0000" * 1000, "𝔘" * 5000])
-TEXT = st.text(max_size=40) | st.sampled_from(["", " ", "null", "lhins-", "lhsnap-", "0"]) | HUGE
+# Text that must never reach a name or a tag: C0/C1 controls, line breaks, bidi controls.
+CONTROLS = st.sampled_from(
+    ["\x00", "a\r\nb", "\n", "\t", "\x7f", "\x85", "\u202egnp.exe", "\u2066x\u2069", "\u2028"]
+)
+# Digits int() reads but the API does not (Arabic-Indic, full-width, superscript), numbers
+# too long for int(), and the other forms of "a number" that are not ASCII decimal.
+DIGITS = st.sampled_from(["٣", "١٧٠٠٠٠٠٠٠٠", "２", "²", "¹²", "0٣", "1_0", " 3", "+5", "-0", "00"])
+NUMERIC_TEXT = DIGITS | st.sampled_from(
+    ["99999999999999999999", "9223372036854775808", "-9223372036854775809", "9" * 5000]
+    + ["1e309", "-1e309", "1.0", "1e3", "0x10", "inf", "NaN", ""]
+)
+TEXT = (
+    st.text(max_size=40)
+    | st.sampled_from(["", " ", "null", "lhins-", "lhsnap-", "0"])
+    | HUGE
+    | CONTROLS
+    | NUMERIC_TEXT
+)
 NUMBERS = st.integers(-(2**64), 2**64) | st.sampled_from(
     [2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**40, -(10**40), -1, 0, 101, 4294967296]
 )
-SCALARS = st.none() | st.booleans() | NUMBERS | st.floats(allow_nan=False) | TEXT
+FLOATS = st.floats(allow_nan=False) | st.sampled_from([1e300, -1e300, 1.0, -0.0, 2.0**63, 1.5])
+SCALARS = st.none() | st.booleans() | NUMBERS | FLOATS | TEXT
+TAG_TEXT = TEXT | st.sampled_from(["k" * 127, "k" * 128, "v" * 256, "qcloud:x", "project", "环境"])
+TAG = st.fixed_dictionaries({"Key": TAG_TEXT, "Value": TAG_TEXT})
+TAG_FLOODS = st.sampled_from([11, 50, 1000, 40_000]).map(
+    lambda n: [{"Key": f"k{i}", "Value": "v" * 200} for i in range(n)]
+)
+TAGS = st.lists(TAG, max_size=12) | TAG_FLOODS | st.just([{"Key": "k" * 100_000, "Value": "v"}])
 
 
 def junk() -> st.SearchStrategy[Any]:
@@ -106,6 +132,7 @@ def values(target_ids: tuple[str, str]) -> st.SearchStrategy[Any]:
         | st.just([{"Name": "instance-id", "Values": [instance_id]}])
         | st.just([{"Name": "zone", "Values": ["ap-guangzhou-3"] * 6}])
         | st.just(["SNAPSHOT", "NOPE"])
+        | TAGS
     )
     return junk() | near
 
@@ -140,17 +167,21 @@ def json_params_case(target: Target, data: st.DataObject) -> None:
     assert not code.startswith("AuthFailure"), code  # correctly signed: reached validation
 
 
+# Flattened keys with list indexes that are not canonical ASCII decimal ("²".isdigit() is
+# true, int("²") raises; int("٣") is 3; int() refuses 4,300+ digits), and integer fields.
+FLAT_KEYS = st.sampled_from(["A.0", "A.1.B", "Filters.9.Name", "X", "Offset", "Limit"]) | st.builds(
+    lambda name, index, tail: f"{name}.{index}{tail}",
+    st.sampled_from(["SnapshotIds", "InstanceIds", "Filters", "Tags", "ResourceNames"]),
+    DIGITS | st.sampled_from(["0", "1", "9" * 5000, "01", "-1", "０"]),
+    st.sampled_from(["", ".Name", ".Values.0", ".Key", ".Values.²"]),
+)
+
+
 def flat_params_case(target: Target, data: st.DataObject) -> None:
     """The same over v1 (form POST / GET): flattened keys, string values, any text."""
     action, params = data.draw(call_strategy((target.instance_id, target.snapshot_id)))
     flat = {k: v for k, v in flatten(params).items() if k}
-    flat.update(
-        data.draw(
-            st.dictionaries(
-                st.sampled_from(["A.0", "A.1.B", "Filters.9.Name", "X"]), TEXT, max_size=2
-            )
-        )
-    )
+    flat.update(data.draw(st.dictionaries(FLAT_KEYS, TEXT, min_size=1, max_size=3)))
     method = data.draw(st.sampled_from(["POST", "GET"]))
     sign_method = data.draw(st.sampled_from(["HmacSHA1", "HmacSHA256"]))
     full = storm.v1_params(
@@ -170,6 +201,45 @@ def flat_params_case(target: Target, data: st.DataObject) -> None:
     code = target.answer("flat-params", response)
     unambiguous = len({k.replace("_", ".") for k in full}) == len(full)
     if len(encoded) < 30_000 and unambiguous:  # signed correctly: never an auth failure
+        assert not code.startswith("AuthFailure"), code
+
+
+# Number literals as JSON text: json.dumps cannot write 1e309 (nor would the SDK), but a
+# client can. Integers past int64/uint64, whole floats past int64, non-finite literals.
+NUMBER_LITERALS = st.builds(str, NUMBERS) | st.sampled_from(
+    ["1e309", "-1e309", "1e300", "1.0", "1.5", "-0", "-0.0", "18446744073709551616", "9" * 400]
+    + ["9223372036854775807", "9223372036854775808", "-9223372036854775809", "1E3", "0.1e1"]
+)
+INTEGER_FIELDS = {a: [n for n in FIELDS[a] if n in ("Offset", "Limit")] for a in ACTIONS}
+NUMBER_ACTIONS = [a for a in ACTIONS if INTEGER_FIELDS[a]]
+
+
+def json_numbers_case(target: Target, data: st.DataObject) -> None:
+    """Raw number literals in every integer parameter, correctly TC3-signed."""
+    action = data.draw(st.sampled_from(NUMBER_ACTIONS))
+    fields = data.draw(st.lists(st.sampled_from(INTEGER_FIELDS[action]), min_size=1, unique=True))
+    literals = [data.draw(NUMBER_LITERALS) for _ in fields]
+    body = "{" + ",".join(f'"{f}":{n}' for f, n in zip(fields, literals, strict=True)) + "}"
+    headers = tc3_headers(
+        target.account, target.server.endpoint, action, body.encode(), "ap-guangzhou"
+    )
+    code = target.answer("json-numbers", target.http.post("/", content=body, headers=headers))
+    assert not code.startswith("AuthFailure"), code
+
+
+def tag_flood_case(target: Target, data: st.DataObject) -> None:
+    """CreateInstanceSnapshot with many, long or control-character tags and names, and
+    ModifySnapshotAttribute with such names, over TC3 JSON. (Tags and names are checked
+    before the quota, so a quota used up by earlier cases does not hide them.)"""
+    create: dict[str, Any] = {"InstanceId": target.instance_id, "Tags": data.draw(TAGS)}
+    if data.draw(st.booleans()):
+        create["SnapshotName"] = data.draw(TAG_TEXT)
+    rename = {"SnapshotId": target.snapshot_id, "SnapshotName": data.draw(TAG_TEXT)}
+    for action, params in (("CreateInstanceSnapshot", create), ("ModifySnapshotAttribute", rename)):
+        reply = signed_request(
+            target.http, target.account, target.server.endpoint, action, params, "ap-guangzhou"
+        )
+        code = target.answer("tag-flood", reply)
         assert not code.startswith("AuthFailure"), code
 
 
@@ -385,6 +455,8 @@ Case = Callable[[Target, st.DataObject], None]
 CATEGORIES: dict[str, tuple[Case, int]] = {  # name -> (case, weight)
     "json-params": (json_params_case, 10),
     "flat-params": (flat_params_case, 4),
+    "json-numbers": (json_numbers_case, 3),
+    "tag-flood": (tag_flood_case, 2),
     "duplicate-keys": (duplicate_keys_case, 3),
     "sign-mixups": (mixup_case, 3),
     "truncated": (truncated_case, 2),

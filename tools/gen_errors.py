@@ -146,6 +146,28 @@ HAND: dict[str, dict[str, str]] = {
         EN: "You cannot specify `{ids}` and `Filters` at the same time.",
         ZH: "参数不支持同时指定 `{ids}` 和 `Filters`。",
     },
+    # Parameter-value refusals that name the parameter (issue #11: numbers, tags, names).
+    "InvalidParameterValue.OutOfRange#name": {
+        EN: "The value of parameter `{name}` is not within the valid range.",
+        ZH: "参数`{name}`的取值不在合法范围内。",
+    },
+    "InvalidParameterValue.TooLong#name": {
+        EN: "The value of parameter `{name}` is longer than {limit} characters.",
+        ZH: "参数`{name}`的取值超过 {limit} 个字符。",
+    },
+    "InvalidParameterValue#characters": {
+        EN: "The value of parameter `{name}` contains characters that are not allowed.",
+        ZH: "参数`{name}`的取值包含不允许的字符。",
+    },
+    "InvalidParameterValue#reserved_prefix": {
+        EN: "The value of parameter `{name}` starts with a reserved prefix"
+        " (qcloud, tencent or project).",
+        ZH: "参数`{name}`的取值以保留前缀（qcloud、tencent 或 project）开头。",
+    },
+    "FailedOperation.SnapshotOperationFailed#denied": {
+        EN: "The snapshot `{snapshot_id}` failed its data check and cannot be rolled back to",
+        ZH: "快照 `{snapshot_id}` 数据校验失败，不支持回滚",
+    },
     # --- Section 5.3 rows whose text is truncated or lacks a zh (or en) half ---
     "AuthFailure.InvalidSecretId": {
         EN: "Invalid key (not a TencentCloud API key type).",

@@ -8,14 +8,19 @@ clear line, never a traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lightkeeper.api.forwarded import Network, parse_networks
 from lightkeeper.regions import DEFAULT_REGIONS, Region
+
+logger = logging.getLogger("lightkeeper.config")
 
 API_VERSION = "2020-03-24"
 SERVICE = "lighthouse"
@@ -42,6 +47,11 @@ class Settings(BaseModel):
     rate_limits: dict[str, int] = Field(default_factory=dict)
     regions: tuple[Region, ...] = DEFAULT_REGIONS
     log_level: str = "info"
+    # Transport (cli/http.py): whose X-Forwarded-For is believed, how long a connection may
+    # go without a complete request head, and how many may be open (None: from RLIMIT_NOFILE).
+    trusted_proxy: tuple[Network, ...] = ()
+    idle_timeout: float = Field(default=10.0, gt=0, le=3600)
+    max_connections: int | None = Field(default=None, ge=1)
     storage: Literal["raw", "qcow2"] = "raw"
     compute: Literal["null", "qemu"] = "null"
     qemu_kernel: Path | None = None  # boot this kernel (with qemu_initrd) instead of the disk
@@ -58,6 +68,7 @@ class Settings(BaseModel):
     max_queued_jobs: int = Field(default=1000, ge=1)
     restart_after_rollback: bool = False
     workers: int = Field(default=4, ge=1, le=64)
+    job_lease_seconds: float = Field(default=6.0, ge=0.5, le=3600)
 
     @field_validator("rate_limits")
     @classmethod
@@ -66,6 +77,16 @@ class Settings(BaseModel):
             if limit < 1:
                 raise ValueError(f"rate limit for {action} must be at least 1")
         return value
+
+    @field_validator("trusted_proxy", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> tuple[Network, ...]:
+        """A list (TOML, repeated flag) whose items may each hold several, comma or blank
+        separated (``LIGHTKEEPER_TRUSTED_PROXY="10.0.0.1, 10.1.0.0/16"``)."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise ValueError("must be a list of IP addresses or CIDRs")
+        return parse_networks(items)
 
     @field_validator("log_level")
     @classmethod
@@ -139,7 +160,10 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def prepare_data_dir(path: Path) -> Path:
-    """Create the data dir owner-only, or say in one line why it cannot be used."""
+    """Create the data dir owner-only, or say in one line why it cannot be used.
+
+    An existing one that others may read is tightened to 0700 (with a warning); one owned by
+    another user is refused: fixing someone else's directory is not ours to decide."""
     path = path.expanduser()
     if path.exists() and not path.is_dir():  # mkdir would only say "File exists"
         raise ConfigError(f"data dir {path} is not a directory")
@@ -149,6 +173,19 @@ def prepare_data_dir(path: Path) -> Path:
         raise ConfigError(f"cannot create data dir {path}: {exc.strerror}") from None
     if not path.is_dir():
         raise ConfigError(f"data dir {path} is not a directory")
+    found = path.stat()
+    if found.st_uid != os.geteuid():
+        raise ConfigError(
+            f"data dir {path} is owned by uid {found.st_uid}, not by this user "
+            f"(uid {os.geteuid()}): refusing to keep credentials and disks in it"
+        )
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o077:  # ours, but others may look in: the database holds SecretKeys
+        try:
+            os.chmod(path, 0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot make data dir {path} owner-only: {exc.strerror}") from None
+        logger.warning("data dir %s had mode %04o: tightened to 0700 (owner-only)", path, mode)
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise ConfigError(f"data dir {path} is not readable and writable")
     return path.resolve()

@@ -6,17 +6,32 @@ Everything is wired here and only here, so tests, the CLI and ``serve`` build th
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from lightkeeper import compute, storage
 from lightkeeper.api.registry import ASGIApp
-from lightkeeper.config import API_VERSION, SERVICE, Settings
+from lightkeeper.config import API_VERSION, SERVICE, ConfigError, Settings
+from lightkeeper.lighthouse.admin import abandon_unfinished_creations
 from lightkeeper.lighthouse.world import Options, World
+from lightkeeper.storage.files import QUARANTINE, fsync_dir
 from lightkeeper.store import resources
 from lightkeeper.store.accounts import Account, AccountStore, ApiKey
-from lightkeeper.store.database import migrate, open_engine, secure_file, sqlite_url, write
+from lightkeeper.store.database import (
+    migrate,
+    open_engine,
+    secure_file,
+    sqlite_path,
+    sqlite_url,
+    write,
+)
+from lightkeeper.store.health import StoreHealth
+from lightkeeper.store.principals import purge_expired_sessions
 
 logger = logging.getLogger("lightkeeper.server")
 
@@ -28,6 +43,11 @@ PUBLIC_BLUEPRINTS = (
 )
 DEFAULT_BLUEPRINT = PUBLIC_BLUEPRINTS[0][0]
 SUPERVISE_SECONDS = 2.0
+# What ``serve --existing-data`` may do with data found next to a database that is new.
+ExistingData = Literal["refuse", "quarantine"]
+EXISTING_DATA_CHOICES: tuple[ExistingData, ...] = ("refuse", "quarantine")
+# The data dir's folders of disk, snapshot and machine data (``quarantine/`` is set aside).
+DATA_DIRS = ("disks", "snapshots", "compute", "vms", "tmp")
 
 
 @dataclass
@@ -38,10 +58,15 @@ class Services:
     world: World
 
 
-def open_services(settings: Settings) -> Services:
-    """Open (and migrate) the database and the drivers; used by ``serve`` and ``admin``."""
+def open_services(settings: Settings, existing_data: ExistingData = "refuse") -> Services:
+    """Open (and migrate) the database and the drivers; used by ``serve`` and ``admin``.
+
+    A database that does not exist yet is only created in a data dir without disk or
+    snapshot data: see ``guard_existing_data``."""
     url = settings.database_url or sqlite_url(settings.data_dir)
     engine = open_engine(url)
+    if database_is_new(engine):
+        guard_existing_data(settings.data_dir, existing_data)
     migrate(engine)
     if url.startswith("sqlite"):
         secure_file(settings.data_dir / "lightkeeper.db")
@@ -67,6 +92,7 @@ def open_services(settings: Settings) -> Services:
             quota_lock_timeout=settings.quota_lock_timeout,
             max_queued_jobs=settings.max_queued_jobs,
             restart_after_rollback=settings.restart_after_rollback,
+            job_lease_seconds=settings.job_lease_seconds,
         ),
     )
     return Services(settings=settings, engine=engine, accounts=AccountStore(engine), world=world)
@@ -82,16 +108,93 @@ def seed_blueprints(engine: Engine) -> None:
                 )
 
 
-def remove_orphan_snapshots(world: World) -> list[str]:
-    """Data whose record is gone (a crash between DeleteSnapshots' commit and its file
-    deletion) is removed; data of snapshots being created is kept."""
+def database_is_new(engine: Engine) -> bool:
+    """No schema yet (for SQLite: no file, which is then not created by asking). A database
+    that cannot be read (a full disk cannot create the -wal) raises: it is not "new"."""
+    path = sqlite_path(engine)
+    if path is not None and not path.exists():
+        return True
+    with engine.connect() as conn:
+        return not inspect(conn).has_table("alembic_version")
+
+
+def guard_existing_data(data_dir: Path, existing_data: ExistingData) -> None:
+    """A new database next to disks or snapshots means the old database is lost (deleted,
+    moved, a wrong ``--data-dir`` or ``database_url``): starting empty would orphan that data
+    and the orphan cleanup would then see all of it as garbage. Refused, unless ``serve
+    --existing-data quarantine`` says to move the data aside (nothing deleted) and start
+    empty. There is no "adopt": the files do not say whose instances they were."""
+    held = [name for name in DATA_DIRS if _holds_anything(data_dir / name)]
+    if not held:
+        return
+    if existing_data == "refuse":
+        raise ConfigError(
+            f"data dir {data_dir} holds disk or snapshot data but has no database "
+            f"({', '.join(f'{name}/' for name in held)} not empty): restore lightkeeper.db "
+            "(and its -wal file), or serve once with --existing-data quarantine to move "
+            "that data aside and start empty"
+        )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = data_dir / QUARANTINE / f"no-database-{stamp}"
+    (data_dir / QUARANTINE).mkdir(mode=0o700, exist_ok=True)
+    target.mkdir(mode=0o700)
+    # A -wal left without its database would be replayed into the new one: it goes too.
+    stale = [n for n in ("lightkeeper.db-wal", "lightkeeper.db-shm") if (data_dir / n).exists()]
+    if (data_dir / "lightkeeper.db").exists():
+        stale = []
+    for name in (*held, *stale):
+        os.rename(data_dir / name, target / name)
+    fsync_dir(data_dir)
+    logger.warning(
+        "moved the data of a data dir without its database to %s (%s): nothing was deleted",
+        target,
+        ", ".join(held),
+    )
+
+
+def _holds_anything(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.iterdir())
+
+
+def quarantine_orphan_snapshots(world: World) -> list[str]:
+    """Snapshot data without a record (a crash between DeleteSnapshots' commit and its file
+    deletion, a create whose failure could not remove its data) is moved into the data dir's
+    ``quarantine/``, never deleted: nothing proves the record was deleted rather than lost.
+    Data of snapshots being created has a record and is kept."""
     stored = world.storage.snapshot_ids()
     with world.read() as conn:
         known = resources.existing_snapshot_ids(conn, stored)
-    orphans = [s for s in stored if s not in known]
-    for snapshot_id in orphans:
-        world.discard_snapshot_data(snapshot_id)
-    return orphans
+    moved = []
+    for snapshot_id in (s for s in stored if s not in known):
+        try:
+            world.storage.quarantine_snapshot(snapshot_id)
+        except storage.StorageError as exc:
+            logger.warning("snapshot %s data without a record left in place: %s", snapshot_id, exc)
+            continue
+        moved.append(snapshot_id)
+    return moved
+
+
+def recover_store(world: World) -> None:
+    """Start-up checks of the store, before any job runs (see ``create_app``)."""
+    removed = world.storage.cleanup_temporary()
+    if removed:
+        logger.info("removed %d temporary file(s) left by an interrupted copy", removed)
+    abandoned = abandon_unfinished_creations(world)
+    if abandoned:
+        logger.info("undid %d instance creation(s) left unfinished: %s", len(abandoned), abandoned)
+    orphans = quarantine_orphan_snapshots(world)
+    if orphans:
+        logger.warning(
+            "moved the data of %d snapshot(s) without a database record to %s: %s",
+            len(orphans),
+            QUARANTINE + "/snapshots/",
+            orphans,
+        )
+    with world.write() as conn:
+        purged = purge_expired_sessions(conn)
+    if purged:
+        logger.info("purged %d expired temporary credential(s)", purged)
 
 
 def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
@@ -103,6 +206,8 @@ def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
 
 def create_app(services: Services) -> ASGIApp:
     # Imported here: admin commands open Services too and should not pay for the API stack.
+    from prometheus_client import Gauge
+
     from lightkeeper.api.app import Frontend, build_app
     from lightkeeper.api.auth import CachedKeyStore, KeyStore
     from lightkeeper.api.ratelimit import RateLimiter
@@ -115,17 +220,16 @@ def create_app(services: Services) -> ASGIApp:
     settings, world = services.settings, services.world
     operations = Operations(world)
     worker = Worker(
-        services.engine, operations.executors(), operations.give_up, threads=settings.workers
+        services.engine,
+        operations.executors(),
+        operations.give_up,
+        threads=settings.workers,
+        lease_seconds=settings.job_lease_seconds,
     )
     world.notify = worker.notify
 
     def recover() -> None:
-        removed = world.storage.cleanup_temporary()
-        if removed:
-            logger.info("removed %d temporary file(s) left by an interrupted copy", removed)
-        orphans = remove_orphan_snapshots(world)
-        if orphans:
-            logger.info("removed data of %d deleted snapshot(s): %s", len(orphans), orphans)
+        recover_store(world)
         if world.compute.supervised:  # re-attach to machines that outlived the last server
             worker.every(SUPERVISE_SECONDS, operations.reconcile, "supervisor")
         worker.start()
@@ -134,7 +238,9 @@ def create_app(services: Services) -> ASGIApp:
     reader = resources.auth_version_reader(services.engine)
     if reader is not None:  # SQLite: cache keys, checked against a version bumped on changes
         keys = CachedKeyStore(services.accounts, reader)
+    health = StoreHealth(services.engine, settings.data_dir)
     frontend = Frontend(
+        health=health.problem,
         registry=build_registry(RegionService(settings.regions), world),
         keys=keys,
         version=API_VERSION,
@@ -142,7 +248,13 @@ def create_app(services: Services) -> ASGIApp:
         regions=settings.region_codes(),
         rate_limits=settings.rate_limits,
         limiter=RateLimiter(enabled=settings.rate_limit),
-        authorizer=CamAuthorizer(world),
+        authorizer=CamAuthorizer(),
         inline_reads=services.engine.dialect.name == "sqlite",
+        trusted_proxies=settings.trusted_proxy,
     )
+    Gauge(
+        "lightkeeper_store_writable",
+        "1 if the database and data dir take writes (what /healthz checks), else 0.",
+        registry=frontend.metrics.registry,
+    ).set_function(health.writable)
     return build_app(frontend, on_startup=[recover], on_shutdown=[worker.stop])

@@ -1,7 +1,9 @@
 """Runs durable jobs on a few threads, renewing their leases while they run.
 
 Executors are plain functions per job kind; they must be idempotent, because a job whose
-worker died is run again from the start (see ``store.jobs``).
+worker died is run again from the start (see ``store.jobs``). An executor that finds it lost
+its lease raises ``LeaseLost`` (it has committed nothing); one that cannot proceed now raises
+``Deferred`` and the job is run again later.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import Engine
 
 from lightkeeper.store import jobs
+from lightkeeper.store.database import is_lock_timeout
 from lightkeeper.store.jobs import Job
 
 logger = logging.getLogger("lightkeeper.worker")
@@ -21,6 +24,7 @@ logger = logging.getLogger("lightkeeper.worker")
 Executor = Callable[[Job], None]
 LEASE_SECONDS = 6.0
 MAX_ATTEMPTS = 5
+DEFER_SECONDS = 1.0
 
 
 class Worker:
@@ -31,16 +35,18 @@ class Worker:
         on_give_up: Callable[[Job, str], None],
         threads: int = 4,
         poll_seconds: float = 0.2,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.engine = engine
         self.executors = executors
         self.on_give_up = on_give_up
         self.owner = jobs.owner_token()
+        self.lease_seconds = lease_seconds
         self._threads = threads
         self._poll = poll_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._running: set[int] = set()
+        self._running: dict[int, Job] = {}
         self._lock = threading.Lock()
         self._pool: list[threading.Thread] = []
 
@@ -85,18 +91,23 @@ class Worker:
         self._wake.set()
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 3):
+        while not self._stop.wait(self.lease_seconds / 3):
             with self._lock:
-                running = list(self._running)
+                running = list(self._running.values())
             try:
-                jobs.renew(self.engine, running, self.owner, LEASE_SECONDS)
+                lost = jobs.renew(self.engine, running, self.lease_seconds)
             except Exception:
                 logger.exception("could not renew job leases")
+                continue
+            for job in lost:  # its executor finds out at its next fenced step
+                logger.warning("job %s (%s): lease lost to another worker", job.id, job.kind)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                job = jobs.claim(self.engine, self.owner, LEASE_SECONDS)
+                with self._lock:
+                    running = set(self._running)
+                job = jobs.claim(self.engine, self.owner, self.lease_seconds, running)
             except Exception:
                 logger.exception("could not claim a job")
                 job = None
@@ -108,22 +119,43 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         with self._lock:
-            self._running.add(job.id)
+            self._running[job.id] = job
         try:
-            if job.attempts > MAX_ATTEMPTS:
-                self.on_give_up(job, f"gave up after {job.attempts - 1} interrupted attempts")
-                return
-            executor = self.executors.get(job.kind)
-            if executor is None:
-                self.on_give_up(job, f"no executor for job kind {job.kind!r}")
-                return
-            executor(job)
-        except Exception as exc:
-            logger.exception("job %s (%s) crashed", job.id, job.kind)
-            try:
-                self.on_give_up(job, f"internal error: {exc}")
-            except Exception:
-                logger.exception("could not record the failure of job %s", job.id)
+            self._execute(job)
+        except jobs.LeaseLost:
+            logger.warning(
+                "job %s (%s, epoch %s): lease lost to another worker; this attempt commits "
+                "nothing and its unpublished storage effects were discarded",
+                job.id,
+                job.kind,
+                job.epoch,
+            )
+        except Exception:
+            logger.exception("could not record the outcome of job %s", job.id)
         finally:
             with self._lock:
-                self._running.discard(job.id)
+                self._running.pop(job.id, None)
+
+    def _execute(self, job: Job) -> None:
+        """Run the job's executor; turn a deferral or a crash into its durable outcome."""
+        if job.attempts > MAX_ATTEMPTS:
+            self.on_give_up(job, f"gave up after {job.attempts - 1} interrupted attempts")
+            return
+        executor = self.executors.get(job.kind)
+        if executor is None:
+            self.on_give_up(job, f"no executor for job kind {job.kind!r}")
+            return
+        try:
+            executor(job)
+        except jobs.LeaseLost:
+            raise  # committed nothing: no outcome to record
+        except jobs.Deferred as exc:
+            logger.info("job %s (%s) deferred: %s", job.id, job.kind, exc)
+            jobs.defer(self.engine, job, DEFER_SECONDS, f"waiting: {exc}")
+        except Exception as exc:
+            if is_lock_timeout(exc):  # contention is no reason to lose an accepted operation
+                logger.warning("job %s (%s): database locked; it runs again", job.id, job.kind)
+                jobs.defer(self.engine, job, DEFER_SECONDS, "waiting: database locked")
+                return
+            logger.exception("job %s (%s) crashed", job.id, job.kind)
+            self.on_give_up(job, f"internal error: {exc}")

@@ -238,3 +238,37 @@ def test_sub_user_keys_are_limited_and_listed(server: Server, tmp_path: Path) ->
     assert third.returncode == 1 and "already has 2 keys" in third.stderr
     listed = server.admin("key", "list", "--account", root.name, "--json")
     assert sorted(k["User"] for k in listed) == ["(root)", "twokeys", "twokeys"]
+
+
+def test_region_deny_holds_when_region_is_left_out(server: Server, tmp_path: Path) -> None:
+    """Regression (issue #11, 4): a region-less CreateInstanceSnapshot was evaluated with
+    ``qcs:requested_region`` = "" and so slipped past a deny on the instance's region. It is
+    now evaluated as if the instance's region had been requested."""
+    root = world.new_account(server, "cam")
+    shanghai = world.create_instance(server, root, "ap-shanghai")["InstanceId"]
+    guangzhou = world.create_instance(server, root)["InstanceId"]
+    user = sub_user(
+        server,
+        root,
+        "notshanghai",
+        policy(
+            allow(["*"], ["*"]),
+            deny(
+                ["lighthouse:CreateInstanceSnapshot"],
+                ["*"],
+                condition={"string_equal": {"qcs:requested_region": ["ap-shanghai"]}},
+            ),
+        ),
+        tmp_path,
+    )
+    denied = f"resource ({instance_resource(root, shanghai, 'ap-shanghai')}) has no permission"
+    for region in ("ap-shanghai", ""):
+        c = world.client(server, user, region=region)
+        error = refused(lambda: world.create_snapshot(c, shanghai))  # noqa: B023
+        assert (error.code, error.message.endswith(denied)) == (
+            "UnauthorizedOperation.NoPermission",
+            True,
+        ), region
+    there = world.client(server, root, "ap-shanghai")
+    assert there.DescribeSnapshots(models.DescribeSnapshotsRequest()).TotalCount == 0
+    assert world.create_snapshot(world.client(server, user, region=""), guangzhou)

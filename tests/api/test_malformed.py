@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import clients
-from tests.support.server import Account, Server
+from tests.support.server import Account, Server, free_port
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -296,3 +297,131 @@ def test_absurd_timestamps(
     assert error["Code"] == (
         "InvalidParameter" if len(timestamp) > 4300 else "AuthFailure.SignatureExpire"
     )
+
+
+# -- numbers and digits (issue #11, 7 and 8) --------------------------------------------------
+
+OUT_OF_RANGE = "InvalidParameterValue.OutOfRange"
+PAGED = ["DescribeSnapshots", "DescribeInstances"]
+
+
+@pytest.fixture(scope="module")
+def unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Account]]:
+    """A server without rate limits: these tests send many signed calls in a second."""
+    srv = Server(tmp_path_factory.mktemp("numbers") / "data", free_port(), ("--no-rate-limit",))
+    srv.start()
+    yield srv, srv.create_account("numbers")
+    srv.stop()
+
+
+def tc3_raw(target: tuple[Server, Account], action: str, body: bytes) -> httpx.Response:
+    srv, account = target
+    headers = clients.tc3_headers(account, srv.endpoint, action, body)
+    return httpx.post(f"{srv.url}/", content=body, headers=headers, timeout=30)
+
+
+def v1_get(
+    target: tuple[Server, Account], action: str, params: dict[str, str], **common: str
+) -> httpx.Response:
+    """A signed v1 GET; ``common`` overrides common parameters (Timestamp, Nonce) verbatim."""
+    srv, account = target
+    nonce = uuid.uuid4().int % 10**9
+    full = clients.v1_params(account, srv.endpoint, action, params, method="GET", nonce=nonce)
+    full = clients.v1_signed(account, srv.endpoint, {**full, **common}, method="GET")
+    return httpx.get(f"{srv.url}/?{urllib.parse.urlencode(full)}", timeout=30)
+
+
+@pytest.mark.parametrize("action", PAGED)
+@pytest.mark.parametrize(
+    ("body", "code", "name"),
+    [
+        (b'{"Offset": 9223372036854775808}', OUT_OF_RANGE, "Offset"),
+        (b'{"Offset": -9223372036854775809}', OUT_OF_RANGE, "Offset"),
+        (b'{"Offset": 18446744073709551616}', OUT_OF_RANGE, "Offset"),
+        (b'{"Limit": 9223372036854775808}', OUT_OF_RANGE, "Limit"),
+        (b'{"Offset": 1e300}', OUT_OF_RANGE, "Offset"),
+        (b'{"Offset": 1.5}', "InvalidParameter", "Offset"),
+        (b'{"Offset": 1.0}', "InvalidParameter", "Offset"),
+        (b'{"Offset": "5"}', "InvalidParameter", "Offset"),
+        (b'{"Offset": 1e309}', "InvalidParameter", None),  # not a finite number: unparseable
+    ],
+)
+def test_json_numbers_outside_int64(
+    unlimited: tuple[Server, Account], action: str, body: bytes, code: str, name: str | None
+) -> None:
+    """Regression: ``Offset`` >= 2**63 reached SQLite, which cannot bind it: InternalError.
+    Every integer parameter is an int64 (lighthouse-api.json); a number outside it is out of
+    range, naming the parameter."""
+    error = error_of(tc3_raw(unlimited, action, body))
+    assert error["Code"] == code
+    if name is not None:
+        assert f"`{name}`" in error["Message"]
+
+
+@pytest.mark.parametrize("action", PAGED)
+def test_largest_int64_offset_is_served(unlimited: tuple[Server, Account], action: str) -> None:
+    body = envelope(tc3_raw(unlimited, action, b'{"Offset": 9223372036854775807}'))
+    assert body["TotalCount"] == 0
+
+
+@pytest.mark.parametrize("action", PAGED)
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"Offset": "99999999999999999999"}, OUT_OF_RANGE),
+        ({"Offset": "9223372036854775808"}, OUT_OF_RANGE),
+        ({"Limit": "-9223372036854775809"}, OUT_OF_RANGE),
+        ({"Offset": "9" * 5000}, OUT_OF_RANGE),
+        ({"Offset": "٣"}, "InvalidParameter"),  # Arabic-Indic 3: int() takes it, the API not
+        ({"Offset": "²"}, "InvalidParameter"),
+        ({"Offset": "１２"}, "InvalidParameter"),
+        ({"Offset": "1_0"}, "InvalidParameter"),
+        ({"Offset": " 3"}, "InvalidParameter"),
+        ({"Offset": "1.0"}, "InvalidParameter"),
+        ({"Offset": "1e3"}, "InvalidParameter"),
+        ({"Offset": ""}, "InvalidParameter"),
+    ],
+)
+def test_query_integers_are_ascii_int64(
+    unlimited: tuple[Server, Account], action: str, params: dict[str, str], code: str
+) -> None:
+    error = error_of(v1_get(unlimited, action, params))
+    assert error["Code"] == code
+    assert f"`{next(iter(params))}`" in error["Message"]
+
+
+@pytest.mark.parametrize("action", PAGED)
+def test_query_integer_in_range_is_served(unlimited: tuple[Server, Account], action: str) -> None:
+    body = envelope(v1_get(unlimited, action, {"Offset": "9223372036854775807", "Limit": "+5"}))
+    assert body["TotalCount"] == 0
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "SnapshotIds.²",
+        "SnapshotIds.٣",
+        "SnapshotIds.０",
+        "SnapshotIds.00",
+        "SnapshotIds." + "9" * 5000,
+    ],
+)
+def test_flattened_index_must_be_ascii_decimal(unlimited: tuple[Server, Account], key: str) -> None:
+    """Regression: ``"²".isdigit()`` is true but ``int("²")`` raises (and int() refuses more
+    than 4300 digits): a list index that is not canonical ASCII decimal is InternalError no
+    more, but an ordinary key, which the list-typed parameter then refuses."""
+    error = error_of(v1_get(unlimited, "DescribeSnapshots", {key: "lhsnap-00000000"}))
+    assert error["Code"] == "InvalidParameter"
+
+
+@pytest.mark.parametrize("field", ["Timestamp", "Nonce"])
+def test_signed_unicode_digits_in_timestamp_or_nonce(
+    unlimited: tuple[Server, Account], field: str
+) -> None:
+    """Regression: int() read a correctly signed ``Timestamp=١٧…`` (Arabic-Indic digits) as
+    the current time and served the call. The real service reads ASCII digits only."""
+    ascii_value = str(int(time.time())) if field == "Timestamp" else "12345"
+    arabic = ascii_value.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    error = error_of(v1_get(unlimited, "DescribeRegions", {}, **{field: arabic}))
+    assert error["Code"] == "InvalidParameter"
+    assert f"`{field}`" in error["Message"]

@@ -3,7 +3,6 @@ what an unexpected failure looks like from both sides."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sqlite3
@@ -12,7 +11,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +18,8 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.lighthouse.v20200324 import models
 
 from tests.support import clients
-from tests.support.server import Server
+from tests.support.access import allow, policy, sts, sub_user, token_client
+from tests.support.server import Account, Server, access_lines
 
 
 def mode(path: Path) -> int:
@@ -70,15 +69,6 @@ def test_fresh_data_dir_start_banner_and_signals(make_server: Callable[..., Serv
     assert "Aborted" not in srv.log() and "Traceback" not in srv.log()
 
 
-def access_lines(log: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in log.splitlines():
-        _, _, rest = line.partition(" ")
-        if rest.startswith("{"):
-            lines.append(json.loads(rest))
-    return lines
-
-
 def test_metrics_and_access_log(make_server: Callable[..., Server]) -> None:
     srv = make_server()
     user = srv.create_account("metered")
@@ -116,7 +106,8 @@ def test_metrics_and_access_log(make_server: Callable[..., Server]) -> None:
     by_id = {line["request_id"]: line for line in lines}
     expected = {
         ok["RequestId"]: ("DescribeRegions", "ap-guangzhou", "metered", ""),
-        bad_region["RequestId"]: ("DescribeZones", "mars-north-1", "", "UnsupportedRegion"),
+        # signed: refused after authentication, so the account is named
+        bad_region["RequestId"]: ("DescribeZones", "mars-north-1", "metered", "UnsupportedRegion"),
         unknown["RequestId"]: ("DescribeUnicorns", "ap-guangzhou", "", "InvalidAction"),
         garbage["RequestId"]: ("-", "", "", "InvalidParameter"),
     }
@@ -132,6 +123,70 @@ def test_metrics_and_access_log(make_server: Callable[..., Server]) -> None:
         assert isinstance(line["ms"], (int, float)) and line["ms"] >= 0
         assert line["client"] == "127.0.0.1"
         assert not any("Secret" in key for key in line)
+
+
+def test_access_log_names_the_principal_of_every_authenticated_request(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Also when the request is refused after authentication (CAM, rate limit, parameters),
+    with the sub-user and the SecretId; never with a SecretKey or a token."""
+    config = tmp_path / "limits.toml"
+    config.write_text("rate_limits = { DescribeZones = 1 }\n")
+    srv = make_server("--config", str(config))
+    root = srv.create_account("logged")
+    robot = sub_user(
+        srv, root, "robot", policy(allow(["lighthouse:DescribeRegions"], ["*"])), tmp_path
+    )
+    creds = sts(srv, root, tmp_path, user="robot")
+    as_robot = clients.lighthouse(srv.endpoint, robot)
+
+    def refused(call: Callable[[], object]) -> str:
+        with pytest.raises(TencentCloudSDKException) as info:
+            call()
+        return str(info.value.requestId)
+
+    answered = as_robot.DescribeRegions(models.DescribeRegionsRequest()).RequestId
+    by_cam = refused(lambda: as_robot.DescribeInstances(models.DescribeInstancesRequest()))
+    by_session = refused(
+        lambda: token_client(srv, creds).DescribeInstances(models.DescribeInstancesRequest())
+    )
+    invalid = clients.tc3_post(srv.endpoint, root, "DescribeInstances", {"Limit": "x"}).json()
+    forged = Account(root.name, root.uin, root.app_id, root.secret_id, "x" * 32)
+    unverified = refused(
+        lambda: clients.lighthouse(srv.endpoint, forged).DescribeRegions(
+            models.DescribeRegionsRequest()
+        )
+    )
+    zones = clients.lighthouse(srv.endpoint, root)
+    limited = ""
+    for _ in range(20):  # limit 1/s: one of two calls in the same second is refused
+        try:
+            zones.DescribeZones(models.DescribeZonesRequest())
+        except TencentCloudSDKException as error:
+            limited = str(error.requestId)
+            break
+    assert limited
+
+    log = srv.log()
+    by_id = {line["request_id"]: line for line in access_lines(log)}
+    expected = {
+        answered: ("logged", "robot", robot.secret_id, ""),
+        by_cam: ("logged", "robot", robot.secret_id, "UnauthorizedOperation.NoPermission"),
+        by_session: ("logged", "robot", creds["TmpSecretId"], "UnauthorizedOperation.NoPermission"),
+        invalid["Response"]["RequestId"]: ("logged", "", root.secret_id, "InvalidParameter"),
+        limited: ("logged", "", root.secret_id, "RequestLimitExceeded"),
+        unverified: ("", "", "", "AuthFailure.SignatureFailure"),
+    }
+    for request_id, (account, user, key, code) in expected.items():
+        line = by_id[request_id]
+        assert (line["account"], line["user"], line["key"], line["code"]) == (
+            account,
+            user,
+            key,
+            code,
+        )
+    for secret in (root.secret_key, robot.secret_key, creds["TmpSecretKey"], creds["Token"]):
+        assert secret not in log
 
 
 def test_unexpected_failure_is_an_internal_error(make_server: Callable[..., Server]) -> None:

@@ -7,6 +7,7 @@ a boundary.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import clients
+from tests.support import clients, world
 from tests.support.server import Account, Server
 
 Request = tuple[Account, str, str | None, str]  # who, action, region, language
@@ -45,13 +46,15 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def send(http: httpx.Client, server: Server, requests: list[Request]) -> list[dict[str, Any]]:
+def send(
+    http: httpx.Client, server: Server, requests: list[Request], body: bytes = b"{}"
+) -> list[dict[str, Any]]:
     answers = []
     for account, action, region, language in requests:
         headers = clients.tc3_headers(
-            account, server.endpoint, action, b"{}", region=region, language=language
+            account, server.endpoint, action, body, region=region, language=language
         )
-        reply = http.post(f"{server.url}/", content=b"{}", headers=headers)
+        reply = http.post(f"{server.url}/", content=body, headers=headers)
         assert reply.status_code == 200
         assert reply.headers["content-type"] == "application/json"
         answers.append(reply.json()["Response"])
@@ -159,3 +162,31 @@ def test_toml_rate_limit_false_is_overridden_by_the_flag(
         lambda: send(http, srv, [(alice, "DescribeRegions", "ap-guangzhou", "en-US")] * 11)
     )
     assert codes(answers) == ["OK"] * 10 + ["RequestLimitExceeded"]
+
+
+def test_a_call_without_region_counts_in_its_instances_region(
+    make_server: Callable[..., Server], tmp_path: Path, http: httpx.Client
+) -> None:
+    """Regression (issue #11, 4): a region-less CreateInstanceSnapshot had a bucket of its own
+    (the "" region), worth another full limit per second. It now counts in the bucket of the
+    region of the instance it names; only a call whose instance cannot be found (which can
+    do nothing but fail) still counts in the no-region bucket."""
+    config = tmp_path / "limits.toml"
+    config.write_text("rate_limits = {CreateInstanceSnapshot = 3}\n")
+    srv = make_server("--config", str(config))
+    alice = banner_account(srv)
+    instance_id = world.create_instance(srv, alice)["InstanceId"]
+    body = json.dumps({"InstanceId": instance_id}).encode()
+    create = "CreateInstanceSnapshot"
+    requests: list[Request] = [(alice, create, "ap-guangzhou", "en-US")] * 3 + [
+        (alice, create, None, "en-US"),  # the instance's region: over the limit
+        (alice, create, None, "en-US"),
+        (alice, create, "ap-shanghai", "en-US"),  # another region: its own bucket
+    ]
+    answers = in_one_second(lambda: send(http, srv, requests, body))
+    assert codes(answers)[3:] == [
+        "RequestLimitExceeded",
+        "RequestLimitExceeded",
+        "ResourceNotFound.InstanceIdNotFound",
+    ]
+    assert "RequestLimitExceeded" not in codes(answers)[:3]

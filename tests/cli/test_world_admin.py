@@ -127,22 +127,3 @@ def test_serve_demo_seeds_three_instances_once(make_server: Callable[..., Server
     server.start()
     assert server.log().count("Demo account 'demo' seeded") == 1
     assert "demo account already exists" in server.log()
-
-
-def test_restart_removes_data_of_snapshots_without_a_record(
-    make_server: Callable[..., Server],
-) -> None:
-    server = make_server("--transition-seconds", "0")
-    account = world.new_account(server)
-    instance_id = world.create_instance(server, account)["InstanceId"]
-    c = world.client(server, account)
-    kept = world.create_snapshot(c, instance_id)
-    world.wait_normal(c, kept)
-    orphan = server.data_dir / "snapshots" / "lhsnap-orphan01.img"
-    orphan.write_bytes(b"left behind by a crash")
-    server.stop()
-    server.start()
-    assert not orphan.exists()
-    assert (server.data_dir / "snapshots" / f"{kept}.img").exists()
-    verified = server.admin("snapshot", "sha256", kept, "--json")
-    assert verified["Verified"] is True

@@ -27,7 +27,7 @@ from tencentcloud.lighthouse.v20200324 import models
 from tencentcloud.lighthouse.v20200324.lighthouse_client import LighthouseClient as Client
 
 from lightkeeper.cli.main import cli
-from tests.support import world
+from tests.support import clients, world
 from tests.support.server import Account, Server, free_port
 
 UNKNOWN_INSTANCE = "lhins-00000000"
@@ -181,6 +181,87 @@ def test_create_snapshot_name_too_long(server: Server) -> None:
     )
     snapshot_id = create(c, instance_id, "n" * 60)().SnapshotId
     assert world.wait_normal(c, snapshot_id).SnapshotName == "n" * 60
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "line\r\nbreak", "\u202egnp.exe", "\x7f", "\u2028"])
+def test_create_snapshot_name_with_control_characters(server: Server, name: str) -> None:
+    """Decision (issue #11): C0/C1 controls, line separators and bidi controls are refused
+    (``InvalidParameterValue`` naming the parameter); other Unicode is a fine name."""
+    c, instance_id, _ = setup(server)
+    failure = error("InvalidParameterValue", create(c, instance_id, name))
+    assert "`SnapshotName`" in failure.message
+    snapshot_id = create(c, instance_id, "快照 ☃ é")().SnapshotId
+    assert world.wait_normal(c, snapshot_id).SnapshotName == "快照 ☃ é"
+
+
+def tag_list(pairs: list[tuple[str, str]]) -> list[models.Tag]:
+    tags = []
+    for key, value in pairs:
+        tag = models.Tag()
+        tag.Key, tag.Value = key, value
+        tags.append(tag)
+    return tags
+
+
+def create_tagged(c: Client, instance_id: str, pairs: list[tuple[str, str]]) -> Callable[[], Any]:
+    def call() -> Any:
+        request = models.CreateInstanceSnapshotRequest()
+        request.InstanceId, request.Tags = instance_id, tag_list(pairs)
+        return c.CreateInstanceSnapshot(request)
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("pairs", "code", "named"),
+    [
+        ([(f"k{i}", "v") for i in range(11)], "InvalidParameterValue.LimitExceeded", None),
+        ([("k" * 128, "v")], "InvalidParameterValue.TooLong", "Tags.0.Key"),
+        ([("ok", "v"), ("k" * 100_000, "v")], "InvalidParameterValue.TooLong", "Tags.1.Key"),
+        ([("ok", "v" * 256)], "InvalidParameterValue.TooLong", "Tags.0.Value"),
+        ([("", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("qcloud:env", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("Tencent-team", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("project", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("a\nb", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("a\u202eb", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("a!b", "v")], "InvalidParameterValue", "Tags.0.Key"),
+        ([("env", "x\x00y")], "InvalidParameterValue", "Tags.0.Value"),
+        ([("env", "a"), ("env", "b")], "InvalidParameterValue", "Tags.1.Key"),
+    ],
+)
+def test_create_tag_limits(
+    server: Server, pairs: list[tuple[str, str]], code: str, named: str | None
+) -> None:
+    """Regression (issue #11, 9): any number of tags of any size was stored (40,000 tags,
+    9.3 MB, then in every DescribeSnapshots page). Tencent's limits are enforced now."""
+    c, instance_id, _ = setup(server)
+    failure = error(code, create_tagged(c, instance_id, pairs))
+    if named is not None:
+        assert f"`{named}`" in failure.message
+    assert c.DescribeSnapshots(models.DescribeSnapshotsRequest()).TotalCount == 0
+
+
+def test_create_tag_flood_is_refused_at_once(server: Server) -> None:
+    account = new_account(server)
+    instance_id = create_instance(server, account)["InstanceId"]
+    tags = [{"Key": f"k{i}", "Value": "v" * 200} for i in range(40_000)]
+    reply = clients.tc3_post(
+        server.endpoint,
+        account,
+        "CreateInstanceSnapshot",
+        {"InstanceId": instance_id, "Tags": tags},
+    )
+    assert reply.json()["Response"]["Error"]["Code"] == "InvalidParameterValue.LimitExceeded"
+
+
+def test_create_tags_at_the_limits_are_kept(server: Server) -> None:
+    c, instance_id, _ = setup(server)
+    pairs = [("k" * 127, "v" * 255), ("环境", "生产"), ("a+b-c=d.e_f:g/h@i j", ""), ("(x)[y]", "z")]
+    pairs += [(f"tag{i}", str(i)) for i in range(10 - len(pairs))]
+    snapshot_id = create_tagged(c, instance_id, pairs)().SnapshotId
+    kept = world.wait_normal(c, snapshot_id)
+    assert sorted((t.Key, t.Value) for t in kept.Tags) == sorted(pairs)
 
 
 def test_create_instance_not_found(server: Server) -> None:
@@ -374,7 +455,9 @@ def test_invalid_snapshot_state(slow_ops: Server) -> None:
     error("UnsupportedOperation.InvalidSnapshotState", delete(c, creating))
 
 
-def test_apply_corrupt_snapshot(server: Server) -> None:
+def corrupted(server: Server) -> tuple[Client, str, str, str]:
+    """A snapshot whose data was damaged and found so by a rollback (now marked corrupt):
+    the client, the instance, the snapshot, and the disk's sha256 from before the attempt."""
     c, instance_id, snapshot_id, _ = snapshotted(server)
     before = disk_sha256(server, instance_id)
     path = snapshot_path(server, snapshot_id)
@@ -386,10 +469,37 @@ def test_apply_corrupt_snapshot(server: Server) -> None:
         lambda: world.snapshot(c, snapshot_id), lambda s: s.LatestOperationState != "OPERATING"
     )
     assert (failed.LatestOperationState, failed.SnapshotState) == ("FAILED", "NORMAL")
+    return c, instance_id, snapshot_id, before
+
+
+def test_apply_corrupt_snapshot(server: Server) -> None:
+    c, instance_id, snapshot_id, before = corrupted(server)
     assert world.instance(c, instance_id).LatestOperationState == "FAILED"
     assert disk_sha256(server, instance_id) == before
     failure = error("FailedOperation.SnapshotOperationFailed", apply(c, instance_id, snapshot_id))
     assert failure.message == "Failed to manipulate the snapshot."
+
+
+def test_corrupt_snapshot_denies_rollback(server: Server) -> None:
+    """Regression (issue #11): a snapshot marked corrupt listed no denied action although
+    ApplyInstanceSnapshot refuses it. It now denies RollbackInstanceSnapshot with the code
+    Apply answers; DeleteSnapshots (the way out) stays allowed."""
+    c, _, snapshot_id, _ = corrupted(server)
+    request = models.DescribeSnapshotsDeniedActionsRequest()
+    request.SnapshotIds = [snapshot_id]
+    messages = {}
+    for language in ("en-US", "zh-CN"):
+        profile = clients.profile(server.endpoint, language=language)
+        client = Client(c.credential, "ap-guangzhou", profile)
+        (found,) = client.DescribeSnapshotsDeniedActions(request).SnapshotDeniedActionSet
+        assert [(d.Action, d.Code) for d in found.DeniedActions] == [
+            ("RollbackInstanceSnapshot", "FailedOperation.SnapshotOperationFailed")
+        ]
+        messages[language] = found.DeniedActions[0].Message
+    assert messages == {
+        "en-US": f"The snapshot `{snapshot_id}` failed its data check and cannot be rolled back to",
+        "zh-CN": f"快照 `{snapshot_id}` 数据校验失败，不支持回滚",
+    }
 
 
 def test_apply_snapshot_data_missing(server: Server) -> None:

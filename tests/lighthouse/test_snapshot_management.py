@@ -139,6 +139,18 @@ def test_rename(owner: Owner) -> None:
     assert world.snapshot(c, owner.kept).SnapshotName == "kept"
 
 
+@pytest.mark.parametrize(
+    "name", ["a\x00b", "line\r\nbreak", "\u202egnp.exe", "tab\t", "\x85", "\u2066x"]
+)
+def test_rename_refuses_control_characters(owner: Owner, name: str) -> None:
+    """Decision (issue #11): C0/C1 control characters, line separators and bidi embeddings,
+    overrides and isolates are refused in names; the name is unchanged."""
+    error = _error(lambda: _rename(owner.client, owner.kept, name))
+    assert error.code == "InvalidParameterValue"
+    assert "`SnapshotName`" in error.message
+    assert world.snapshot(owner.client, owner.kept).SnapshotName == "kept"
+
+
 def test_rename_unknown_snapshot(server: Server, account: Account, owner: Owner) -> None:
     error = _error(lambda: _rename(owner.client, UNKNOWN_ID, "name"))
     assert error.code == "ResourceNotFound.SnapshotIdNotFound"

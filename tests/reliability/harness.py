@@ -3,7 +3,9 @@ killed with SIGKILL at random moments and restarted; after every restart the inv
 docs/reliability.md are checked against a model of what each disk and snapshot may contain.
 
 Used by tests/reliability/test_crash_harness.py (CI sizes) and tools/crash_harness.py (long
-runs). Every kill point is one server lifetime: start, settle, check, drive, kill.
+runs). Every kill point is one server lifetime: start, settle, check, drive, kill. A
+``stalled-owner`` point instead runs a second server on the same data dir and SIGSTOPs the one
+that owns a running job past the job's lease (tests/support/stall.py), then checks the same.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
 from tests.support import world
+from tests.support.datadir import FinishedJobs, job_rows, owner_pid, running_jobs
+from tests.support.datadir import stored_snapshots as stored_snapshot_ids
 from tests.support.server import Account, Server, free_port, run_cli
+from tests.support.stall import LEASE_ENV, Stall, extra_seconds, stall_owner
 
 MiB = 1024 * 1024
 SETTLE_SECONDS = 15.0
@@ -44,6 +49,9 @@ LOCK_REFUSALS = frozenset(
     }
 )
 KILL_STRATEGIES = ("timer", "after-accept", "in-copy", "at-finish", "idle-write")
+STALLED_OWNER = "stalled-owner"
+STRATEGIES = (*KILL_STRATEGIES, STALLED_OWNER)
+SNAPSHOT_JOBS = ("create_snapshot", "apply_snapshot")
 
 
 class ServerDied(Exception):
@@ -63,6 +71,10 @@ class Config:
     guest: tuple[Path, Path] | None = None
     accel: str = "tcg"
     settle_seconds: float = SETTLE_SECONDS
+    strategies: tuple[str, ...] = KILL_STRATEGIES
+    """Each fault point picks one of these at random (STRATEGIES: every kind there is)."""
+    job_lease_seconds: float | None = None
+    """Passed to the servers as LIGHTKEEPER_JOB_LEASE_SECONDS (a short lease: short stalls)."""
     log: Callable[[str], None] = lambda _: None
     on_kill: Callable[[Stats], None] = lambda _: None
     """Called after every kill point has been checked (long runs save progress with it)."""
@@ -74,6 +86,7 @@ class Pending:
     snapshot_id: str | None = None
     before: str | None = None  # disk content when the operation was requested
     uncertain: bool = False  # the request was in flight when the server died
+    action: str | None = None  # power: StartInstances or StopInstances
 
 
 @dataclass
@@ -108,6 +121,7 @@ class Stats:
     outcomes: Counter[str] = field(default_factory=Counter)
     checks: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    stalls: list[Stall] = field(default_factory=list)
     max_settle_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -125,6 +139,7 @@ class Stats:
             "outcomes": dict(self.outcomes),
             "checks": dict(self.checks),
             "violations": self.violations,
+            "stalls": [s.as_dict() for s in self.stalls],
             "max_settle_seconds": round(self.max_settle_seconds, 2),
             "seconds": round(self.seconds, 1),
         }
@@ -135,7 +150,15 @@ class CrashHarness:
         self.cfg = config
         self.rng = random.Random(config.seed)
         self.stats = Stats(config.storage, config.compute, config.seed)
-        self.server = Server(config.work_dir / "data", free_port(), self._args(0.0))
+        lease = config.job_lease_seconds
+        env = {} if lease is None else {LEASE_ENV: str(lease)}
+        self.server = Server(config.work_dir / "data", free_port(), self._args(0.0), env=env)
+        self.peer: Server | None = None  # the second server of a stalled-owner point
+        self.stopped: Server | None = None  # the one SIGSTOPped right now: never asked
+        self.finished = FinishedJobs()
+        self.started_after_takeover: set[str] = set()
+        self.big: InstanceModel | None = None  # the instance holding the real data
+        self.observed_at = 0.0
         self.instances: dict[str, InstanceModel] = {}
         self.snapshots: dict[str, SnapshotModel] = {}
         self.killed = threading.Event()
@@ -187,28 +210,45 @@ class CrashHarness:
             )
             self.instances[model.instance_id] = model
             if not model.running:
+                if big:
+                    self.big = model
                 size, big = max(big, MiB), 0  # one instance holds real data: copies take time
                 self._write(model, self.rng.randrange(0, 64) * MiB, self.rng.randbytes(size))
                 self._measure(model, {None})
 
     def client(self) -> lighthouse_client.LighthouseClient:
+        """Through the server, or either of the two in a stalled-owner point (never the
+        stopped one)."""
         assert self.account is not None
-        return world.client(self.server, self.account)
+        live = [s for s in (self.server, self.peer) if s is not None and s is not self.stopped]
+        return world.client(live[0] if len(live) == 1 else self.rng.choice(live), self.account)
 
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> Stats:
         started = time.monotonic()
         try:
+            cfg = self.cfg
+            cfg.log(
+                f"seed {cfg.seed}: {cfg.storage}/{cfg.compute}, {cfg.kills} points of "
+                f"{', '.join(cfg.strategies)}, job lease {cfg.job_lease_seconds or 'default'}"
+            )
             self._setup()
-            self.cfg.log(f"set up in {time.monotonic() - started:.1f}s")
+            cfg.log(f"set up in {time.monotonic() - started:.1f}s")
             while self.stats.kills < self.cfg.kills:
                 t0 = time.monotonic()
-                self._drive_until_killed()
-                t1 = time.monotonic()
-                self.server.stop(signal.SIGKILL)  # reap it
+                strategy = self.rng.choice(self.cfg.strategies)
+                self.stats.strategies[strategy] += 1
+                self.cfg.log(f"kill point {self.stats.kills + 1}: {strategy}")
+                if strategy == STALLED_OWNER:
+                    self._stalled_owner_point()
+                    t1 = time.monotonic()
+                else:
+                    self._drive_until_killed(strategy)
+                    t1 = time.monotonic()
+                    self.server.stop(signal.SIGKILL)  # reap it
+                    self._restart()
                 self.stats.kills += 1
-                self._restart()
                 t2 = time.monotonic()
                 self._settle_and_check(full=False)
                 t3 = time.monotonic()
@@ -226,7 +266,9 @@ class CrashHarness:
         finally:
             self.stats.seconds = time.monotonic() - started
             self.pool.shutdown(wait=True)
-            self.server.stop()
+            for server in (self.server, self.peer):
+                if server is not None:
+                    server.stop()
             self._kill_leftover_vms()
         return self.stats
 
@@ -236,26 +278,27 @@ class CrashHarness:
         self._start()
         self.stats.restarts += 1
 
-    def _start(self) -> None:
+    def _start(self, server: Server | None = None) -> None:
         """Start and wait for /healthz; on a loaded machine (a busy CI runner) a health check
         can take longer than the 0.5 s Server.start allows, so keep asking, more patiently."""
+        server = server or self.server
         try:
-            self.server.start(timeout=20)
+            server.start(timeout=20)
             return
         except AssertionError:
-            process = self.server.process
+            process = server.process
             if process is None or process.poll() is not None:
                 raise
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.server.url}/healthz", timeout=5).status_code == 200:
+                if httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200:
                     self.cfg.log("  (slow start)")
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"server did not become healthy:\n{self.server.log()}")
+        raise AssertionError(f"server did not become healthy:\n{server.log()}")
 
     def _kill_leftover_vms(self) -> None:
         for pidfile in (self.server.data_dir / "vms").glob("*/qemu.pid"):
@@ -272,11 +315,8 @@ class CrashHarness:
             self.killed.set()
             process.send_signal(signal.SIGKILL)
 
-    def _drive_until_killed(self) -> None:
+    def _drive_until_killed(self, strategy: str) -> None:
         self.killed.clear()
-        strategy = self.rng.choice(KILL_STRATEGIES)
-        self.stats.strategies[strategy] += 1
-        self.cfg.log(f"kill point {self.stats.kills + 1}: {strategy}")
         fallback = 3.0 if strategy != "timer" else self.rng.uniform(0.05, 2.0)
         timer = threading.Timer(fallback, self._kill_now)
         timer.start()
@@ -289,6 +329,106 @@ class CrashHarness:
         finally:
             timer.cancel()
         self.killed.wait(10)
+
+    # -- the stalled owner ------------------------------------------------------------------
+
+    def _stalled_owner_point(self) -> None:
+        """A second server on the data dir; the owner of a running job is stopped past its
+        lease while the workload goes on through the other; once resumed, both serve a moment
+        more. Then the stalled one stops gracefully (its late work done or abandoned before
+        the checks) and the other carries on as the server: no restart, whose recovery would
+        remove the very data a late publish leaves behind."""
+        server = self.server
+        peer = Server(server.data_dir, free_port(), server.args, env=server.env)
+        self._start(peer)
+        self.peer = peer
+        stalled = self._drive_until_stalled()
+        resumed = time.monotonic() + self.rng.uniform(1.0, 3.0)
+        while time.monotonic() < resumed:
+            self._step(STALLED_OWNER)
+            self._observe_jobs()
+        leaving = stalled or self.rng.choice([server, peer])
+        leaving.stop()  # SIGTERM: it lets its running jobs finish (up to 5 s)
+        self.server = peer if leaving is server else server
+        self.peer = None
+        self._observe_jobs(every=0.0)
+
+    def _drive_until_stalled(self) -> Server | None:
+        """Drive the workload (a copy of the big disk first) through both servers; at a
+        random moment while a job is RUNNING (a snapshot job if any), stall its owner."""
+        assert self.peer is not None
+        servers = {s.process.pid: s for s in (self.server, self.peer) if s.process is not None}
+        self._directed_copy()
+        deadline = time.monotonic() + 20
+        at: float | None = None
+        while time.monotonic() < deadline:
+            self._step(STALLED_OWNER)
+            self._observe_jobs()
+            running = running_jobs(self.server.data_dir, servers)
+            now = time.monotonic()
+            if not running:
+                at = None
+                continue
+            at = at if at is not None else now + self.rng.uniform(0.0, 0.3)
+            if now < at:
+                continue
+            copies = [j for j in running if j["kind"] in SNAPSHOT_JOBS]
+            job = self.rng.choice(copies or running)
+            pid = owner_pid(job["owner"])
+            assert pid is not None
+            self.stopped = servers[pid]
+            try:
+                stall = stall_owner(
+                    self.server.data_dir,
+                    job,
+                    pid,
+                    extra_seconds(self.rng),
+                    functools.partial(self._during_stall, job),
+                )
+            finally:
+                self.stopped = None
+            self.stats.stalls.append(stall)
+            self.stats.outcomes[f"stall: {stall.outcome}"] += 1
+            self.cfg.log(
+                f"  stalled the owner of job {stall.job_id} ({stall.kind} {stall.instance_id}) "
+                f"{stall.seconds:.1f}s, lease left {stall.lease_left:.1f}s: {stall.outcome}"
+            )
+            if not stall.outcome.startswith("resumed at once"):
+                return servers[pid]
+            at = None
+        self.stats.outcomes["stall: no running job found"] += 1
+        return None
+
+    def _directed_copy(self) -> None:
+        """Start a create or an apply on the instance holding the real data (the issue's
+        case: a long copy runs when its owner is stopped). The checks still running in the
+        background are waited for first, or the workload would find no idle instance."""
+        model = self.big
+        self._drain()
+        if model is None or model.pending is not None or model.running:
+            return
+        if model.stale:
+            self._measure(model, {None})  # its content must be known before it is copied
+            self._drain()
+        if self.rng.random() < 0.5:
+            self._apply(model, STALLED_OWNER)  # (needs a snapshot with known content)
+        if model.pending is None:
+            self._create(model, STALLED_OWNER)
+
+    def _during_stall(self, job: dict[str, Any]) -> None:
+        """The workload through the other server, and the issue's dangerous move: once the
+        stalled job's instance looks released, start it."""
+        self._step(STALLED_OWNER)
+        self._observe_jobs()
+        model = self.instances.get(job["instance_id"])
+        if model is None or model.pending is not None or model.running:
+            return
+        if model.instance_id in self.busy:
+            return
+        self._power(model, STALLED_OWNER)
+        if model.pending is not None:
+            self.started_after_takeover.add(model.instance_id)
+            self.stats.outcomes["started while its old owner was stopped"] += 1
 
     def _background(self, model: InstanceModel, work: Callable[[], None]) -> None:
         """Runs after any background work already queued for the same instance."""
@@ -427,7 +567,7 @@ class CrashHarness:
         action = "StopInstances" if model.running else "StartInstances"
         request = getattr(models, f"{action}Request")()
         request.InstanceIds = [model.instance_id]
-        model.pending = Pending("power", None, model.content, uncertain=True)
+        model.pending = Pending("power", None, model.content, uncertain=True, action=action)
         self.stats.operations[action] += 1
         reply = self._call(action, request)
         if isinstance(reply, str):
@@ -493,8 +633,17 @@ class CrashHarness:
     # -- resolving outcomes ---------------------------------------------------------------------
 
     def _resolve_power(self, model: InstanceModel, inst: Any) -> None:
+        pending = model.pending
         model.pending = None
         model.running = inst.InstanceState == "RUNNING"
+        done = inst.LatestOperationState == "SUCCESS"
+        if pending is not None and pending.action and not pending.uncertain and done:
+            self.stats.checks["power outcome"] += 1
+            if model.running != (pending.action != "StopInstances"):
+                self.stats.violations.append(
+                    f"{pending.action} of {model.instance_id} succeeded, but it is "
+                    f"{inst.InstanceState}"
+                )
         if model.running and self.cfg.compute == "qemu":
             self._guest_owns_disk(model)
         self.stats.outcomes[f"power {inst.LatestOperationState}"] += 1
@@ -581,6 +730,8 @@ class CrashHarness:
         by_id = {s.SnapshotId: s for s in snaps}
         inst_by_id = {i.InstanceId: i for i in insts}
         self._reconcile(by_id, inst_by_id)
+        self._check_power(inst_by_id)
+        self._check_finished_jobs()
         self._check_quota(len(snaps))
         self._check_no_orphans(set(by_id))
         self._check_contents(full, inst_by_id)
@@ -632,14 +783,40 @@ class CrashHarness:
     def _check_no_orphans(self, live: set[str]) -> None:
         """Snapshot data on disk is exactly that of the live snapshots (nothing leaked by a
         create that failed or a delete that was cut short)."""
-        suffix = "*.img" if self.cfg.storage == "raw" else "*.ref"
-        stored = {p.stem for p in (self.server.data_dir / "snapshots").glob(suffix)}
+        stored = stored_snapshot_ids(self.server.data_dir, self.cfg.storage)
         self.stats.checks["no orphan data"] += 1
         if stored != live:
             self.stats.violations.append(
                 f"snapshot data {sorted(stored - live)} without a record, "
                 f"records {sorted(live - stored)} without data"
             )
+
+    def _check_power(self, insts: dict[str, Any]) -> None:
+        """With the null driver only the API moves an instance: each shows the power state
+        the model followed (not, say, STOPPED by a stalled owner's late commit after it was
+        started again)."""
+        if self.cfg.compute != "null":
+            return
+        for model in self.instances.values():
+            shown = insts[model.instance_id].InstanceState
+            self.stats.checks["power state"] += 1
+            if model.pending is None and shown != ("RUNNING" if model.running else "STOPPED"):
+                after = model.instance_id in self.started_after_takeover
+                self.stats.violations.append(
+                    f"{model.instance_id} is {shown}, the model says running={model.running}"
+                    + (" (it was started after a takeover)" if after else "")
+                )
+
+    def _observe_jobs(self, every: float = 0.1) -> None:
+        """Record newly finished jobs; a finished job that changed is a violation."""
+        if time.monotonic() - self.observed_at < every:
+            return
+        self.observed_at = time.monotonic()
+        self.stats.violations.extend(self.finished.observe(job_rows(self.server.data_dir)))
+
+    def _check_finished_jobs(self) -> None:
+        self._observe_jobs(every=0.0)
+        self.stats.checks["finished jobs unchanged"] += 1
 
     def _check_quota(self, live: int) -> None:
         request = models.DescribeGeneralResourceQuotasRequest()
@@ -706,6 +883,9 @@ class CrashHarness:
         for job in history:
             if "verification" in str(job["message"]):
                 self.stats.violations.append(f"job {job['id']}: {job['message']}")
+            if job["state"] == "FAILED" and "locked by another operation" in str(job["message"]):
+                # a takeover must wait for (defer on) a lock a stalled owner may still hold
+                self.stats.violations.append(f"job {job['id']} failed on a lock: {job['message']}")
 
     def _check_unlocked(self, insts: dict[str, Any]) -> None:
         """Right after settling, a new operation (a power change) is accepted on one instance
@@ -728,7 +908,7 @@ class CrashHarness:
             return
         self.stats.checks["unlocked"] += 1
         self.stats.operations[action] += 1
-        model.pending = Pending("power", None, model.content)
+        model.pending = Pending("power", None, model.content, action=action)
 
 
 def _all_snapshots() -> models.DescribeSnapshotsRequest:

@@ -22,6 +22,8 @@ from tests.support.server import Server
 CI_EXAMPLES = {  # a few hundred in all, ~60 s
     "json-params": 120,
     "flat-params": 50,
+    "json-numbers": 60,
+    "tag-flood": 30,
     "duplicate-keys": 40,
     "sign-mixups": 50,
     "truncated": 30,

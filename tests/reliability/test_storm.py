@@ -51,6 +51,17 @@ def test_storm_without_rate_limits(tmp_path: Path, storage: str) -> None:
     assert sum(n for kind, n in result.jobs.items() if kind.startswith("create_snapshot")) > 0
 
 
+def test_storm_with_stalled_owners(tmp_path: Path) -> None:
+    """Issue #11, defect 1: two servers on one data dir, the clients spread over both; twice
+    the owner of a running job is SIGSTOPped past its 2 s lease and resumed. No job fails, no
+    finished job changes (a late commit of the stalled owner), no overlap, no orphan data."""
+    result = storm.run_storm(tmp_path / "data", 100, 15.0, seed=3, stalls=2, job_lease=2.0)
+    assert_clean(result)
+    assert any(s.taken_over for s in result.stalls), result.summary()["stalls"]
+    assert result.finished_jobs_watched > 0
+    assert result.by_code["Success"] > 0
+
+
 def test_storm_with_rate_limits(tmp_path: Path) -> None:
     result = storm.run_storm(tmp_path / "data", CLIENTS, 6.0, rate_limit=True, seed=2)
     assert_clean(result)

@@ -161,6 +161,19 @@ def v1_params(
         "SignatureMethod": sign_method,
         "Language": language,
     }
+    return v1_signed(account, host, full, method=method, sign_method=sign_method)
+
+
+def v1_signed(
+    account: Account,
+    host: str,
+    params: dict[str, str],
+    *,
+    method: str = "POST",
+    sign_method: str = "HmacSHA256",
+) -> dict[str, str]:
+    """``params`` (common ones included, any values) plus their ``Signature``."""
+    full = {k: v for k, v in params.items() if k != "Signature"}
     text = "&".join(f"{k}={full[k]}" for k in sorted(full))
     full["Signature"] = Sign.sign(account.secret_key, f"{method}{host}/?{text}", sign_method)
     return full

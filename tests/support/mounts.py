@@ -39,3 +39,20 @@ def loop_mounted(workdir: Path, fs_type: str, size: int) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@contextmanager
+def tmpfs_mounted(workdir: Path, size: int) -> Iterator[Path]:
+    """A tmpfs of `size` bytes under `workdir` (a disk that really fills up, without mkfs)."""
+    mount = workdir / "tmpfs-mnt"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"mount failed: {result.stderr}")
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -52,6 +53,15 @@ def run_cli(
     return result
 
 
+def access_lines(log: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in log.splitlines():
+        _, _, rest = line.partition(" ")
+        if rest.startswith("{"):
+            lines.append(json.loads(rest))
+    return lines
+
+
 @dataclass
 class Account:
     name: str
@@ -68,6 +78,8 @@ class Server:
     data_dir: Path
     port: int
     args: tuple[str, ...] = ()
+    nofile: int | None = None  # RLIMIT_NOFILE (soft and hard) of the server process
+    env: dict[str, str] = field(default_factory=dict)  # added to the inherited environment
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -98,6 +110,8 @@ class Server:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            preexec_fn=None if self.nofile is None else self._limit_descriptors,
         )
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
@@ -109,6 +123,10 @@ class Server:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"server did not become healthy:\n{self.log()}")
+
+    def _limit_descriptors(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.process is None:
@@ -124,6 +142,10 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def access_log(self) -> list[dict[str, Any]]:
+        """The access-log lines (``INFO {json}``) written so far, decoded."""
+        return access_lines(self.log())
 
     def admin(self, *args: str, check: bool = True) -> Any:
         result = run_cli("admin", *args, data_dir=self.data_dir, check=check)

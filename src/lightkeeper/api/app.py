@@ -18,7 +18,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from lightkeeper.api import envelope, wire
-from lightkeeper.api.auth import KeyStore, Principal, ReplayGuard, authenticate
+from lightkeeper.api.auth import KeyStore, ReplayGuard, authenticate
+from lightkeeper.api.forwarded import Network
 from lightkeeper.api.observability import Metrics, log_request
 from lightkeeper.api.ratelimit import RateLimiter
 from lightkeeper.api.registry import AllowAll, Authorizer, Context, Registry, Reply
@@ -41,7 +42,8 @@ class Frontend:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     replay: ReplayGuard = field(default_factory=ReplayGuard)
     metrics: Metrics = field(default_factory=Metrics)
-    health: Callable[[], bool] = lambda: True
+    # Why the server cannot serve writes now (store/health.py), or None; cheap: /healthz is polled.
+    health: Callable[[], str | None] = lambda: None
     authorizer: Authorizer = field(default_factory=AllowAll)
     # Run ``reads_only`` actions on the event loop. For a local SQLite file: such a read takes
     # a fraction of a millisecond and never waits (WAL readers take no lock), while the hop to
@@ -49,13 +51,16 @@ class Frontend:
     # 2.8 ms of CPU per DescribeSnapshots at saturation, 0.8 ms inline; docs/performance.md).
     # Off for a database across a network, whose round trips would stall the loop.
     inline_reads: bool = False
+    # Peers whose X-Forwarded-For is believed (``--trusted-proxy``); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
 
     def runs_inline(self, call: wire.ApiCall) -> bool:
         action = self.registry.get(call.action) if call.action else None
         return self.inline_reads and action is not None and action.reads_only
 
-    def dispatch(self, call: wire.ApiCall) -> tuple[Reply, Principal]:
-        """Run one parsed call; every refusal is an ``ApiError``."""
+    def dispatch(self, call: wire.ApiCall) -> Reply:
+        """Run one parsed call; every refusal is an ``ApiError``. ``call.principal`` is set as
+        soon as the signature is verified, so refusals after it are logged with the caller."""
         if not call.action:
             raise ApiError("MissingParameter", name="Action")
         action = self.registry.get(call.action)
@@ -66,26 +71,29 @@ class Frontend:
         if call.version != self.version:
             raise ApiError("NoSuchVersion", action=call.action, version=call.version)
         now = time.time()
-        principal = authenticate(call, self.keys, self.replay, self.service, now)
-        if call.region is None:
+        principal = call.principal = authenticate(call, self.keys, self.replay, self.service, now)
+        region = call.region
+        if region is None and action.region_of is not None:
+            region = action.region_of(principal, call.params)  # no bypass by omitting Region
+        if region is None:
             if action.region_required:
                 raise ApiError("MissingParameter", name="Region")
-        elif call.region not in self.regions:
-            raise ApiError("UnsupportedRegion", action=action.name, region=call.region)
+        elif region not in self.regions:
+            raise ApiError("UnsupportedRegion", action=action.name, region=region)
         limit = self.rate_limits.get(action.name, action.rate_limit)
-        self.limiter.hit(action.name, call.region or "", principal.rate_limit_key, limit, now)
+        self.limiter.hit(action.name, region or "", principal.rate_limit_key, limit, now)
         request = validate(action.model, call.params, strict=call.typed_params)
         context = Context(
             request_id=call.request_id,
             action=action.name,
-            region=call.region,
+            region=region,
             language=call.language,
             principal=principal,
             client_ip=call.client_ip,
         )
         if not principal.is_root:
             self.authorizer.authorize(context, request)
-        return action.handler(context, request), principal
+        return action.handler(context, request)
 
 
 Hook = Callable[[], None]
@@ -132,22 +140,22 @@ async def _lifespan(
 
 
 def _healthz(frontend: Frontend) -> Response:
-    healthy = frontend.health()
-    return PlainTextResponse("ok\n" if healthy else "unhealthy\n", 200 if healthy else 503)
+    problem = frontend.health()
+    if problem is None:
+        return PlainTextResponse("ok\n", 200)
+    return PlainTextResponse(f"unhealthy: {problem}\n", 503)
 
 
 async def _api(frontend: Frontend, request: Request) -> Response:
     started = time.perf_counter()
-    call = wire.new_call(request)
-    account = ""
+    call = wire.new_call(request, frontend.trusted_proxies)
     code = ""
     try:
         await wire.parse(request, call)
         if frontend.runs_inline(call):
-            reply, principal = frontend.dispatch(call)
+            reply = frontend.dispatch(call)
         else:
-            reply, principal = await run_in_threadpool(frontend.dispatch, call)
-        account = principal.account_name
+            reply = await run_in_threadpool(frontend.dispatch, call)
         response: Response = envelope.success(reply, call.request_id)
     except ApiError as error:
         code = error.code
@@ -160,13 +168,5 @@ async def _api(frontend: Frontend, request: Request) -> Response:
     elapsed = time.perf_counter() - started
     action = call.action if call.action and call.action in frontend.registry else "-"
     frontend.metrics.observe(action, code, elapsed)
-    log_request(
-        request_id=call.request_id,
-        action=call.action or "-",
-        region=call.region or "",
-        account=account,
-        code=code,
-        seconds=elapsed,
-        client_ip=call.client_ip,
-    )
+    log_request(call, code, elapsed)
     return response

@@ -5,6 +5,7 @@ The key store is injected (``KeyStore``), so this module knows credentials, not 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lightkeeper.api import signature
+from lightkeeper.api.integers import ascii_decimal
 from lightkeeper.api.wire import ApiCall
 from lightkeeper.domain.cam import Policy
 from lightkeeper.errors import ApiError
@@ -33,7 +35,9 @@ class Principal:
     user_name: str | None = None  # None for the root account
     # CAM: every policy set must allow a request; the root account has none to satisfy.
     policies: tuple[Policy, ...] = ()
-    token: str | None = None  # temporary credentials only: the session token they require
+    # Temporary credentials only: the SHA-256 (hex) of the session token they require. Only
+    # the hash is stored: a token is compared, never used as a key.
+    token_sha256: str | None = None
     expires_at: float | None = None
 
     @property
@@ -111,12 +115,13 @@ class ReplayGuard:
 
 
 def _require_int(name: str, value: str | None) -> int:
+    """Timestamp and Nonce: ASCII decimal only (``int()`` also reads "١٧…" and " 1_7 ")."""
     if value is None or value == "":
         raise ApiError("MissingParameter", name=name)
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError("InvalidParameter", name=name) from None
+    number = ascii_decimal(value, signed=True)
+    if number is None:
+        raise ApiError("InvalidParameter", name=name)
+    return number
 
 
 def authenticate(
@@ -180,11 +185,19 @@ def _authenticate_v1(call: ApiCall, keys: KeyStore, replay: ReplayGuard, now: fl
     return _check_token(principal, call.token, now)
 
 
+def token_digest(token: str) -> str:
+    """What is stored of a session token: its SHA-256, hex (a token is 64 random characters,
+    so a fast hash is enough: there is nothing to brute-force)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _check_token(principal: Principal, token: str | None, now: float) -> Principal:
     """Temporary credentials are only valid with their session token, until they expire."""
-    if principal.token is None:
+    if principal.token_sha256 is None:
         return principal
-    if token is None or not hmac.compare_digest(token.encode(), principal.token.encode()):
+    if token is None or not hmac.compare_digest(
+        token_digest(token).encode(), principal.token_sha256.encode()
+    ):
         raise ApiError("AuthFailure.TokenFailure")
     if principal.expires_at is not None and now >= principal.expires_at:
         raise ApiError("AuthFailure.TokenFailure")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lightkeeper.api.integers import ascii_decimal
 from lightkeeper.errors import ApiError
 
 Tree = dict[str, Any]
@@ -40,9 +41,16 @@ def _lists(node: Any, path: str) -> Any:
     if not isinstance(node, dict):
         return node
     converted = {k: _lists(v, f"{path}.{k}") for k, v in node.items()}
-    if converted and all(k.isdigit() and k == str(int(k)) for k in converted):
-        indexes = sorted(int(k) for k in converted)
-        if indexes != list(range(len(indexes))):
+    indexes = [i for i in map(_index, converted) if i is not None]
+    if converted and len(indexes) == len(converted):
+        if sorted(indexes) != list(range(len(indexes))):
             raise ApiError("InvalidParameter", name=path)
-        return [converted[str(i)] for i in indexes]
+        return [converted[str(i)] for i in range(len(indexes))]
     return converted
+
+
+def _index(segment: str) -> int | None:
+    """The list index a key segment names: canonical ASCII decimal ("0", "12", not "01",
+    "²" or "٣"); anything else is a plain key, which a list-typed parameter then refuses."""
+    number = ascii_decimal(segment)
+    return number if number is not None and str(number) == segment else None

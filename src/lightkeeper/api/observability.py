@@ -7,6 +7,8 @@ import logging
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from lightkeeper.api.wire import ApiCall
+
 access_log = logging.getLogger("lightkeeper.access")
 
 
@@ -34,26 +36,25 @@ class Metrics:
         self.latency.labels(action).observe(seconds)
 
 
-def log_request(
-    *,
-    request_id: str,
-    action: str,
-    region: str,
-    account: str,
-    code: str,
-    seconds: float,
-    client_ip: str,
-) -> None:
-    """Never logs credentials: only the account name and what was asked and answered."""
+def log_request(call: ApiCall, code: str, seconds: float) -> None:
+    """Who asked what and the answer. The principal (account, sub-user, SecretId) of every
+    authenticated call is named, also when it was refused afterwards (CAM, rate limit,
+    parameters); a call whose signature was not verified names nobody. Never a SecretKey or
+    a token. ``peer`` appears when ``client`` came from a trusted proxy's X-Forwarded-For."""
     if not access_log.isEnabledFor(logging.INFO):
         return
+    principal = call.principal
     record = {
-        "request_id": request_id,
-        "action": action,
-        "region": region,
-        "account": account,
+        "request_id": call.request_id,
+        "action": call.action or "-",
+        "region": call.region or "",
+        "account": principal.account_name if principal else "",
+        "user": (principal.user_name or "") if principal else "",
+        "key": principal.secret_id if principal else "",
         "code": code,
         "ms": round(seconds * 1000, 3),
-        "client": client_ip,
+        "client": call.client_ip,
     }
+    if call.proxy is not None:
+        record["peer"] = call.proxy
     access_log.info(orjson.dumps(record).decode())

@@ -30,6 +30,9 @@ class Context:
 
 
 Handler = Callable[[Context, Any], Reply]
+# For an action that may omit Region: the region the call is about (its instance's), from the
+# caller and the raw parameters, or None if there is none to find.
+RegionOf = Callable[[Principal, Mapping[str, Any]], str | None]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Action:
     # The handler only reads the database: it never waits for a lock, a disk or a machine,
     # so a front end over a local database may run it on the event loop (``Frontend``).
     reads_only: bool = False
+    # A call without Region is treated as a call in this region (conditions, resources, rate
+    # limit bucket, lookups), so leaving Region out can never bypass a rule about a region.
+    region_of: RegionOf | None = None
 
 
 Registry = Mapping[str, Action]

@@ -1,6 +1,7 @@
 """Map pydantic validation failures onto API 3.0 parameter errors.
 
-Unknown field -> ``UnknownParameter``, missing -> ``MissingParameter``, wrong type ->
+Unknown field -> ``UnknownParameter``, missing -> ``MissingParameter``, a number outside
+its int64/uint64 range -> ``InvalidParameterValue.OutOfRange``, wrong type ->
 ``InvalidParameter``, each naming the dotted path the SDK would flatten it to.
 """
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from lightkeeper.api.integers import OUT_OF_RANGE_ERRORS
 from lightkeeper.errors import ApiError
 
 
@@ -31,4 +33,7 @@ def _api_error(exc: ValidationError) -> ApiError:
         for error in errors:
             if error["type"] == kind:
                 return ApiError(by_kind[kind], name=_path(error["loc"]))
-    return ApiError("InvalidParameter", name=_path(errors[0]["loc"]))
+    first = errors[0]
+    if first["type"] in OUT_OF_RANGE_ERRORS:
+        return ApiError.variant("InvalidParameterValue.OutOfRange#name", name=_path(first["loc"]))
+    return ApiError("InvalidParameter", name=_path(first["loc"]))

@@ -7,15 +7,21 @@ Only parsing happens here; every rule about the values is applied by ``app.Front
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
 from lightkeeper.api.flatten import unflatten
+from lightkeeper.api.forwarded import Network, client_address
+from lightkeeper.api.integers import ascii_decimal
 from lightkeeper.errors import DEFAULT_LANGUAGE, LANGUAGES, ApiError
+
+if TYPE_CHECKING:
+    from lightkeeper.api.auth import Principal
 
 GET_LIMIT = 32 * 1024
 V1_POST_LIMIT = 1024 * 1024
@@ -45,7 +51,9 @@ class ApiCall:
     request_id: str
     method: str
     host: str
-    client_ip: str
+    client_ip: str  # CAM's qcs:ip: the TCP peer, or what a trusted proxy forwards for
+    proxy: str | None = None  # the TCP peer, when client_ip came from X-Forwarded-For
+    principal: Principal | None = None  # set once the signature is verified
     language: str = DEFAULT_LANGUAGE
     scheme: str = ""  # "TC3-HMAC-SHA256", "HmacSHA1" or "HmacSHA256"; "" when unknown
     action: str | None = None
@@ -63,15 +71,21 @@ class ApiCall:
     typed_params: bool = False  # JSON bodies carry real types; form values are all strings
 
 
-def new_call(request: Request) -> ApiCall:
-    """Start a call with what is known before the body is read (RequestId, language)."""
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+def new_call(request: Request, proxies: Sequence[Network] = ()) -> ApiCall:
+    """Start a call with what is known before the body is read (RequestId, language, who)."""
+    raw = request.scope["headers"]
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
     client = request.client
+    peer = client.host if client else ""
+    # every X-Forwarded-For line (the dict above keeps only the last), read only when needed
+    forwarded = [v.decode("latin-1") for k, v in raw if k == b"x-forwarded-for"] if proxies else []
+    client_ip, via_proxy = client_address(peer, forwarded, proxies)
     call = ApiCall(
         request_id=str(uuid.uuid4()),
         method=request.method,
         host=headers.get("host", ""),
-        client_ip=client.host if client else "",
+        client_ip=client_ip,
+        proxy=peer if via_proxy else None,
         headers=headers,
         query=request.scope.get("query_string", b"").decode("latin-1"),
     )
@@ -85,8 +99,8 @@ def _language(value: str | None) -> str:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """Read the body, refusing anything over ``limit`` without buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = ascii_decimal(request.headers.get("content-length") or "")
+    if declared is not None and declared > limit:
         raise ApiError("RequestSizeLimitExceeded", limit=limit)
     chunks: list[bytes] = []
     size = 0

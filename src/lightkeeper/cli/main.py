@@ -12,11 +12,18 @@ from lightkeeper import __version__
 from lightkeeper.cli.admin import admin
 from lightkeeper.cli.banner import print_banner
 from lightkeeper.cli.demo import seed_demo
-from lightkeeper.cli.options import config_options, open_or_fail, settings_from
-from lightkeeper.server import ensure_first_account
+from lightkeeper.cli.options import (
+    StoreErrorsGroup,
+    config_options,
+    fail,
+    open_or_fail,
+    settings_from,
+)
+from lightkeeper.config import ConfigError, Settings
+from lightkeeper.server import EXISTING_DATA_CHOICES, ExistingData, ensure_first_account
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=StoreErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lightkeeper")
 def cli() -> None:
     """Lightkeeper: a self-hosted Tencent Cloud Lighthouse snapshot service (API 3.0)."""
@@ -30,6 +37,22 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("host", {"help": "Address to listen on [127.0.0.1]."}),
     ("port", {"type": str, "help": "TCP port [8080]."}),
     ("log-level", {"help": "debug, info, warning or error [info]."}),
+    (
+        "trusted-proxy",
+        {
+            "multiple": True,
+            "help": "IP/CIDR of a reverse proxy whose X-Forwarded-For is believed; repeatable "
+            "[none: the TCP peer is the client].",
+        },
+    ),
+    (
+        "idle-timeout",
+        {"type": str, "help": "Seconds a connection may wait without a full request head [10]."},
+    ),
+    (
+        "max-connections",
+        {"type": str, "help": "Open connections at most [RLIMIT_NOFILE minus a reserve]."},
+    ),
     ("storage", {"help": "Storage driver: raw or qcow2 [raw]."}),
     ("compute", {"help": "Compute driver: null or qemu [null]."}),
     ("qemu-kernel", {"help": "qemu: boot this kernel instead of the disk's bootloader."}),
@@ -45,6 +68,7 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("quota-lock-timeout", {"type": str, "help": "Seconds to wait for the quota lock [5]."}),
     ("max-queued-jobs", {"type": str, "help": "Queue depth that answers SystemBusy [1000]."}),
     ("workers", {"type": str, "help": "Job worker threads [4]."}),
+    ("job-lease-seconds", {"type": str, "help": "Lease a worker renews on a running job [6]."}),
 ]
 
 
@@ -70,8 +94,16 @@ def serve_options(func: Any) -> Any:
 @config_options
 @serve_options
 @click.option("--demo", is_flag=True, help="Seed a 'demo' account with three instances.")
+@click.option(
+    "--existing-data",
+    type=click.Choice(EXISTING_DATA_CHOICES),
+    default="refuse",
+    help="When the database is new but the data dir holds disks or snapshots: refuse to start "
+    "[default], or move that data into quarantine/ and start empty. This run only: no "
+    "variable or TOML key.",
+)
 @click.pass_context
-def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
+def serve(ctx: click.Context, /, demo: bool, existing_data: ExistingData, **values: Any) -> None:
     """Run the API server until SIGINT or SIGTERM."""
     import uvicorn
 
@@ -79,7 +111,11 @@ def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
     from lightkeeper.server import create_app
 
     settings = settings_from(ctx, serving=True, **values)
-    services = open_or_fail(settings)
+    try:
+        options = uvicorn_options(settings)
+    except ConfigError as exc:
+        fail(str(exc))
+    services = open_or_fail(settings, existing_data)
     created = ensure_first_account(services)
     endpoint = f"{settings.host}:{settings.port}"
     if created is not None:
@@ -93,21 +129,30 @@ def serve(ctx: click.Context, /, demo: bool, **values: Any) -> None:
         create_app(services),
         host=settings.host,
         port=settings.port,
-        **uvicorn_options(settings.log_level),
+        **options,
     )
     Server(config).run()
 
 
-def uvicorn_options(log_level: str) -> dict[str, Any]:
-    """How ``serve`` runs uvicorn; the benchmarks' bare-stack baseline uses the same."""
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn; the benchmarks' bare-stack baseline uses the same. Raises
+    ``ConfigError`` when ``max_connections`` does not fit this process's RLIMIT_NOFILE."""
+    from lightkeeper.cli.http import transport_limits, uvicorn_transport
+
+    limits = transport_limits(settings.idle_timeout, settings.max_connections)
     return {
-        "log_level": log_level,
+        "log_level": settings.log_level,
         "access_log": False,
         "lifespan": "on",
         "server_header": False,
-        # h11, not httptools even when installed: httptools answers 400 to request lines h11
-        # accepts (tests/api/test_malformed.py), and the parser is not where the time goes.
-        "http": "h11",
+        # The client is the TCP peer unless --trusted-proxy says otherwise, a rule the API
+        # applies (api/forwarded.py); uvicorn would rewrite it first, trusting any
+        # X-Forwarded-For from 127.0.0.1.
+        "proxy_headers": False,
+        # h11 (uvicorn's, with the idle timeout and connection cap of cli/http.py), not
+        # httptools even when installed: httptools answers 400 to request lines h11 accepts
+        # (tests/api/test_malformed.py), and the parser is not where the time goes.
+        **uvicorn_transport(limits),
         "h11_max_incomplete_event_size": 1024 * 1024,
         # uvloop when installed (the ``fast`` extra), else asyncio's loop.
         "loop": "auto",

@@ -7,12 +7,14 @@ documented precedence: flag > ``LIGHTKEEPER_*`` variable > TOML file > built-in 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from lightkeeper.config import (
     ConfigError,
@@ -23,7 +25,9 @@ from lightkeeper.config import (
     remember_drivers,
     remembered_drivers,
 )
-from lightkeeper.server import Services, open_services
+from lightkeeper.server import ExistingData, Services, open_services
+from lightkeeper.storage import StorageError
+from lightkeeper.store.database import StoreUnavailable, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +45,16 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         except ConfigError as exc:
             fail(str(exc))
         defaults = dict(ctx.default_map or {})
-        defaults.update({k: v for k, v in data.items() if not isinstance(v, (list, dict))})
+        # Lists, tables and repeatable options reach the settings through ``ctx.meta``:
+        # click would insist that a repeatable option's default be a list.
+        repeatable = {p.name for p in ctx.command.params if getattr(p, "multiple", False)}
+        defaults.update(
+            {
+                k: v
+                for k, v in data.items()
+                if not isinstance(v, (list, dict)) and k not in repeatable
+            }
+        )
         ctx.default_map = defaults
         ctx.meta["toml"] = data
     return value
@@ -75,7 +88,10 @@ def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -
     ``admin`` commands then take the drivers the server last ran with; ``serve`` records them.
     """
     merged: dict[str, Any] = dict(ctx.meta.get("toml", {}))
-    merged.update({k: v for k, v in values.items() if v is not None})
+    # ``()`` is what click gives a repeatable option that was not used: it means "not set",
+    # not "empty", so a list from the TOML file (``trusted_proxy = [...]``) still applies.
+    merged.update({k: v for k, v in values.items() if v is not None and v != ()})
+    os.umask(0o077)  # every file this process creates (database, images, state) is owner-only
     try:
         settings = build_settings(merged)
         settings.data_dir = prepare_data_dir(settings.data_dir)
@@ -89,11 +105,37 @@ def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -
     return settings
 
 
-def open_or_fail(settings: Settings) -> Services:
+def open_or_fail(settings: Settings, existing_data: ExistingData = "refuse") -> Services:
     try:
-        return open_services(settings)
+        return open_services(settings, existing_data)
+    except ConfigError as exc:  # e.g. a data dir whose database is missing
+        fail(str(exc))
     except Exception as exc:  # a database that cannot be opened is an operator problem
-        fail(f"cannot open the database in {settings.data_dir}: {exc}")
+        fail(f"cannot open the database in {settings.data_dir}: {failure_line(exc)}")
+
+
+def failure_line(exc: BaseException) -> str:
+    """A database, storage or OS failure as the one line an operator is shown."""
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {one_line(exc)}"
+    if isinstance(exc, StoreUnavailable):
+        return f"database unavailable: {exc}"
+    if isinstance(exc, StorageError):
+        return f"storage error: {one_line(exc) if str(exc) else type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return one_line(exc) or type(exc).__name__
+
+
+class StoreErrorsGroup(click.Group):
+    """A command group whose commands report database and storage failures (a full disk, a
+    lost database file) as one ``lightkeeper: error:`` line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SQLAlchemyError, StoreUnavailable, StorageError, OSError) as exc:
+            fail(failure_line(exc), status=1)
 
 
 def emit(value: Any, as_json: bool, text: Callable[[], None]) -> None:

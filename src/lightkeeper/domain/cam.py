@@ -166,20 +166,23 @@ def _resource_matches(pattern: str, resource: str, operation_level: bool) -> boo
 
 
 def _condition_holds(
-    operator: str, key: str, values: tuple[str, ...], context: Mapping[str, str]
+    effect: str, operator: str, key: str, values: tuple[str, ...], context: Mapping[str, str]
 ) -> bool:
     actual = context.get(key)
+    if operator.startswith("ip_"):
+        try:
+            address = ipaddress.ip_address(actual or "")
+        except ValueError:
+            # An address that cannot be told (absent, "unknown", garbage) fails closed: a
+            # deny statement's ip condition holds, an allow statement's does not, whichever
+            # of ip_equal / ip_not_equal it is.
+            return effect == "deny"
+        inside = any(address in ipaddress.ip_network(v, strict=False) for v in values)
+        return inside if operator == "ip_equal" else not inside
     if operator == "string_equal_if_exist" and actual is None:
         return True
     if actual is None:
         return False
-    if operator.startswith("ip_"):
-        try:
-            address = ipaddress.ip_address(actual)
-        except ValueError:
-            return False
-        inside = any(address in ipaddress.ip_network(v, strict=False) for v in values)
-        return inside if operator == "ip_equal" else not inside
     equal = actual in values
     return not equal if operator == "string_not_equal" else equal
 
@@ -189,7 +192,10 @@ def _applies(statement: Statement, action: str, resource: str, request: Request)
     return (
         any(_action_matches(a, action) for a in statement.actions)
         and any(_resource_matches(r, resource, operation_level) for r in statement.resources)
-        and all(_condition_holds(o, k, v, request.context) for o, k, v in statement.conditions)
+        and all(
+            _condition_holds(statement.effect, o, k, v, request.context)
+            for o, k, v in statement.conditions
+        )
     )
 
 

@@ -7,6 +7,9 @@ checks here is the order in which errors are reported.
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Sequence
+
 from lightkeeper.domain.model import (
     INSTANCE_STATES_ZH,
     SNAPSHOT_STATES_ZH,
@@ -17,6 +20,17 @@ from lightkeeper.domain.model import (
 from lightkeeper.errors import ApiError, message
 
 SNAPSHOT_NAME_MAX = 60
+# Tags (CreateInstanceSnapshot: "数组最多支持10个元素"; Tencent's tag rules for the rest).
+TAGS_MAX = 10
+TAG_KEY_MAX = 127
+TAG_VALUE_MAX = 255
+TAG_RESERVED_PREFIXES = ("qcloud", "tencent", "project")
+TAG_PUNCTUATION = frozenset(" +-=._:/@()[]（）【】")
+# Bidi embeddings, overrides and isolates (the "Trojan Source" set) and line separators:
+# text that displays other than it reads, or breaks a line, in a console or a log.
+_INVISIBLE_CONTROLS = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
 SNAPSHOTTABLE_STATES = ("RUNNING", "STOPPED")
 ROLLBACK_STATES = ("RUNNING", "STOPPED")
 POWER_RULES = {  # action -> (allowed state, transitional state)
@@ -24,6 +38,52 @@ POWER_RULES = {  # action -> (allowed state, transitional state)
     "StopInstances": ("RUNNING", "STOPPING"),
     "RebootInstances": ("RUNNING", "REBOOTING"),
 }
+
+
+def _has_control_characters(text: str) -> bool:
+    """C0/C1 controls (NUL, CR, LF, TAB, DEL, NEL...), bidi controls, line separators."""
+    return any(unicodedata.category(c) == "Cc" or c in _INVISIBLE_CONTROLS for c in text)
+
+
+def check_snapshot_name(name: str, parameter: str = "SnapshotName") -> str:
+    """At most 60 characters, and none that would forge or break a line where it is shown."""
+    if len(name) > SNAPSHOT_NAME_MAX:
+        raise ApiError("InvalidParameterValue.SnapshotNameTooLong")
+    if _has_control_characters(name):
+        raise ApiError.variant("InvalidParameterValue#characters", name=parameter)
+    return name
+
+
+def _tag_text_allowed(text: str) -> bool:
+    """Letters, marks and digits of any script, space and ``+ - = . _ : / @ ( ) [ ]``
+    (also full-width brackets); nothing else, so no control character either."""
+    return all(c in TAG_PUNCTUATION or unicodedata.category(c)[0] in "LMN" for c in text)
+
+
+def check_tags(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The tags of a new snapshot, key -> value, or the refusal of the first bad one."""
+    if len(pairs) > TAGS_MAX:
+        raise ApiError("InvalidParameterValue.LimitExceeded")
+    tags: dict[str, str] = {}
+    for index, (key, value) in enumerate(pairs):
+        key_name, value_name = f"Tags.{index}.Key", f"Tags.{index}.Value"
+        if len(key) > TAG_KEY_MAX:
+            raise ApiError.variant(
+                "InvalidParameterValue.TooLong#name", name=key_name, limit=TAG_KEY_MAX
+            )
+        if len(value) > TAG_VALUE_MAX:
+            raise ApiError.variant(
+                "InvalidParameterValue.TooLong#name", name=value_name, limit=TAG_VALUE_MAX
+            )
+        for text, name in ((key, key_name), (value, value_name)):
+            if not _tag_text_allowed(text):
+                raise ApiError.variant("InvalidParameterValue#characters", name=name)
+        if key.lower().startswith(TAG_RESERVED_PREFIXES):
+            raise ApiError.variant("InvalidParameterValue#reserved_prefix", name=key_name)
+        if not key or key in tags:
+            raise ApiError("InvalidParameterValue", name=key_name, value=key)
+        tags[key] = value
+    return tags
 
 
 def snapshot_quota(countable_instances: int, per_instance: int, maximum: int) -> int:
@@ -143,6 +203,15 @@ def snapshot_denied_actions(
                 instance_id=instance.instance_id,
                 state=instance.state,
                 state_zh=INSTANCE_STATES_ZH.get(instance.state, instance.state),
+            )
+        ]
+    if snapshot.corrupt:  # what check_apply_snapshot answers, in the same order
+        return [
+            _denied(
+                "RollbackInstanceSnapshot",
+                "FailedOperation.SnapshotOperationFailed#denied",
+                language,
+                snapshot_id=snapshot.snapshot_id,
             )
         ]
     return []

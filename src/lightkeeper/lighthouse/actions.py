@@ -8,7 +8,7 @@ handlers that only read the database (the front end may run them on its event lo
 
 from __future__ import annotations
 
-from lightkeeper.api.registry import Action, Handler
+from lightkeeper.api.registry import Action, Handler, RegionOf
 from lightkeeper.lighthouse.instances import InstanceService
 from lightkeeper.lighthouse.models import REQUEST_MODELS
 from lightkeeper.lighthouse.quotas import QuotaService
@@ -23,14 +23,25 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
     quotas = QuotaService(world)
 
     def action(
-        name: str, handler: Handler, limit: int, region_required: bool = True, reads: bool = False
+        name: str,
+        handler: Handler,
+        limit: int,
+        region_required: bool = True,
+        reads: bool = False,
+        region_of: RegionOf | None = None,
     ) -> Action:
-        return Action(name, REQUEST_MODELS[name], handler, limit, region_required, reads)
+        return Action(name, REQUEST_MODELS[name], handler, limit, region_required, reads, region_of)
 
     table = [
         action("DescribeRegions", regions.describe_regions, 10, region_required=False, reads=True),
         action("DescribeZones", regions.describe_zones, 20, reads=True),
-        action("CreateInstanceSnapshot", snapshots.create, 20, region_required=False),
+        action(
+            "CreateInstanceSnapshot",
+            snapshots.create,
+            20,
+            region_required=False,
+            region_of=snapshots.region_of,
+        ),
         action("ApplyInstanceSnapshot", snapshots.apply, 20),
         action("DescribeSnapshots", snapshots.describe, 20, reads=True),
         action("DeleteSnapshots", snapshots.delete, 20),

@@ -1,7 +1,9 @@
 """Operator use cases behind ``lightkeeper admin``: build a world of instances and disks.
 
 They run in the CLI's own process against the same database and drivers as the server, and
-respect the same locks: a disk that an operation holds cannot be written or resized.
+respect the same locks: a disk that an operation holds cannot be written or resized. Nothing
+here copies data inside a database transaction: a new instance is reserved in one short
+transaction, its disk made outside any, then committed in another (``pending_instances``).
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import logging
 import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from lightkeeper import compute, storage
 from lightkeeper.domain import ids
 from lightkeeper.domain.model import BUNDLE_TYPES, STORAGE_BUNDLE, GiB, Instance
 from lightkeeper.lighthouse.views import instance_view
@@ -22,6 +28,9 @@ from lightkeeper.regions import Region
 from lightkeeper.storage.images import image_info
 from lightkeeper.store import resources as db
 from lightkeeper.store.accounts import AccountStore
+from lightkeeper.store.database import StoreUnavailable
+
+logger = logging.getLogger("lightkeeper.admin")
 
 INSTANCE_CREATE_STATES = ("RUNNING", "STOPPED", "PENDING", "SHUTDOWN")
 BUNDLES = {
@@ -71,7 +80,7 @@ class AdminService:
             raise AdminError("disk size must be between 1 and 16384 GB")
         bundle_id, cpu, memory = BUNDLES[bundle_type]
         now = db.utcnow()
-        with self.world.write() as conn:
+        with self.world.write() as conn:  # short: check and reserve; nothing copied here
             image = db.get_blueprint(conn, blueprint_id)
             if image is None:
                 raise AdminError(f"blueprint {blueprint_id!r} does not exist")
@@ -104,10 +113,23 @@ class AdminService:
                 disk_job=None,
                 tags=dict(tags or {}),
             )
-            base = base_image or (Path(image["image_path"]) if image["image_path"] else None)
+            db.reserve_instance(conn, instance_id, instance.disk_id)
+        base = base_image or (Path(image["image_path"]) if image["image_path"] else None)
+        try:
+            # Outside every transaction: a copy takes as long as the image is big, and the
+            # database's writers (API creates included) must not wait for it.
             self.world.storage.create_disk(instance.disk_id, disk_size_gb * GiB, base)
             self._register(instance, state)
-            db.insert_instance(conn, instance)
+            with self.world.write() as conn:
+                if not db.release_reservation(conn, instance_id):
+                    raise AdminError(
+                        f"instance {instance_id} was abandoned while its disk was being made "
+                        "(a server start took this command for dead): try again"
+                    )
+                db.insert_instance(conn, instance)
+        except BaseException:
+            undo_creation(self.world, instance_id, instance.disk_id)
+            raise
         return self.describe_instance(instance_id)
 
     def import_instance(
@@ -251,6 +273,46 @@ class AdminService:
     def _require_idle(instance: Instance, disk_only: bool = False) -> None:
         if instance.disk_job is not None or (not disk_only and instance.op_job is not None):
             raise AdminError(f"instance {instance.instance_id} has an operation in progress")
+
+
+def undo_creation(world: World, instance_id: str, disk_id: str, release: bool = True) -> None:
+    """Best effort: remove what an unfinished create made (machine, disk), then its
+    reservation. What cannot be removed now is logged; the reservation then stays, so the
+    next server start tries again."""
+    try:
+        world.compute.delete(instance_id)
+        world.storage.delete_disk(disk_id)
+    except (compute.ComputeError, storage.StorageError) as exc:
+        logger.warning("instance %s: unfinished disk %s kept: %s", instance_id, disk_id, exc)
+        return
+    if release:
+        try:
+            with world.write() as conn:
+                db.release_reservation(conn, instance_id)
+        except (SQLAlchemyError, StoreUnavailable) as exc:
+            logger.warning("instance %s: reservation kept for now: %s", instance_id, exc)
+
+
+def abandon_unfinished_creations(world: World) -> list[str]:
+    """At server start: undo creates whose admin process died between reserving the instance
+    and committing it (the reservation proves the disk belongs to no instance). A disk still
+    being copied is locked by its creator and left alone; a creator that is alive but between
+    two steps finds its reservation gone and fails cleanly instead of committing."""
+    with world.read() as conn:
+        pending = db.reservations(conn)
+    abandoned = []
+    for instance_id, disk_id in pending:
+        try:
+            with world.storage.lock_disk(disk_id):
+                pass
+        except storage.DiskBusy:
+            continue  # its creator is copying right now
+        with world.write() as conn:
+            if not db.release_reservation(conn, instance_id):
+                continue  # finished (or undone) meanwhile
+        undo_creation(world, instance_id, disk_id, release=False)
+        abandoned.append(instance_id)
+    return abandoned
 
 
 def _unused(taken: Any, prefix: str) -> str:

@@ -1,7 +1,9 @@
 """CAM for Lighthouse: which resources each action touches (lighthouse-facts §6.3).
 
 Actions not in the table are operation-level: only statements whose resource is ``*`` grant
-them. A refusal names the action and the first resource not granted, CAM style.
+them. A refusal names the action and the first resource not granted, CAM style. The region
+of the resources and of ``qcs:requested_region`` is the call's: the one requested or, for a
+region-less CreateInstanceSnapshot, its instance's (set by the front end, ``Action.region_of``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from typing import Any
 from lightkeeper.api.registry import Context
 from lightkeeper.domain import cam
 from lightkeeper.errors import ApiError
-from lightkeeper.lighthouse.world import World
-from lightkeeper.store import resources as db
 
 Resources = Callable[[Any], list[tuple[str, str]]]  # request -> [(type, id)]
 
@@ -40,17 +40,15 @@ RESOURCE_LEVEL: dict[str, Resources] = {
 
 
 class CamAuthorizer:
-    def __init__(self, world: World) -> None:
-        self.world = world
+    """Stateless: the principal's policies come with the call (``Context.principal``)."""
 
     def authorize(self, ctx: Context, request: Any) -> None:
         resolver = RESOURCE_LEVEL.get(ctx.action)
         if resolver is None:
             names: tuple[str, ...] = ("*",)
         else:
-            region = self._region(ctx, request)
             names = tuple(
-                cam.resource_name(region, ctx.principal.uin, kind, ident)
+                cam.resource_name(ctx.region or "", ctx.principal.uin, kind, ident)
                 for kind, ident in resolver(request)
             )
         question = cam.Request(
@@ -63,15 +61,3 @@ class CamAuthorizer:
             raise ApiError(
                 "UnauthorizedOperation.NoPermission", action=question.action, resource=refused
             )
-
-    def _region(self, ctx: Context, request: Any) -> str:
-        """CreateInstanceSnapshot may omit Region: use the caller's instance's region."""
-        if ctx.region is not None:
-            return ctx.region
-        instance_id = getattr(request, "InstanceId", None)
-        if instance_id:
-            with self.world.read() as conn:
-                instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
-            if instance is not None:
-                return instance.region
-        return ""

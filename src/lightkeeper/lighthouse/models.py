@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from lightkeeper.api.integers import Int64, UInt64
+
 
 class RequestModel(BaseModel):
     """Base of all request models: strict about unknown fields, immutable."""
@@ -28,7 +30,7 @@ class Command(RequestModel):
     """用户执行TAT命令的数据结构。"""
 
     Content: str
-    Timeout: int | None = None
+    Timeout: Int64 | None = None
     WorkingDirectory: str | None = None
     Username: str | None = None
 
@@ -43,7 +45,7 @@ class ContainerEnv(RequestModel):
 class DiskChargePrepaid(RequestModel):
     """云硬盘包年包月相关参数设置"""
 
-    Period: int
+    Period: Int64
     RenewFlag: str | None = None
     TimeUnit: str | None = None
 
@@ -54,8 +56,8 @@ _DiskChargePrepaid = DiskChargePrepaid
 class DockerContainerPublishPort(RequestModel):
     """Docker容器映射的端口"""
 
-    HostPort: int
-    ContainerPort: int
+    HostPort: Int64
+    ContainerPort: Int64
     Ip: str | None = None
     Protocol: str | None = None
 
@@ -103,7 +105,7 @@ _FirewallRule = FirewallRule
 class InstanceChargePrepaid(RequestModel):
     """描述了实例的计费模式"""
 
-    Period: int
+    Period: Int64
     RenewFlag: str | None = None
 
 
@@ -138,7 +140,7 @@ class McpServerEnv(RequestModel):
 class RenewDiskChargePrepaid(RequestModel):
     """续费云硬盘包年包月相关参数设置。"""
 
-    Period: int | None = None
+    Period: Int64 | None = None
     RenewFlag: str | None = None
     TimeUnit: str | None = None
     CurInstanceDeadline: str | None = None
@@ -227,12 +229,12 @@ class CreateDisksRequest(RequestModel):
     """CreateDisks请求参数结构体"""
 
     Zone: str
-    DiskSize: int
+    DiskSize: Int64
     DiskType: str
     DiskChargePrepaid: _DiskChargePrepaid
     DiskName: str | None = None
-    DiskCount: int | None = None
-    DiskBackupQuota: int | None = None
+    DiskCount: Int64 | None = None
+    DiskBackupQuota: Int64 | None = None
     AutoVoucher: bool | None = None
     AutoMountConfiguration: _AutoMountConfiguration | None = None
     Tags: list[Tag] | None = None
@@ -243,7 +245,7 @@ class CreateFirewallRulesRequest(RequestModel):
 
     InstanceId: str
     FirewallRules: list[FirewallRule]
-    FirewallVersion: int | None = None
+    FirewallVersion: UInt64 | None = None
 
 
 class CreateFirewallTemplateRequest(RequestModel):
@@ -275,7 +277,7 @@ class CreateInstancesRequest(RequestModel):
     BlueprintId: str
     InstanceChargePrepaid: _InstanceChargePrepaid
     InstanceName: str | None = None
-    InstanceCount: int | None = None
+    InstanceCount: UInt64 | None = None
     Zones: list[str] | None = None
     DryRun: bool | None = None
     ClientToken: str | None = None
@@ -324,7 +326,7 @@ class DeleteFirewallRulesRequest(RequestModel):
 
     InstanceId: str
     FirewallRules: list[FirewallRule]
-    FirewallVersion: int | None = None
+    FirewallVersion: UInt64 | None = None
 
 
 class DeleteFirewallTemplateRequest(RequestModel):
@@ -356,8 +358,8 @@ class DescribeAllScenesRequest(RequestModel):
     """DescribeAllScenes请求参数结构体"""
 
     SceneIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeBlueprintBundlesRequest(RequestModel):
@@ -365,8 +367,8 @@ class DescribeBlueprintBundlesRequest(RequestModel):
 
     BlueprintId: str
     BundleIds: list[str] | None = None
-    Limit: int | None = None
-    Offset: int | None = None
+    Limit: Int64 | None = None
+    Offset: Int64 | None = None
 
 
 class DescribeBlueprintInstancesRequest(RequestModel):
@@ -379,8 +381,8 @@ class DescribeBlueprintsRequest(RequestModel):
     """DescribeBlueprints请求参数结构体"""
 
     BlueprintIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     Filters: list[Filter] | None = None
 
 
@@ -388,8 +390,8 @@ class DescribeBlueprintsShareAcrossAccountInfosRequest(RequestModel):
     """DescribeBlueprintsShareAcrossAccountInfos请求参数结构体"""
 
     BlueprintIds: list[str]
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     Filters: list[Filter] | None = None
 
 
@@ -403,8 +405,8 @@ class DescribeBundlesRequest(RequestModel):
     """DescribeBundles请求参数结构体"""
 
     BundleIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     Filters: list[Filter] | None = None
     Zones: list[str] | None = None
     BlueprintId: str | None = None
@@ -425,8 +427,8 @@ class DescribeDiskBackupsRequest(RequestModel):
 
     DiskBackupIds: list[str] | None = None
     Filters: list[Filter] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeDiskConfigsRequest(RequestModel):
@@ -439,8 +441,8 @@ class DescribeDiskDiscountRequest(RequestModel):
     """DescribeDiskDiscount请求参数结构体"""
 
     DiskType: str
-    DiskSize: int
-    DiskBackupQuota: int | None = None
+    DiskSize: Int64
+    DiskBackupQuota: Int64 | None = None
 
 
 class DescribeDisksDeniedActionsRequest(RequestModel):
@@ -454,8 +456,8 @@ class DescribeDisksRequest(RequestModel):
 
     DiskIds: list[str] | None = None
     Filters: list[Filter] | None = None
-    Limit: int | None = None
-    Offset: int | None = None
+    Limit: Int64 | None = None
+    Offset: Int64 | None = None
     OrderField: str | None = None
     Order: str | None = None
 
@@ -464,8 +466,8 @@ class DescribeDisksReturnableRequest(RequestModel):
     """DescribeDisksReturnable请求参数结构体"""
 
     DiskIds: list[str] | None = None
-    Limit: int | None = None
-    Offset: int | None = None
+    Limit: Int64 | None = None
+    Offset: Int64 | None = None
 
 
 class DescribeDockerActivitiesRequest(RequestModel):
@@ -473,10 +475,10 @@ class DescribeDockerActivitiesRequest(RequestModel):
 
     InstanceId: str
     ActivityIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
-    CreatedTimeBegin: int | None = None
-    CreatedTimeEnd: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
+    CreatedTimeBegin: Int64 | None = None
+    CreatedTimeEnd: Int64 | None = None
 
 
 class DescribeDockerContainerConfigurationRequest(RequestModel):
@@ -498,8 +500,8 @@ class DescribeDockerContainersRequest(RequestModel):
 
     InstanceId: str
     ContainerIds: list[str] | None = None
-    Limit: int | None = None
-    Offset: int | None = None
+    Limit: Int64 | None = None
+    Offset: Int64 | None = None
     Filters: list[Filter] | None = None
 
 
@@ -507,8 +509,8 @@ class DescribeFirewallRulesRequest(RequestModel):
     """DescribeFirewallRules请求参数结构体"""
 
     InstanceId: str
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeFirewallRulesTemplateRequest(RequestModel):
@@ -537,8 +539,8 @@ class DescribeFirewallTemplateRulesRequest(RequestModel):
 
     TemplateId: str
     TemplateRuleIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeFirewallTemplatesRequest(RequestModel):
@@ -546,8 +548,8 @@ class DescribeFirewallTemplatesRequest(RequestModel):
 
     TemplateIds: list[str] | None = None
     Filters: list[Filter] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeGeneralResourceQuotasRequest(RequestModel):
@@ -560,8 +562,8 @@ class DescribeImagesToShareRequest(RequestModel):
     """DescribeImagesToShare请求参数结构体"""
 
     ImageIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     Filters: list[Filter] | None = None
 
 
@@ -588,8 +590,8 @@ class DescribeInstancesRequest(RequestModel):
 
     InstanceIds: list[str] | None = None
     Filters: list[Filter] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     OrderField: str | None = None
     Order: str | None = None
 
@@ -598,24 +600,24 @@ class DescribeInstancesReturnableRequest(RequestModel):
     """DescribeInstancesReturnable请求参数结构体"""
 
     InstanceIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeInstancesTrafficPackagesRequest(RequestModel):
     """DescribeInstancesTrafficPackages请求参数结构体"""
 
     InstanceIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeKeyPairsRequest(RequestModel):
     """DescribeKeyPairs请求参数结构体"""
 
     KeyIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     Filters: list[Filter] | None = None
 
 
@@ -623,8 +625,8 @@ class DescribeMcpServerTemplatesRequest(RequestModel):
     """DescribeMcpServerTemplates请求参数结构体"""
 
     Filters: list[Filter] | None = None
-    Limit: int | None = None
-    Offset: int | None = None
+    Limit: Int64 | None = None
+    Offset: Int64 | None = None
 
 
 class DescribeMcpServersRequest(RequestModel):
@@ -632,8 +634,8 @@ class DescribeMcpServersRequest(RequestModel):
 
     InstanceId: str
     McpServerIds: list[str] | None = None
-    Limit: int | None = None
-    Offset: int | None = None
+    Limit: Int64 | None = None
+    Offset: Int64 | None = None
 
 
 class DescribeModifyInstanceBundlesRequest(RequestModel):
@@ -641,8 +643,8 @@ class DescribeModifyInstanceBundlesRequest(RequestModel):
 
     InstanceId: str
     Filters: list[Filter] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeRegionsRequest(RequestModel):
@@ -653,8 +655,8 @@ class DescribeResetInstanceBlueprintsRequest(RequestModel):
     """DescribeResetInstanceBlueprints请求参数结构体"""
 
     InstanceId: str
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
     Filters: list[Filter] | None = None
 
 
@@ -662,8 +664,8 @@ class DescribeScenesRequest(RequestModel):
     """DescribeScenes请求参数结构体"""
 
     SceneIds: list[str] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeSnapshotsDeniedActionsRequest(RequestModel):
@@ -677,8 +679,8 @@ class DescribeSnapshotsRequest(RequestModel):
 
     SnapshotIds: list[str] | None = None
     Filters: list[Filter] | None = None
-    Offset: int | None = None
-    Limit: int | None = None
+    Offset: Int64 | None = None
+    Limit: Int64 | None = None
 
 
 class DescribeZonesRequest(RequestModel):
@@ -720,17 +722,17 @@ class ImportKeyPairRequest(RequestModel):
 class InquirePriceCreateBlueprintRequest(RequestModel):
     """InquirePriceCreateBlueprint请求参数结构体"""
 
-    BlueprintCount: int | None = None
+    BlueprintCount: Int64 | None = None
 
 
 class InquirePriceCreateDisksRequest(RequestModel):
     """InquirePriceCreateDisks请求参数结构体"""
 
-    DiskSize: int
+    DiskSize: Int64
     DiskType: str
     DiskChargePrepaid: _DiskChargePrepaid
-    DiskCount: int | None = None
-    DiskBackupQuota: int | None = None
+    DiskCount: Int64 | None = None
+    DiskBackupQuota: Int64 | None = None
 
 
 class InquirePriceCreateInstancesRequest(RequestModel):
@@ -738,7 +740,7 @@ class InquirePriceCreateInstancesRequest(RequestModel):
 
     BundleId: str
     InstanceChargePrepaid: _InstanceChargePrepaid
-    InstanceCount: int | None = None
+    InstanceCount: Int64 | None = None
     BlueprintId: str | None = None
 
 
@@ -797,7 +799,7 @@ class ModifyDisksBackupQuotaRequest(RequestModel):
     """ModifyDisksBackupQuota请求参数结构体"""
 
     DiskIds: list[str]
-    DiskBackupQuota: int
+    DiskBackupQuota: Int64
 
 
 class ModifyDisksRenewFlagRequest(RequestModel):
@@ -824,7 +826,7 @@ class ModifyFirewallRuleDescriptionRequest(RequestModel):
 
     InstanceId: str
     FirewallRule: _FirewallRule
-    FirewallVersion: int | None = None
+    FirewallVersion: UInt64 | None = None
 
 
 class ModifyFirewallRulesRequest(RequestModel):
@@ -832,7 +834,7 @@ class ModifyFirewallRulesRequest(RequestModel):
 
     InstanceId: str
     FirewallRules: list[FirewallRule]
-    FirewallVersion: int | None = None
+    FirewallVersion: UInt64 | None = None
 
 
 class ModifyFirewallTemplateRequest(RequestModel):
@@ -986,7 +988,7 @@ class ResizeDisksRequest(RequestModel):
     """ResizeDisks请求参数结构体"""
 
     DiskIds: list[str]
-    DiskSize: int
+    DiskSize: Int64
 
 
 class RestartDockerContainersRequest(RequestModel):

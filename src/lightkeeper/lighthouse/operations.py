@@ -2,6 +2,11 @@
 
 Every executor is idempotent (a job interrupted by a crash runs again from the start) and
 ends by committing the final states and releasing its locks in one transaction.
+
+Every write of a job's effects is fenced by the job's lease (``World.job_write``), and so is
+every effect outside the database (``World.hold`` before a machine is started or stopped, the
+storage ``fence`` before a disk or snapshot is published): a worker that stalled past its
+lease and resumed finds ``LeaseLost`` at its next step and changes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from sqlalchemy.exc import OperationalError
+
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute
 from lightkeeper.domain.model import FAILED, SUCCESS, Instance
@@ -19,6 +26,7 @@ from lightkeeper.lighthouse.world import World
 from lightkeeper.storage.base import LiveSnapshotStorage
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
+from lightkeeper.store.database import is_lock_timeout
 from lightkeeper.store.jobs import Job
 
 logger = logging.getLogger("lightkeeper.operations")
@@ -28,11 +36,16 @@ PROGRESS_INTERVAL = 0.2  # seconds between Percent updates in the database
 
 
 class Progress:
-    """Publishes a snapshot's Percent, paced so the operation lasts at least ``minimum`` s."""
+    """Publishes a snapshot's Percent, paced so the operation lasts at least ``minimum`` s.
 
-    def __init__(self, world: World, snapshot_id: str, minimum: float, shown: int = -1) -> None:
+    Each write is fenced, so a worker that lost its lease stops at its next update."""
+
+    def __init__(
+        self, world: World, job: Job, snapshot_id: str, minimum: float, shown: int = -1
+    ) -> None:
         """``shown``: what pollers already saw (a resumed job never makes Percent go back)."""
         self.world = world
+        self.job = job
         self.snapshot_id = snapshot_id
         self.minimum = minimum
         self.started = time.monotonic()
@@ -58,8 +71,13 @@ class Progress:
             if value <= self.shown or (not force and now - self.last_write < PROGRESS_INTERVAL):
                 return
             self.shown, self.last_write = value, now
-        with self.world.write() as conn:
-            db.update_snapshot(conn, self.snapshot_id, percent=value)
+        try:
+            with self.world.job_write(self.job) as conn:
+                db.update_snapshot(conn, self.snapshot_id, percent=value)
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            logger.info("Percent of %s not shown this time: database locked", self.snapshot_id)
 
     def finish(self) -> None:
         """Keep advancing until the minimum duration has passed."""
@@ -92,13 +110,13 @@ class Operations:
         if instance is None or snapshot is None:
             return self.give_up(job, "instance or snapshot no longer exists")
         world.discard_snapshot_data(snapshot_id, instance.instance_id)  # an interrupted try's
-        progress = Progress(world, snapshot_id, world.options.operation_seconds, snapshot.percent)
+        progress = self._progress(job, snapshot_id, snapshot.percent)
         try:
-            checksum = _retry_busy(lambda: self._snapshot_disk(instance, snapshot_id, progress))
+            checksum = _retry_busy(lambda: self._snapshot_disk(job, instance, progress))
         except (storage.StorageError, compute.ComputeError) as exc:
             return self.give_up(job, f"snapshot copy failed: {exc}")
         progress.finish()
-        with world.write() as conn:
+        with world.job_write(job) as conn:
             db.update_snapshot(
                 conn,
                 snapshot_id,
@@ -108,12 +126,20 @@ class Operations:
                 checksum=checksum,
             )
             db.update_instance(conn, job.instance_id, disk_job=None)
-            jobs.finish(conn, job.id, jobs.SUCCESS)
+            jobs.finish(conn, job, jobs.SUCCESS)
 
-    def _snapshot_disk(self, instance: Instance, snapshot_id: str, progress: Progress) -> str:
+    def _progress(self, job: Job, snapshot_id: str, shown: int) -> Progress:
+        return Progress(self.world, job, snapshot_id, self.world.options.operation_seconds, shown)
+
+    def _fence(self, job: Job) -> storage.Fence:
+        return lambda: self.world.hold(job)
+
+    def _snapshot_disk(self, job: Job, instance: Instance, progress: Progress) -> str:
         """Through the running machine when both drivers can (crash-consistent, the guest
         keeps running), else a copy of the disk at rest."""
         world = self.world
+        snapshot_id = job.snapshot_id or ""
+        fence = self._fence(job)
         if (
             isinstance(world.compute, LiveSnapshotCompute)
             and isinstance(world.storage, LiveSnapshotStorage)
@@ -122,11 +148,14 @@ class Operations:
             machine = world.compute
 
             def take(tag: str) -> None:
+                world.hold(job)
                 if not machine.internal_snapshot(instance.instance_id, tag):
                     raise storage.DiskBusy("the machine stopped while being snapshotted")
 
-            return world.storage.create_snapshot_live(instance.disk_id, snapshot_id, take, progress)
-        return world.storage.create_snapshot(instance.disk_id, snapshot_id, progress)
+            return world.storage.create_snapshot_live(
+                instance.disk_id, snapshot_id, take, progress, fence=fence
+            )
+        return world.storage.create_snapshot(instance.disk_id, snapshot_id, progress, fence=fence)
 
     def apply_snapshot(self, job: Job) -> None:
         world = self.world
@@ -138,27 +167,32 @@ class Operations:
             return self.give_up(job, "instance or snapshot no longer exists")
         try:
             if world.compute.status(job.instance_id) == "RUNNING":
+                world.hold(job)
                 world.compute.stop(job.instance_id, force=True)  # "forcibly shut down" first
-            with world.write() as conn:
+            with world.job_write(job) as conn:
                 db.update_instance(conn, job.instance_id, state="STOPPED")
         except compute.ComputeError as exc:
             return self.give_up(job, f"could not stop the instance: {exc}")
-        progress = Progress(world, snapshot_id, world.options.operation_seconds, snapshot.percent)
+        progress = self._progress(job, snapshot_id, snapshot.percent)
         try:
             _retry_busy(
                 lambda: world.storage.restore_snapshot(
-                    instance.disk_id, snapshot_id, snapshot.checksum or "", progress
+                    instance.disk_id,
+                    snapshot_id,
+                    snapshot.checksum or "",
+                    progress,
+                    fence=self._fence(job),
                 )
             )
         except storage.ChecksumMismatch as exc:
-            with world.write() as conn:
+            with world.job_write(job) as conn:
                 db.update_snapshot(conn, snapshot_id, corrupt=1)
             return self.give_up(job, f"snapshot data failed verification: {exc}")
         except storage.StorageError as exc:
             return self.give_up(job, f"rollback failed: {exc}")
         progress.finish()
         restart = world.options.restart_after_rollback and job.params.get("was_running", False)
-        with world.write() as conn:
+        with world.job_write(job) as conn:
             db.update_snapshot(
                 conn, snapshot_id, state="NORMAL", percent=100, latest_operation_state=SUCCESS
             )
@@ -170,7 +204,7 @@ class Operations:
                 op_job=None,
                 disk_job=None,
             )
-            jobs.finish(conn, job.id, jobs.SUCCESS)
+            jobs.finish(conn, job, jobs.SUCCESS)
         if restart:
             self._restart_after_rollback(job)
 
@@ -189,6 +223,7 @@ class Operations:
     def power(self, job: Job) -> None:
         driver = self.world.compute
         try:
+            self.world.hold(job)
             if job.kind == "StartInstances":
                 driver.start(job.instance_id)
             elif job.kind == "StopInstances":
@@ -198,11 +233,11 @@ class Operations:
             state = driver.status(job.instance_id)
         except compute.ComputeError as exc:
             return self.give_up(job, f"{job.kind} failed: {exc}")
-        with self.world.write() as conn:
+        with self.world.job_write(job) as conn:
             db.update_instance(
                 conn, job.instance_id, state=state, latest_operation_state=SUCCESS, op_job=None
             )
-            jobs.finish(conn, job.id, jobs.SUCCESS)
+            jobs.finish(conn, job, jobs.SUCCESS)
 
     # -- supervision ----------------------------------------------------------------------------
 
@@ -229,12 +264,13 @@ class Operations:
     # -- failure ------------------------------------------------------------------------------
 
     def give_up(self, job: Job, reason: str) -> None:
-        """Fail the job cleanly: release every lock and quota it held, record why."""
+        """Fail the job cleanly: release every lock and quota it held, record why (only if
+        this worker still holds the job: ``LeaseLost`` otherwise)."""
         logger.warning(
             "job %s (%s, request %s) failed: %s", job.id, job.kind, job.request_id, reason
         )
         world = self.world
-        with world.write() as conn:
+        with world.job_write(job) as conn:
             instance = db.get_instance(conn, job.instance_id)
             if job.kind == "create_snapshot" and job.snapshot_id:
                 db.delete_snapshots(conn, [job.snapshot_id])  # frees the quota it held
@@ -255,7 +291,7 @@ class Operations:
                     values["state"] = _settled_state(world, job.instance_id, instance.state)
                 if values:
                     db.update_instance(conn, job.instance_id, **values)
-            jobs.finish(conn, job.id, jobs.FAILED, reason[:1000])
+            jobs.finish(conn, job, jobs.FAILED, reason[:1000])
         if job.kind == "create_snapshot" and job.snapshot_id:
             try:
                 world.storage.delete_snapshot(job.snapshot_id)
@@ -271,11 +307,17 @@ def _settled_state(world: World, instance_id: str, current: str) -> str:
         return current
 
 
-def _retry_busy(operation: Callable[[], T], attempts: int = 50, pause: float = 0.1) -> T:
-    """A disk briefly held by an admin write is waited for, not failed on."""
+def _retry_busy(operation: Callable[[], T], attempts: int = 20, pause: float = 0.1) -> T:
+    """A disk briefly held (an admin write, an API probe) is waited for; one held longer is
+    never failed on either: the job is deferred, keeping its locks. The holder may be a
+    worker that stalled past its lease, so releasing the instance now could let it be
+    started while that worker still writes its disk."""
     for _ in range(attempts - 1):
         try:
             return operation()
         except (storage.DiskBusy, storage.SnapshotBusy):
             time.sleep(pause)
-    return operation()
+    try:
+        return operation()
+    except (storage.DiskBusy, storage.SnapshotBusy) as exc:
+        raise jobs.Deferred(str(exc)) from exc

@@ -6,10 +6,12 @@ durable job in one transaction *before* answering, so a poller never sees a stal
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection
 
+from lightkeeper.api.auth import Principal
 from lightkeeper.api.registry import Context, Reply
 from lightkeeper.domain import ids, rules
 from lightkeeper.domain.model import (
@@ -47,16 +49,12 @@ FILTER_COLUMNS = {
 }
 
 
-def check_name(name: str) -> str:
-    if len(name) > rules.SNAPSHOT_NAME_MAX:
-        raise ApiError("InvalidParameterValue.SnapshotNameTooLong")
-    return name
-
-
 def find_instance(conn: Connection, ctx: Context, instance_id: str) -> Instance:
-    """The caller's instance in the request's region (any region if none was given)."""
+    """The caller's instance in the request's region. A region-less CreateInstanceSnapshot
+    has its instance's region by then (``SnapshotService.region_of``); if it had none, the
+    instance was not found, and is not found here either."""
     instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
-    if instance is None or (ctx.region is not None and instance.region != ctx.region):
+    if instance is None or instance.region != ctx.region:
         raise ApiError("ResourceNotFound.InstanceIdNotFound")
     return instance
 
@@ -67,10 +65,21 @@ class SnapshotService:
 
     # -- CreateInstanceSnapshot -------------------------------------------------------------
 
+    def region_of(self, principal: Principal, params: Mapping[str, Any]) -> str | None:
+        """CreateInstanceSnapshot may omit Region (the seed): the call is then about the
+        region of the caller's instance, for CAM conditions, resources and the rate limit
+        alike. None when there is no such instance (the call can only fail)."""
+        instance_id = params.get("InstanceId")
+        if not isinstance(instance_id, str) or not ids.is_valid(ids.INSTANCE, instance_id):
+            return None
+        with self.world.read() as conn:
+            instance = db.get_instance(conn, instance_id, principal.account_id)
+        return None if instance is None else instance.region
+
     def create(self, ctx: Context, req: models.CreateInstanceSnapshotRequest) -> Reply:
         instance_id = check_id(ids.INSTANCE, req.InstanceId)
-        name = check_name(req.SnapshotName) if req.SnapshotName is not None else None
-        tags = _tags(req.Tags or [])
+        name = rules.check_snapshot_name(req.SnapshotName) if req.SnapshotName is not None else None
+        tags = rules.check_tags([(t.Key, t.Value) for t in req.Tags or []])
         world = self.world
         with world.write(
             world.options.quota_lock_timeout, "InternalError.GetSnapshotAllocQuotaLockError"
@@ -183,7 +192,7 @@ class SnapshotService:
             where.append(snapshots_table.c.snapshot_id.in_(id_list))
         filters = check_filters(req.Filters or [], SNAPSHOT_FILTERS, 5, FILTER_ID_PREFIXES)
         for value in filters.get("snapshot-name", []):
-            check_name(value)
+            rules.check_snapshot_name(value, "Filters.Values")
         for name, values in filters.items():
             column = FILTER_COLUMNS.get(name)
             if column is not None:
@@ -218,7 +227,7 @@ class SnapshotService:
 
     def modify(self, ctx: Context, req: models.ModifySnapshotAttributeRequest) -> Reply:
         snapshot_id = check_id(ids.SNAPSHOT, req.SnapshotId)
-        name = check_name(req.SnapshotName) if req.SnapshotName is not None else None
+        name = rules.check_snapshot_name(req.SnapshotName) if req.SnapshotName is not None else None
         with self.world.write() as conn:
             snapshot = db.get_snapshot(conn, snapshot_id, ctx.principal.account_id)
             if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
@@ -244,15 +253,6 @@ class SnapshotService:
                 denied = rules.snapshot_denied_actions(snapshot, instance, ctx.language)
                 result.append({"SnapshotId": snapshot_id, "DeniedActions": denied})
         return {"SnapshotDeniedActionSet": result}
-
-
-def _tags(items: list[models.Tag]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for item in items:
-        if item.Key in tags or not item.Key:
-            raise ApiError("InvalidParameterValue", name="Tags.Key", value=item.Key)
-        tags[item.Key] = item.Value
-    return tags
 
 
 def _unused_id(conn: Connection) -> str:

@@ -17,7 +17,9 @@ from sqlalchemy.exc import OperationalError
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.errors import ApiError
+from lightkeeper.store import jobs
 from lightkeeper.store.database import is_lock_timeout, write
+from lightkeeper.store.jobs import Job
 
 logger = logging.getLogger("lightkeeper.world")
 
@@ -30,6 +32,7 @@ class Options:
     quota_lock_timeout: float = 5.0
     max_queued_jobs: int = 1000
     restart_after_rollback: bool = False
+    job_lease_seconds: float = 6.0
 
 
 @dataclass
@@ -56,10 +59,23 @@ class World:
                 raise ApiError(lock_error) from None
             raise
 
+    @contextmanager
+    def job_write(self, job: Job) -> Iterator[Connection]:
+        """A write transaction that commits a job's effects only while this worker still
+        holds the job's lease: ``LeaseLost`` (and a rollback) otherwise."""
+        with self.write() as conn:
+            jobs.fence(conn, job)
+            yield conn
+
+    def hold(self, job: Job) -> None:
+        """Renew ``job``'s lease now or raise ``LeaseLost``: the fence in front of every
+        effect outside the database (a disk published, a machine started or stopped)."""
+        jobs.hold(self.engine, job, self.options.job_lease_seconds)
+
     def discard_snapshot_data(self, snapshot_id: str, instance_id: str | None = None) -> None:
         """Best effort, for data whose record is already gone: a failure leaves an orphan
-        that the next start removes. A running machine that holds the image deletes the
-        snapshot itself (nobody else may write the image)."""
+        that the next start moves into ``quarantine/``. A running machine that holds the
+        image deletes the snapshot itself (nobody else may write the image)."""
         try:
             if instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
                 self.compute.internal_snapshot_delete(instance_id, snapshot_id)

@@ -15,6 +15,16 @@ from typing import Protocol, runtime_checkable
 ProgressCallback = Callable[[int], None]
 """Receives a whole percent 0..100, non-decreasing, at least 0 and 100, at most ~101 calls."""
 
+Fence = Callable[[], None]
+"""Called under the disk lock right before a driver publishes a result (renames a finished
+copy into place, switches an image to a snapshot); whatever it raises stops the operation
+with nothing published. The job layer passes one that re-checks the job's lease, so a worker
+that lost its lease never changes a disk another worker may be using."""
+
+
+def no_fence() -> None:
+    """The default fence: publishing is always allowed (admin and test callers)."""
+
 
 class StorageError(Exception):
     """Base of every failure a driver reports, so callers can map one type to an API error."""
@@ -100,7 +110,14 @@ class StorageDriver(Protocol):
         """Hex sha256 of the logical content, holes counted as zeros."""
         ...
 
-    def create_snapshot(self, disk_id: str, snapshot_id: str, progress: ProgressCallback) -> str:
+    def create_snapshot(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
+    ) -> str:
         """Crash-safe, read-only point-in-time copy of the disk; returns its block checksum.
 
         The block checksum (``"b1m-sha256:<hex>"``, see storage/checksum.py) depends only on
@@ -109,7 +126,13 @@ class StorageDriver(Protocol):
         ...
 
     def restore_snapshot(
-        self, disk_id: str, snapshot_id: str, expected_checksum: str, progress: ProgressCallback
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
     ) -> None:
         """Atomically replace the disk with the snapshot if the snapshot matches its checksum.
 
@@ -139,6 +162,12 @@ class StorageDriver(Protocol):
         """Remove temp files abandoned by crashed copies; returns how many were removed."""
         ...
 
+    def quarantine_snapshot(self, snapshot_id: str) -> Path:
+        """Move a snapshot's data out of sight (``snapshot_ids`` no longer lists it) into the
+        ``quarantine/`` folder of the data dir, without deleting anything; returns where it
+        went. For data whose record is missing: nobody can prove it is garbage."""
+        ...
+
     def lock_snapshot(self, snapshot_id: str) -> AbstractContextManager[None]:
         """Exclusive, non-blocking: raises SnapshotBusy if another holder has it."""
         ...
@@ -161,6 +190,8 @@ class LiveSnapshotStorage(Protocol):
         snapshot_id: str,
         take: Callable[[str], None],
         progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
     ) -> str:
         """Snapshot an image a running VM holds open: ``take(tag)`` makes the VM take the
         internal snapshot ``tag``; the driver then records it and returns its checksum (read

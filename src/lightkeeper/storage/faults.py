@@ -4,11 +4,13 @@ Off unless the environment variable ``LIGHTKEEPER_FAULTS`` is set (read once per
 
     LIGHTKEEPER_FAULTS=storage.copy:eio        # every copy/hash pass fails with EIO
     LIGHTKEEPER_FAULTS=storage.copy:enospc:1   # only the next one fails, with ENOSPC
+    LIGHTKEEPER_FAULTS=storage.copy:slow       # every chunk takes 0.1 s longer (no error)
 
 ``storage.copy`` is checked after each chunk that a sparse copy or a hash pass (copy.py) has
 moved, so the failure happens part-way through a real copy: a raw snapshot copy or restore,
 a qcow2 snapshot export or verification. The error is an ordinary OSError, handled exactly like
-one from the disk. See docs/reliability.md.
+one from the disk. ``slow`` raises nothing: it stretches a copy so that tests can act while it
+runs. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -17,24 +19,29 @@ import errno
 import logging
 import os
 import threading
+import time
 
 ENV = "LIGHTKEEPER_FAULTS"
 POINTS = frozenset({"storage.copy"})
 ERRORS = {"eio": errno.EIO, "enospc": errno.ENOSPC}
+SLOW = "slow"
+SLOW_SECONDS = 0.1
 
 logger = logging.getLogger("lightkeeper.faults")
 
 
 class _Faults:
     def __init__(self, spec: str) -> None:
-        self.remaining: dict[str, tuple[int, int | None]] = {}  # point -> (errno, count left)
+        # point -> (errno, or None for SLOW; count left)
+        self.remaining: dict[str, tuple[int | None, int | None]] = {}
         self.lock = threading.Lock()
         for item in filter(None, (part.strip() for part in spec.split(","))):
             point, _, rest = item.partition(":")
             name, _, count = rest.partition(":")
-            if point not in POINTS or name not in ERRORS or (count and not count.isdigit()):
+            known = name in ERRORS or name == SLOW
+            if point not in POINTS or not known or (count and not count.isdigit()):
                 raise ValueError(f"{ENV}: cannot parse {item!r} (e.g. storage.copy:eio[:COUNT])")
-            self.remaining[point] = (ERRORS[name], int(count) if count else None)
+            self.remaining[point] = (ERRORS.get(name), int(count) if count else None)
         if self.remaining:
             logger.warning("fault injection is ON: %s=%s", ENV, spec)
 
@@ -48,6 +55,9 @@ class _Faults:
                 if left <= 0:
                     return
                 self.remaining[point] = (code, left - 1)
+        if code is None:
+            time.sleep(SLOW_SECONDS)
+            return
         raise OSError(code, f"{os.strerror(code)} (injected fault {point})")
 
 

@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .base import DiskBusy, NoSpace, ProgressCallback, StorageError, StorageIOError
+from .base import (
+    DiskBusy,
+    Fence,
+    NoSpace,
+    ProgressCallback,
+    StorageError,
+    StorageIOError,
+    no_fence,
+)
 
 TMP_MARK = ".tmp-"
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -55,12 +63,15 @@ def unlink_quiet(path: Path) -> None:
 
 
 @contextmanager
-def atomic_file(final: Path, exists_error: StorageError | None) -> Iterator[int]:
+def atomic_file(
+    final: Path, exists_error: StorageError | None, fence: Fence = no_fence
+) -> Iterator[int]:
     """Yield a temp file beside `final`; publish it only if the body succeeds.
 
     A crash or error at any instant leaves the old `final` (or none) or the complete new
     one, never a mixture. `exists_error` refuses to clobber an existing `final` (atomically,
-    via link); None replaces it. The temp stays flocked so `cleanup_temporary` skips it.
+    via link); None replaces it. `fence` is asked last, once the data is durable, so a
+    refusal leaves `final` as it was. The temp stays flocked so `cleanup_temporary` skips it.
     """
     tmp = final.with_name(f"{final.name}{TMP_MARK}{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -69,6 +80,7 @@ def atomic_file(final: Path, exists_error: StorageError | None) -> Iterator[int]
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield fd
         os.fsync(fd)
+        fence()
         if exists_error is None:
             os.replace(tmp, final)
             published = True
@@ -134,3 +146,23 @@ def remove_if_abandoned(tmp: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+QUARANTINE = "quarantine"
+
+
+def quarantine_file(path: Path, root: Path, kind: str) -> Path:
+    """Move `path` into ``<root>/quarantine/<kind>/`` (owner-only; a name already there gets a
+    numeric suffix): kept, out of the driver's sight, for data nobody can prove is garbage."""
+    target_dir = root / QUARANTINE / kind
+    for directory in (root / QUARANTINE, target_dir):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    target = target_dir / path.name
+    suffix = 0
+    while target.exists():
+        suffix += 1
+        target = target_dir / f"{path.name}.{suffix}"
+    os.rename(path, target)
+    fsync_dir(target_dir)
+    fsync_dir(path.parent)
+    return target

@@ -34,6 +34,7 @@ from .base import (
     DiskBusy,
     DiskExists,
     DiskNotFound,
+    Fence,
     NoSpace,
     ProgressCallback,
     SnapshotBusy,
@@ -41,6 +42,7 @@ from .base import (
     SnapshotNotFound,
     StorageError,
     StorageIOError,
+    no_fence,
 )
 from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
 from .copy import hash_sparse, pwrite_all
@@ -50,6 +52,7 @@ from .files import (
     check_range,
     flock_current,
     fsync_dir,
+    quarantine_file,
     remove_if_abandoned,
     translated,
     unlink_quiet,
@@ -445,12 +448,20 @@ class Qcow2Driver:
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def create_snapshot(self, disk_id: str, snapshot_id: str, progress: ProgressCallback) -> str:
+    def create_snapshot(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
+    ) -> str:
         """Offline ``qemu-img snapshot -c`` under the disk lock, then hash the snapshot.
 
         The marker is written first, so a crash at any point leaves something
         snapshot_ids() reports (and delete_snapshot removes) rather than a hidden tag. A
-        leftover tag of an interrupted attempt, which has no marker, is replaced.
+        leftover tag of an interrupted attempt, which has no marker, is replaced. A refused
+        ``fence`` abandons the snapshot like any other failure.
         """
         percent = _Percent(progress)
         percent.emit(0)
@@ -467,6 +478,7 @@ class Qcow2Driver:
                 checksum = self._snapshot_hash(
                     snapshot_id, BlockHasher, percent.stage(5, 99), force_share=False
                 )
+                fence()
             except BaseException:
                 self._abandon(disk_id, snapshot_id)
                 raise
@@ -479,6 +491,8 @@ class Qcow2Driver:
         snapshot_id: str,
         take: Callable[[str], None],
         progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
     ) -> str:
         """The VM takes internal snapshot `snapshot_id`; we hash it with force-share.
 
@@ -496,6 +510,7 @@ class Qcow2Driver:
                 take(snapshot_id)
                 percent.emit(5)
                 checksum = self._snapshot_hash(snapshot_id, BlockHasher, percent.stage(5, 99))
+                fence()
             except BaseException:
                 self._abandon(disk_id, snapshot_id)
                 raise
@@ -511,7 +526,13 @@ class Qcow2Driver:
         return size
 
     def restore_snapshot(
-        self, disk_id: str, snapshot_id: str, expected_checksum: str, progress: ProgressCallback
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
     ) -> None:
         """Verify the snapshot, then ``qemu-img snapshot -a`` it onto the image in place.
 
@@ -524,6 +545,7 @@ class Qcow2Driver:
         leaks). Rather than copying a whole image (cost ~ all its snapshots' data), a redo
         record ``<disk>.restoring`` is written first and removed after; the next operation
         on the disk or cleanup_temporary() repairs the image and re-applies (idempotent).
+        ``fence`` is asked before that record, the first change to the image.
         """
         percent = _Percent(progress)
         percent.emit(0)
@@ -541,6 +563,7 @@ class Qcow2Driver:
             )
             if actual != expected_checksum.lower():
                 raise ChecksumMismatch(expected_checksum, actual)
+            fence()
             intent = self._intent_path(disk_id)
             with translated(), atomic_file(intent, None) as fd:
                 pwrite_all(fd, snapshot_id.encode(), 0)
@@ -597,6 +620,15 @@ class Qcow2Driver:
             with suppress(StorageError), self.lock_disk(intent.stem):
                 removed += self._finish_interrupted_restore(intent.stem)
         return removed
+
+    def quarantine_snapshot(self, snapshot_id: str) -> Path:
+        """The marker moves to ``quarantine/snapshots/``; the internal snapshot stays inside
+        its disk image (taking it out would rewrite the image), still intact, until the disk
+        is deleted or an operator drops the tag (``qemu-img snapshot -d``)."""
+        with self.lock_snapshot(snapshot_id), translated():
+            return quarantine_file(
+                self._marker_path(snapshot_id), self._snapshots.parent, "snapshots"
+            )
 
 
 def _check_size(size_bytes: int) -> None:

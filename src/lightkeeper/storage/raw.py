@@ -18,11 +18,13 @@ from .base import (
     ChecksumMismatch,
     DiskExists,
     DiskNotFound,
+    Fence,
     ProgressCallback,
     SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
     StorageIOError,
+    no_fence,
 )
 from .checksum import BlockHasher, block_checksum, hasher_for, plain_sha256
 from .copy import clone_or_copy, pread_into, pwrite_all
@@ -33,6 +35,7 @@ from .files import (
     flock_current,
     fsync_dir,
     opened,
+    quarantine_file,
     remove_if_abandoned,
     translated,
     unlink_quiet,
@@ -182,7 +185,14 @@ class RawDriver:
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def create_snapshot(self, disk_id: str, snapshot_id: str, progress: ProgressCallback) -> str:
+    def create_snapshot(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
+    ) -> str:
         """Copies under the disk lock, which is what makes the copy point-in-time. The block
         checksum is computed in the same pass, from what was written (or cloned)."""
         final = self._snapshot_path(snapshot_id)
@@ -195,14 +205,20 @@ class RawDriver:
                 raise SnapshotExists(snapshot_id)
             size = os.fstat(src).st_size
             hasher = BlockHasher(size)
-            with atomic_file(final, SnapshotExists(snapshot_id)) as dst:
+            with atomic_file(final, SnapshotExists(snapshot_id), fence) as dst:
                 clone_or_copy(src, dst, size, until_commit(progress), hasher)
                 os.fchmod(dst, 0o400)
             progress(100)
         return hasher.hexdigest()
 
     def restore_snapshot(
-        self, disk_id: str, snapshot_id: str, expected_checksum: str, progress: ProgressCallback
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
     ) -> None:
         """Verify-then-swap in one pass: the temp copy is hashed as it is written and only
         renamed over the disk if it matches, so the disk is untouched on mismatch and the
@@ -214,7 +230,7 @@ class RawDriver:
         with translated(), self.lock_disk(disk_id), self.lock_snapshot(snapshot_id):
             if not disk.is_file():
                 raise DiskNotFound(disk_id)
-            with self._open_snapshot(snapshot_id) as src, atomic_file(disk, None) as dst:
+            with self._open_snapshot(snapshot_id) as src, atomic_file(disk, None, fence) as dst:
                 size = os.fstat(src).st_size
                 hasher = hasher_for(expected_checksum, size)
                 clone_or_copy(src, dst, size, until_commit(progress), hasher)
@@ -252,6 +268,13 @@ class RawDriver:
                 for tmp in directory.glob(f"*{TMP_MARK}*"):
                     removed += remove_if_abandoned(tmp)
         return removed
+
+    def quarantine_snapshot(self, snapshot_id: str) -> Path:
+        """The image moves to ``quarantine/snapshots/`` (under its lock: not while read)."""
+        with translated(), self.lock_snapshot(snapshot_id):
+            return quarantine_file(
+                self._snapshot_path(snapshot_id), self._snapshots.parent, "snapshots"
+            )
 
 
 def _content_checksum(

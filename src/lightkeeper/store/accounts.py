@@ -174,7 +174,7 @@ class AccountStore:
             app_id=session["app_id"],
             user_name=session["user_name"],
             policies=granted,
-            token=session["token"],
+            token_sha256=session["token_sha256"],
             expires_at=session["expires_at"],
         )
 

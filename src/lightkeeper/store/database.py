@@ -10,8 +10,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -30,14 +31,57 @@ def sqlite_url(data_dir: Path) -> str:
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite would defer it).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+class StoreUnavailable(Exception):
+    """The database file the engine opened is no longer the one at its path (deleted or
+    replaced under a running process): a write committed now would be lost, so it is refused."""
+
+
+@dataclass
+class StoreState:
+    """What one SQLite engine knows about its file and its writes, for ``write`` and health."""
+
+    path: Path | None = None  # None: not a file database (PostgreSQL, :memory:)
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file first opened
+    failure: str | None = None  # why the last write failed (not a lock timeout), if it did
+    failed_at: float = 0.0
+
+    def remember_file(self) -> None:
+        if self.path is not None and self.identity is None:
+            found = os.stat(self.path)
+            self.identity = (found.st_dev, found.st_ino)
+
+    def file_problem(self) -> str | None:
+        """Whether the path still names the file this process opened (one stat call)."""
+        if self.path is None or self.identity is None:
+            return None
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return f"database file {self.path} was deleted while in use"
+        except OSError as exc:
+            return f"database file {self.path} cannot be checked: {exc.strerror}"
+        if (found.st_dev, found.st_ino) != self.identity:
+            return f"database file {self.path} was replaced by another file while in use"
+        return None
+
+    def record(self, failure: str | None) -> None:
+        self.failure = failure
+        if failure is not None:
+            self.failed_at = time.monotonic()
+
+
+def _sqlite_pragmas(state: StoreState) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+        state.remember_file()  # the file exists now (journal_mode opened it)
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -67,6 +111,23 @@ def _sqlite_begin(conn: Connection) -> None:
 
 # The writers' queue of each SQLite engine (see ``write``), made with the engine.
 _WRITERS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_STATES: WeakKeyDictionary[Engine, StoreState] = WeakKeyDictionary()
+
+
+def store_state(engine: Engine) -> StoreState:
+    """The engine's file identity and last write outcome (an empty state for engines made
+    elsewhere)."""
+    state = _STATES.get(engine)
+    if state is None:
+        state = _STATES.setdefault(engine, StoreState())
+    return state
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 def open_engine(url: str) -> Engine:
@@ -75,11 +136,14 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": DEFAULT_LOCK_TIMEOUT}
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        state = _STATES[engine] = StoreState(path=sqlite_path(engine))
+        event.listen(engine, "connect", _sqlite_pragmas(state))
         event.listen(engine, "begin", _sqlite_begin)
         _WRITERS[engine] = threading.RLock()
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    _STATES[engine] = StoreState()
+    return engine
 
 
 @contextmanager
@@ -91,11 +155,16 @@ def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connect
     IMMEDIATE waste most of the lock's free time (creates at saturation: p99 in seconds).
     The thread lock hands over at once; SQLite's lock still orders processes. The time spent
     waiting for it counts against ``lock_timeout``.
+
+    A write to a database file that was deleted or replaced since it was opened raises
+    ``StoreUnavailable`` instead of committing into a file nobody will read again. Each
+    write's outcome (failed for a reason other than a lock timeout, or not) is remembered
+    for the health check (store/health.py).
     """
     timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     lock = _WRITERS.get(engine)
     if lock is None:  # not SQLite: the database's own lock wait hands over
-        with _transaction(engine, timeout) as conn:
+        with _transaction(engine, timeout, store_state(engine)) as conn:
             yield conn
         return
     remaining = timeout  # unchanged when the lock is free: the busy timeout stays as it was
@@ -106,17 +175,32 @@ def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connect
             raise OperationalError("BEGIN IMMEDIATE", None, locked)
         remaining = max(timeout - (time.monotonic() - started), 0.001)
     try:
-        with _transaction(engine, remaining) as conn:
+        with _transaction(engine, remaining, _STATES[engine]) as conn:
             yield conn
     finally:
         lock.release()
 
 
 @contextmanager
-def _transaction(engine: Engine, lock_timeout: float) -> Iterator[Connection]:
+def _transaction(engine: Engine, lock_timeout: float, state: StoreState) -> Iterator[Connection]:
     options = {"write": True, "lock_timeout": lock_timeout}
-    with engine.connect().execution_options(**options) as conn, conn.begin():
-        yield conn
+    try:
+        with engine.connect().execution_options(**options) as conn, conn.begin():
+            problem = state.file_problem()
+            if problem is not None:
+                raise StoreUnavailable(problem)
+            yield conn
+    except OperationalError as exc:
+        if not is_lock_timeout(exc):  # a busy database is not a broken one
+            state.record(one_line(exc))
+        raise
+    state.record(None)
+
+
+def one_line(exc: BaseException) -> str:
+    """A database error as one line: the driver's message, without SQLAlchemy's statement,
+    parameters and "Background on this error" link."""
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]
 
 
 def is_lock_timeout(exc: BaseException) -> bool:

@@ -2,6 +2,11 @@
 
 A worker that dies (kill -9) stops renewing its lease; the job is then claimed again and
 resumed, so nothing an API call accepted is ever lost or left OPERATING.
+
+A worker that only *stalled* (SIGSTOP, a long GC or I/O pause) past its lease is fenced: every
+claim bumps the job's ``epoch``, and every commit of a job's effects (``fence``, ``finish``,
+``defer``, ``hold``) is conditional on the owner and epoch it was claimed with, checked in the
+same transaction. A worker that lost its lease gets ``LeaseLost`` and commits nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ import json
 import os
 import socket
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, or_, select, update
 
 from lightkeeper.store.database import write
 from lightkeeper.store.resources import utcnow
@@ -24,6 +30,19 @@ PENDING = "PENDING"
 RUNNING = "RUNNING"
 SUCCESS = "SUCCESS"
 FAILED = "FAILED"
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job's lease (another claimed it): commit nothing."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} (epoch {job.epoch}) is no longer held by {job.owner}")
+        self.job = job
+
+
+class Deferred(Exception):
+    """The job cannot make progress now (its disk is held elsewhere): run it again later,
+    keeping every lock it holds, instead of failing it."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,9 @@ class Job:
     params: dict[str, Any]
     attempts: int
     created_at: dt.datetime
+    owner: str = ""
+    epoch: int = 0
+    """The fencing token this worker claimed the job with."""
 
 
 def owner_token() -> str:
@@ -104,24 +126,31 @@ def release_dead_owners(engine: Engine, me: str) -> int:
     return len(dead)
 
 
-def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
-    """Take the oldest runnable job: PENDING, or RUNNING with an expired lease."""
+def claim(
+    engine: Engine, owner: str, lease_seconds: float, running: Collection[int] | None = None
+) -> Job | None:
+    """Take the oldest runnable job: PENDING, or RUNNING with an expired lease.
+
+    Never one we are still running, only late renewing its lease (a heartbeat can wait
+    seconds for the write lock under load): ``running`` names them; without it, no job of
+    ``owner`` is taken. A job of ours that is no longer running (its outcome could not be
+    recorded) is taken again once its lease has expired, so it is never stuck.
+    """
     with write(engine) as conn:
         # Read the clock once the write lock is held: taken before, a long wait for the lock
         # would shorten the lease granted below (and can let a running job be claimed twice).
         now = time.time()
+        not_ours = (
+            or_(jobs.c.owner.is_(None), jobs.c.owner != owner)
+            if running is None
+            else jobs.c.id.notin_(list(running))
+        )
         row = conn.execute(
             select(jobs)
             .where(
                 or_(
                     jobs.c.state == PENDING,
-                    # Never our own: we are alive and still running it, only late renewing
-                    # its lease (a heartbeat can wait seconds for the write lock under load).
-                    and_(
-                        jobs.c.state == RUNNING,
-                        jobs.c.lease_until < now,
-                        or_(jobs.c.owner.is_(None), jobs.c.owner != owner),
-                    ),
+                    and_(jobs.c.state == RUNNING, jobs.c.lease_until < now, not_ours),
                 )
             )
             .order_by(jobs.c.id)
@@ -137,6 +166,7 @@ def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
                 owner=owner,
                 lease_until=now + lease_seconds,
                 attempts=row.attempts + 1,
+                epoch=row.epoch + 1,
                 started_at=row.started_at or utcnow(),
             )
         )
@@ -150,26 +180,79 @@ def claim(engine: Engine, owner: str, lease_seconds: float) -> Job | None:
         params=json.loads(row.params),
         attempts=row.attempts + 1,
         created_at=row.created_at,
+        owner=owner,
+        epoch=row.epoch + 1,
     )
 
 
-def renew(engine: Engine, job_ids: list[int], owner: str, lease_seconds: float) -> None:
-    if not job_ids:
-        return
+def _held(job: Job) -> ColumnElement[bool]:
+    """The job is still RUNNING under the lease this worker claimed it with."""
+    return and_(
+        jobs.c.id == job.id,
+        jobs.c.owner == job.owner,
+        jobs.c.epoch == job.epoch,
+        jobs.c.state == RUNNING,
+    )
+
+
+def fence(conn: Connection, job: Job) -> None:
+    """Call first in every transaction that commits a job's effects: raises ``LeaseLost``
+    (so the transaction rolls back) unless this worker still holds the job's lease. Inside
+    the write transaction a claim by another worker cannot interleave (SQLite's write lock;
+    the row lock on other databases)."""
+    if conn.scalar(select(jobs.c.id).where(_held(job)).with_for_update()) is None:
+        raise LeaseLost(job)
+
+
+def renew(engine: Engine, held: list[Job], lease_seconds: float) -> list[Job]:
+    """Extend the leases still held; returns the jobs whose lease was lost."""
+    if not held:
+        return []
+    lost: list[Job] = []
     with write(engine) as conn:
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id.in_(job_ids), jobs.c.owner == owner, jobs.c.state == RUNNING)
-            .values(lease_until=time.time() + lease_seconds)
-        )
+        until = time.time() + lease_seconds
+        for job in held:
+            if conn.execute(update(jobs).where(_held(job)).values(lease_until=until)).rowcount:
+                continue
+            lost.append(job)
+    return lost
 
 
-def finish(conn: Connection, job_id: int, state: str, message: str | None = None) -> None:
-    conn.execute(
+def hold(engine: Engine, job: Job, lease_seconds: float) -> None:
+    """Renew the lease now or raise ``LeaseLost``: called right before an effect outside the
+    database is published (a finished copy renamed into place), so the full lease is left
+    for it and no other worker can have started the job meanwhile."""
+    if renew(engine, [job], lease_seconds):
+        raise LeaseLost(job)
+
+
+def finish(conn: Connection, job: Job, state: str, message: str | None = None) -> None:
+    """End the job, if this worker still holds it (``LeaseLost`` otherwise)."""
+    result = conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id)
+        .where(_held(job))
         .values(state=state, message=message, finished_at=utcnow(), lease_until=None)
     )
+    if not result.rowcount:
+        raise LeaseLost(job)
+
+
+def defer(engine: Engine, job: Job, seconds: float, reason: str) -> None:
+    """Hand the job back to the queue to be run again from the start in ``seconds``, by any
+    worker, keeping its locks; a deferral is not an interrupted attempt."""
+    with write(engine) as conn:
+        result = conn.execute(
+            update(jobs)
+            .where(_held(job))
+            .values(
+                owner=None,
+                lease_until=time.time() + seconds,
+                attempts=jobs.c.attempts - 1,
+                message=reason[:1000],
+            )
+        )
+        if not result.rowcount:
+            raise LeaseLost(job)
 
 
 def history(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:

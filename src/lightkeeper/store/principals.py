@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from lightkeeper.api.auth import token_digest
 from lightkeeper.domain import cam, ids
 from lightkeeper.store.accounts import AccountError, AccountStore, ApiKey
 from lightkeeper.store.database import write
@@ -21,6 +22,9 @@ from lightkeeper.store.resources import utcnow
 from lightkeeper.store.tables import accounts, policies, sessions, users
 
 MAX_SESSION_SECONDS = 43200  # 12 hours, as STS allows
+# An expired session keeps answering AuthFailure.TokenFailure this long (a clear "expired"
+# for a client still using it), then its row is purged and its TmpSecretId is unknown.
+EXPIRED_SESSION_RETENTION = 43200
 
 
 @dataclass(frozen=True)
@@ -144,11 +148,12 @@ class UserStore:
             ids.new_secret_id(), ids.new_secret_key(), secrets.token_urlsafe(48), expires
         )
         with write(self.engine) as conn:
+            purge_expired_sessions(conn)
             conn.execute(
                 insert(sessions).values(
                     tmp_secret_id=session.tmp_secret_id,
                     tmp_secret_key=session.tmp_secret_key,
-                    token=session.token,
+                    token_sha256=token_digest(session.token),
                     account_id=account.id,
                     user_id=user.id if user else None,
                     policy=json.dumps(policy) if policy is not None else None,
@@ -159,9 +164,16 @@ class UserStore:
         return session
 
 
+def purge_expired_sessions(conn: Connection, now: float | None = None) -> int:
+    """Delete sessions that expired more than ``EXPIRED_SESSION_RETENTION`` seconds ago; run
+    whenever a session is issued and at every server start. Returns how many went."""
+    cutoff = (time.time() if now is None else now) - EXPIRED_SESSION_RETENTION
+    return int(conn.execute(delete(sessions).where(sessions.c.expires_at < cutoff)).rowcount)
+
+
 def find_session(conn: Connection, tmp_secret_id: str) -> dict[str, Any] | None:
-    """A session row joined with its account and user (expired ones too: the token check
-    reports those as TokenFailure, not as an unknown key)."""
+    """A session row joined with its account and user (expired ones too, until purged: the
+    token check reports those as TokenFailure, not as an unknown key)."""
     row = conn.execute(
         select(
             sessions,

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from lightkeeper.domain.model import Instance, Snapshot
-from lightkeeper.store.tables import blueprints, instances, snapshots, tags
+from lightkeeper.store.tables import blueprints, instances, pending_instances, snapshots, tags
 
 
 def utcnow() -> dt.datetime:
@@ -150,6 +150,29 @@ def update_instance(conn: Connection, instance_id: str, **values: Any) -> None:
 def delete_instance(conn: Connection, instance_id: str) -> None:
     conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
     conn.execute(delete(tags).where(tags.c.resource_id == instance_id))
+
+
+def reserve_instance(conn: Connection, instance_id: str, disk_id: str) -> None:
+    """Record that an admin is building this instance's disk (see ``pending_instances``)."""
+    conn.execute(
+        insert(pending_instances).values(
+            instance_id=instance_id, disk_id=disk_id, created_at=utcnow()
+        )
+    )
+
+
+def release_reservation(conn: Connection, instance_id: str) -> bool:
+    """Drop a reservation; False if it was already gone (abandoned by a cleanup)."""
+    result = conn.execute(
+        delete(pending_instances).where(pending_instances.c.instance_id == instance_id)
+    )
+    return bool(result.rowcount)
+
+
+def reservations(conn: Connection) -> list[tuple[str, str]]:
+    """(instance_id, disk_id) of every instance still being created."""
+    rows = conn.execute(select(pending_instances.c.instance_id, pending_instances.c.disk_id))
+    return [(r.instance_id, r.disk_id) for r in rows]
 
 
 def count_quota_instances(conn: Connection, account_id: int, region: str) -> int:

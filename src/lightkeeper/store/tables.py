@@ -153,6 +153,9 @@ jobs = Table(
     Column("owner", String(128), nullable=True),
     Column("lease_until", Float, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # The lease's fencing token: every claim bumps it; every commit of the job's effects is
+    # conditional on it (store/jobs.py), so a worker that lost its lease commits nothing.
+    Column("epoch", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime, nullable=False),
     Column("started_at", DateTime, nullable=True),
     Column("finished_at", DateTime, nullable=True),
@@ -175,13 +178,33 @@ sessions = Table(
     "sessions",
     metadata,
     Column("tmp_secret_id", String(64), primary_key=True),
-    Column("tmp_secret_key", String(64), nullable=False),
-    Column("token", String(128), nullable=False),
+    Column("tmp_secret_key", String(64), nullable=False),  # HMAC needs the key itself
+    Column("token_sha256", String(64), nullable=False),  # a token is only ever compared
     Column("account_id", Integer, _fk("accounts.id"), nullable=False),
     Column("user_id", Integer, _fk("users.id"), nullable=True),
     Column("policy", String(65536), nullable=True),
-    Column("expires_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
     Column("created_at", DateTime, nullable=False),
+)
+
+# An instance that ``admin instance create|import`` has reserved and whose disk it is still
+# copying (outside any transaction); the row goes in the commit that inserts the instance.
+# One left by a creator that died is undone at the next start (lighthouse/admin.py).
+pending_instances = Table(
+    "pending_instances",
+    metadata,
+    Column("instance_id", String(16), primary_key=True),
+    Column("disk_id", String(16), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# One row (id 1) the health check writes to learn whether a database whose last write failed
+# takes writes again (store/health.py).
+store_probe = Table(
+    "store_probe",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("probed_at", Float, nullable=False),
 )
 
 # One row (id 1) whose ``version`` SQLite triggers on accounts, users, api_keys, policies and

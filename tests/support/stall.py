@@ -1,0 +1,107 @@
+"""The *stalled owner* fault (issue #11, defect 1): two servers share one data dir; the
+process that owns a RUNNING job is stopped (SIGSTOP) for longer than the job's lease, so the
+other server takes the job over, and is then resumed (SIGCONT) — as a long GC pause, a frozen
+VM or a swapped-out process would. A resumed owner must commit nothing of the job it lost and
+leave no storage effect behind. Used by tests/reliability/harness.py and tools/storm.py."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.datadir import claim_of, job_row
+
+LEASE_ENV = "LIGHTKEEPER_JOB_LEASE_SECONDS"
+SHORT_EXTRA = (1.0, 3.0)
+"""Seconds the owner stays stopped after its lease ran out (and the takeover was seen)."""
+LONG_EXTRA = (5.5, 7.5)
+"""Half the stalls: past the 5 s a takeover spends retrying a locked disk before it gives up
+(lighthouse/operations._retry_busy, before the fix), so the dangerous sequence of the issue is
+reached: the job failed, the instance released and started, while the stalled owner still
+holds and writes its disk."""
+TAKEOVER_BOUND = 10.0
+"""At most this many seconds more are waited for another server to claim the job."""
+
+
+@dataclass
+class Stall:
+    job_id: int
+    kind: str
+    instance_id: str
+    pid: int
+    outcome: str = ""  # taken over, not taken over, or why it was resumed at once
+    lease_left: float = 0.0  # seconds of lease the job still had when its owner stopped
+    seconds: float = 0.0  # how long the owner was stopped
+    taken_over: bool = False  # another claim of the job was seen while it was stopped
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lease_left"], data["seconds"] = round(self.lease_left, 2), round(self.seconds, 2)
+        return data
+
+
+def extra_seconds(rng: random.Random) -> float:
+    return rng.uniform(*(SHORT_EXTRA if rng.random() < 0.5 else LONG_EXTRA))
+
+
+def database_writable(data_dir: Path, timeout: float) -> bool:
+    """Whether the database write lock can be taken within ``timeout`` (taken and given back
+    at once). A process stopped inside a write transaction blocks every writer: SQLite cannot
+    fence that, so such a stall is not what this fault is about."""
+    path = data_dir / "lightkeeper.db"
+    with closing(sqlite3.connect(path, timeout=timeout, isolation_level=None)) as db:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False
+        db.execute("ROLLBACK")
+    return True
+
+
+def stall_owner(
+    data_dir: Path,
+    job: dict[str, Any],
+    pid: int,
+    extra: float,
+    during: Callable[[], None] = lambda: None,
+    poll: float = 0.05,
+) -> Stall:
+    """SIGSTOP ``pid`` (the owner of the RUNNING ``job``) until the job's lease has run out,
+    another claim of it was seen (at most TAKEOVER_BOUND s more) and ``extra`` s more have
+    passed, calling ``during`` meanwhile (the workload, through the other server); SIGCONT."""
+    stall = Stall(job["id"], job["kind"], job["instance_id"], pid)
+    os.kill(pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        if not database_writable(data_dir, timeout=2.0):
+            stall.outcome = "resumed at once: it held the database write lock"
+            return stall
+        row = job_row(data_dir, job["id"])
+        if row is None or row["state"] != "RUNNING" or row["owner"] != job["owner"]:
+            stall.outcome = "resumed at once: the job was no longer its"
+            return stall
+        stall.lease_left = max(float(row["lease_until"] or 0.0) - time.time(), 0.0)
+        expired = started + stall.lease_left
+        while True:
+            during()
+            now = time.monotonic()
+            current = job_row(data_dir, job["id"])
+            if not stall.taken_over and (current is None or claim_of(current) != claim_of(row)):
+                stall.taken_over = True
+                expired = max(expired, now)
+            if now >= expired + extra and (stall.taken_over or now >= expired + TAKEOVER_BOUND):
+                break
+            time.sleep(poll)
+        stall.outcome = "taken over" if stall.taken_over else "not taken over"
+        return stall
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        stall.seconds = time.monotonic() - started
