@@ -157,15 +157,21 @@ def _holds_anything(directory: Path) -> bool:
 
 
 def quarantine_orphan_snapshots(world: World) -> list[str]:
-    """Snapshot data without a record (a crash between DeleteSnapshots' commit and its file
-    deletion, a create whose failure could not remove its data) is moved into the data dir's
-    ``quarantine/``, never deleted: nothing proves the record was deleted rather than lost.
-    Data of snapshots being created has a record and is kept."""
+    """Snapshot data without a record. Where a tombstone proves the record was deleted (a
+    crash between DeleteSnapshots' commit and its file deletion, a failed create whose data
+    could not be removed) the data is deleted; any other is moved into the data dir's
+    ``quarantine/``, never deleted: nothing proves its record was deleted rather than lost.
+    Data of snapshots being created has a record and is kept. Returns the quarantined ids."""
     stored = world.storage.snapshot_ids()
     with world.read() as conn:
         known = resources.existing_snapshot_ids(conn, stored)
+        deleted = resources.deleted_snapshot_ids(conn)
+    orphans = [s for s in stored if s not in known]
+    world.discard_deleted_snapshots({s: None for s in orphans if s in deleted})
+    with world.write() as conn:  # tombstones whose data is gone prove nothing any more
+        resources.forget_deleted_snapshots(conn, deleted - set(world.storage.snapshot_ids()))
     moved = []
-    for snapshot_id in (s for s in stored if s not in known):
+    for snapshot_id in (s for s in orphans if s not in deleted):
         try:
             world.storage.quarantine_snapshot(snapshot_id)
         except storage.StorageError as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.lighthouse.v20200324 import models
 
 from tests.cli.test_cli import one_line_error
 from tests.support import world
@@ -204,3 +205,32 @@ def test_a_full_disk_is_one_line_for_admin_and_unhealthy_in_healthz(tmp_path: Pa
             assert server.admin("account", "create", "roomy", "--json")["Name"] == "roomy"
         finally:
             server.stop()
+
+
+def test_data_of_a_deleted_snapshot_left_behind_is_deleted_at_the_next_start(
+    make_server: Callable[..., Server],
+) -> None:
+    """DeleteSnapshots commits, then cannot remove the file (here: an immutable snapshots/
+    folder, as after a crash between the two): the tombstone written with the deletion proves
+    the data garbage, so the next start deletes it instead of quarantining it."""
+    server = make_server("--transition-seconds", "0")
+    account = world.new_account(server)
+    instance_id = world.create_instance(server, account)["InstanceId"]
+    c = world.client(server, account)
+    snapshot_id = world.wait_normal(c, world.create_snapshot(c, instance_id)).SnapshotId
+    folder = server.data_dir / "snapshots"
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        request = models.DeleteSnapshotsRequest()
+        request.SnapshotIds = [snapshot_id]
+        c.DeleteSnapshots(request)
+        assert world.snapshot(c, snapshot_id) is None
+        assert (folder / f"{snapshot_id}.img").exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    server.stop()
+    server.start()
+    assert not (folder / f"{snapshot_id}.img").exists()
+    assert not list((server.data_dir / "quarantine").glob("**/*.img"))
+    with sqlite3.connect(server.data_dir / "lightkeeper.db") as db:
+        assert db.execute("SELECT count(*) FROM deleted_snapshots").fetchone() == (0,)

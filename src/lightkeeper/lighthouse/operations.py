@@ -293,10 +293,7 @@ class Operations:
                     db.update_instance(conn, job.instance_id, **values)
             jobs.finish(conn, job, jobs.FAILED, reason[:1000])
         if job.kind == "create_snapshot" and job.snapshot_id:
-            try:
-                world.storage.delete_snapshot(job.snapshot_id)
-            except storage.StorageError:
-                logger.warning("could not remove the partial snapshot %s", job.snapshot_id)
+            world.discard_deleted_snapshots({job.snapshot_id: job.instance_id})
 
 
 def _settled_state(world: World, instance_id: str, current: str) -> str:

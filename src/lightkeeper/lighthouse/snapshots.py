@@ -219,8 +219,9 @@ class SnapshotService:
                 rules.check_delete_snapshot(snapshot)
                 world.check_snapshot_usable(snapshot_id)
             db.delete_snapshots(conn, id_list)
-        for snapshot_id in id_list:  # after commit: what fails here is an orphan, removed later
-            world.discard_snapshot_data(snapshot_id, found[snapshot_id].instance_id)
+        # After the commit: data that cannot be removed now keeps its tombstone and is
+        # removed at the next start.
+        world.discard_deleted_snapshots({s: found[s].instance_id for s in id_list})
         return {}
 
     # -- ModifySnapshotAttribute ------------------------------------------------------------

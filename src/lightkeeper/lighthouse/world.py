@@ -7,7 +7,7 @@ or compute problem the same way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.errors import ApiError
-from lightkeeper.store import jobs
+from lightkeeper.store import jobs, resources
 from lightkeeper.store.database import is_lock_timeout, write
 from lightkeeper.store.jobs import Job
 
@@ -72,16 +72,32 @@ class World:
         effect outside the database (a disk published, a machine started or stopped)."""
         jobs.hold(self.engine, job, self.options.job_lease_seconds)
 
-    def discard_snapshot_data(self, snapshot_id: str, instance_id: str | None = None) -> None:
-        """Best effort, for data whose record is already gone: a failure leaves an orphan
-        that the next start moves into ``quarantine/``. A running machine that holds the
-        image deletes the snapshot itself (nobody else may write the image)."""
+    def discard_snapshot_data(self, snapshot_id: str, instance_id: str | None = None) -> bool:
+        """Best effort; True once the data is gone. A running machine that holds the image
+        deletes the snapshot itself (nobody else may write the image)."""
         try:
             if instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
                 self.compute.internal_snapshot_delete(instance_id, snapshot_id)
             self.storage.delete_snapshot(snapshot_id)
         except (storage.StorageError, compute.ComputeError) as exc:
             logger.warning("snapshot %s data kept for now: %s", snapshot_id, exc)
+            return False
+        return True
+
+    def discard_deleted_snapshots(self, deleted: Mapping[str, str | None]) -> None:
+        """Remove the data of snapshots whose records (snapshot id -> instance id) were just
+        deleted, and their tombstones with it. What cannot be removed now keeps its
+        tombstone, which lets the next start delete it (server.py)."""
+        gone = [
+            s for s, instance_id in deleted.items() if self.discard_snapshot_data(s, instance_id)
+        ]
+        if not gone:
+            return
+        try:
+            with self.write() as conn:
+                resources.forget_deleted_snapshots(conn, gone)
+        except OperationalError as exc:  # harmless: the next start clears them
+            logger.warning("tombstones of %s kept for now: %s", gone, exc)
 
     def power_state(self, instance_id: str) -> PowerState:
         try:

@@ -29,7 +29,14 @@ from sqlalchemy import (
 )
 
 from lightkeeper.domain.model import Instance, Snapshot
-from lightkeeper.store.tables import blueprints, instances, pending_instances, snapshots, tags
+from lightkeeper.store.tables import (
+    blueprints,
+    deleted_snapshots,
+    instances,
+    pending_instances,
+    snapshots,
+    tags,
+)
 
 
 def utcnow() -> dt.datetime:
@@ -336,8 +343,25 @@ def update_snapshot(conn: Connection, snapshot_id: str, **values: Any) -> None:
 
 
 def delete_snapshots(conn: Connection, ids: Sequence[str]) -> None:
+    """Delete the records and leave a tombstone for each until its data is gone."""
+    if not ids:
+        return
     conn.execute(delete(snapshots).where(snapshots.c.snapshot_id.in_(ids)))
     conn.execute(delete(tags).where(tags.c.resource_id.in_(ids)))
+    conn.execute(delete(deleted_snapshots).where(deleted_snapshots.c.snapshot_id.in_(ids)))
+    now = utcnow()
+    conn.execute(insert(deleted_snapshots), [{"snapshot_id": i, "deleted_at": now} for i in ids])
+
+
+def deleted_snapshot_ids(conn: Connection) -> set[str]:
+    return set(conn.scalars(select(deleted_snapshots.c.snapshot_id)))
+
+
+def forget_deleted_snapshots(conn: Connection, ids: Iterable[str]) -> None:
+    """Their data is gone: the tombstones have nothing left to prove."""
+    ids = list(ids)
+    if ids:
+        conn.execute(delete(deleted_snapshots).where(deleted_snapshots.c.snapshot_id.in_(ids)))
 
 
 def count_snapshots(conn: Connection, account_id: int, region: str) -> int:

@@ -102,6 +102,15 @@ instances = Table(
     ),
 )
 
+# A tombstone per deleted snapshot record, written in the deleting transaction and removed
+# once the data is gone: what proves that data without a record may be deleted (server.py).
+deleted_snapshots = Table(
+    "deleted_snapshots",
+    metadata,
+    Column("snapshot_id", String(16), primary_key=True),
+    Column("deleted_at", DateTime, nullable=False),
+)
+
 snapshots = Table(
     "snapshots",
     metadata,
