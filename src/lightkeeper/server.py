@@ -25,13 +25,14 @@ from lightkeeper.store.accounts import Account, AccountStore, ApiKey
 from lightkeeper.store.database import (
     migrate,
     open_engine,
+    reads_are_local,
     secure_file,
     sqlite_path,
     sqlite_url,
     write,
 )
 from lightkeeper.store.health import StoreHealth
-from lightkeeper.store.principals import purge_expired_sessions
+from lightkeeper.store.principals import CredentialStore, purge_expired_sessions
 
 logger = logging.getLogger("lightkeeper.server")
 
@@ -68,8 +69,9 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     if database_is_new(engine):
         guard_existing_data(settings.data_dir, existing_data)
     migrate(engine)
-    if url.startswith("sqlite"):
-        secure_file(settings.data_dir / "lightkeeper.db")
+    database_file = sqlite_path(engine)
+    if database_file is not None:
+        secure_file(database_file)
     seed_blueprints(engine)
     world = World(
         engine=engine,
@@ -240,10 +242,11 @@ def create_app(services: Services) -> ASGIApp:
             worker.every(SUPERVISE_SECONDS, operations.reconcile, "supervisor")
         worker.start()
 
-    keys: KeyStore = services.accounts
+    credentials = CredentialStore(services.engine)
+    keys: KeyStore = credentials
     reader = resources.auth_version_reader(services.engine)
     if reader is not None:  # SQLite: cache keys, checked against a version bumped on changes
-        keys = CachedKeyStore(services.accounts, reader)
+        keys = CachedKeyStore(credentials, reader)
     health = StoreHealth(services.engine, settings.data_dir)
     frontend = Frontend(
         health=health.problem,
@@ -255,7 +258,7 @@ def create_app(services: Services) -> ASGIApp:
         rate_limits=settings.rate_limits,
         limiter=RateLimiter(enabled=settings.rate_limit),
         authorizer=CamAuthorizer(),
-        inline_reads=services.engine.dialect.name == "sqlite",
+        inline_reads=reads_are_local(services.engine),
         trusted_proxies=settings.trusted_proxy,
     )
     Gauge(

@@ -34,17 +34,11 @@ def stop_within(srv: Server, sig: int, seconds: float) -> int:
 
 
 def test_fresh_data_dir_start_banner_and_signals(make_server: Callable[..., Server]) -> None:
-    # From process start to a 200 on /healthz, on an empty data dir. A machine busy with other
-    # work can push one start over; a second fresh dir tells a slow server from a busy host.
-    timings = []
-    for _ in range(2):
-        srv = make_server(start=False)
-        assert not srv.data_dir.exists()
-        timings.append(srv.start())
-        if timings[-1] < 3.0:
-            break
-        srv.stop()
-    assert min(timings) < 3.0, timings
+    # From process start to a 200 on /healthz, on an empty data dir (how fast: bench/, never
+    # a threshold here, where a busy machine makes it flaky).
+    srv = make_server(start=False)
+    assert not srv.data_dir.exists()
+    srv.start()
 
     assert mode(srv.data_dir) == 0o700
     database = srv.data_dir / "lightkeeper.db"

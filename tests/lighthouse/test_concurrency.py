@@ -87,16 +87,13 @@ def test_reads_answer_while_writers_wait_for_the_write_lock(
         with ThreadPoolExecutor(4) as pool:
             waiting = [pool.submit(_create, server, account, i) for i in instance_ids]
             time.sleep(0.3)  # the creates are now waiting for the lock
-            started = time.monotonic()
             for _ in range(10):
                 assert c.DescribeSnapshots(models.DescribeSnapshotsRequest()).TotalCount == 0
                 described = c.DescribeInstances(models.DescribeInstancesRequest())
                 assert described.TotalCount == 4
-            reads_took = time.monotonic() - started
             assert not any(f.done() for f in waiting), "the lock holder should block creates"
             holder.execute("ROLLBACK")
             outcomes = [f.result() for f in waiting]
     finally:
         holder.close()
-    assert reads_took < 1.5, reads_took
     assert all(o.startswith("ok:") for o in outcomes), outcomes

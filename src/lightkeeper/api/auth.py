@@ -5,49 +5,19 @@ The key store is injected (``KeyStore``), so this module knows credentials, not 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from lightkeeper.api import signature
 from lightkeeper.api.integers import ascii_decimal
 from lightkeeper.api.wire import ApiCall
-from lightkeeper.domain.cam import Policy
+from lightkeeper.domain.principal import Principal, token_digest
 from lightkeeper.errors import ApiError
 
 TIMESTAMP_WINDOW = 300
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who signed the request: an account's root or one of its sub-users."""
-
-    secret_id: str
-    secret_key: str
-    account_id: int
-    account_name: str
-    uin: str
-    app_id: int
-    user_name: str | None = None  # None for the root account
-    # CAM: every policy set must allow a request; the root account has none to satisfy.
-    policies: tuple[Policy, ...] = ()
-    # Temporary credentials only: the SHA-256 (hex) of the session token they require. Only
-    # the hash is stored: a token is compared, never used as a key.
-    token_sha256: str | None = None
-    expires_at: float | None = None
-
-    @property
-    def is_root(self) -> bool:
-        return self.user_name is None and not self.policies
-
-    @property
-    def rate_limit_key(self) -> str:
-        """Rate limits count per sub-account; the root counts as its own sub-account."""
-        return f"{self.uin}/{self.user_name or ''}"
 
 
 class KeyStore(Protocol):
@@ -183,12 +153,6 @@ def _authenticate_v1(call: ApiCall, keys: KeyStore, replay: ReplayGuard, now: fl
         raise ApiError("AuthFailure.SignatureFailure")
     replay.check_and_remember((secret_id, nonce, call.timestamp or ""), now)
     return _check_token(principal, call.token, now)
-
-
-def token_digest(token: str) -> str:
-    """What is stored of a session token: its SHA-256, hex (a token is 64 random characters,
-    so a fast hash is enough: there is nothing to brute-force)."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _check_token(principal: Principal, token: str | None, now: float) -> Principal:

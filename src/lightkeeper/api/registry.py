@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from lightkeeper.api.auth import Principal
+from lightkeeper.domain.principal import Principal
 
 Reply = dict[str, Any]
 

@@ -21,7 +21,7 @@ from lightkeeper.api.integers import ascii_decimal
 from lightkeeper.errors import DEFAULT_LANGUAGE, LANGUAGES, ApiError
 
 if TYPE_CHECKING:
-    from lightkeeper.api.auth import Principal
+    from lightkeeper.domain.principal import Principal
 
 GET_LIMIT = 32 * 1024
 V1_POST_LIMIT = 1024 * 1024

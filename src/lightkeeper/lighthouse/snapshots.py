@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection
 
-from lightkeeper.api.auth import Principal
 from lightkeeper.api.registry import Context, Reply
 from lightkeeper.domain import ids, rules
 from lightkeeper.domain.model import (
@@ -22,6 +21,7 @@ from lightkeeper.domain.model import (
     Instance,
     Snapshot,
 )
+from lightkeeper.domain.principal import Principal
 from lightkeeper.errors import ApiError
 from lightkeeper.lighthouse import models
 from lightkeeper.lighthouse.checks import check_filters, check_id, check_ids, check_paging

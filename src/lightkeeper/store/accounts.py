@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
-from lightkeeper.api.auth import Principal
 from lightkeeper.domain import ids
-from lightkeeper.domain.cam import parse_policy
 from lightkeeper.store.database import write
 from lightkeeper.store.tables import accounts, api_keys, users
 
@@ -122,61 +119,6 @@ class AccountStore:
             )
         if result.rowcount == 0:
             raise AccountError(f"key {secret_id!r} does not belong to account {account_name!r}")
-
-    def find_key(self, secret_id: str) -> Principal | None:
-        """The ``KeyStore`` the API front end authenticates against: an enabled API key of
-        an account or sub-user, or a temporary credential (checked for its token later)."""
-        from lightkeeper.store.principals import find_session, user_policies
-
-        query = (
-            select(
-                api_keys.c.secret_id,
-                api_keys.c.secret_key,
-                api_keys.c.user_id,
-                accounts.c.id,
-                accounts.c.name,
-                accounts.c.uin,
-                accounts.c.app_id,
-                users.c.name.label("user_name"),
-            )
-            .join(accounts, accounts.c.id == api_keys.c.account_id)
-            .outerjoin(users, users.c.id == api_keys.c.user_id)
-            .where(api_keys.c.secret_id == secret_id, api_keys.c.enabled == 1)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-            if row is not None:
-                granted = () if row.user_id is None else (user_policies(conn, row.user_id),)
-                return Principal(
-                    secret_id=row.secret_id,
-                    secret_key=row.secret_key,
-                    account_id=row.id,
-                    account_name=row.name,
-                    uin=row.uin,
-                    app_id=row.app_id,
-                    user_name=row.user_name,
-                    policies=granted,
-                )
-            session = find_session(conn, secret_id)
-            if session is None:
-                return None
-            granted = (
-                () if session["user_id"] is None else (user_policies(conn, session["user_id"]),)
-            )
-        if session["policy"] is not None:
-            granted = (*granted, parse_policy(json.loads(session["policy"])))
-        return Principal(
-            secret_id=session["tmp_secret_id"],
-            secret_key=session["tmp_secret_key"],
-            account_id=session["account_id"],
-            account_name=session["account_name"],
-            uin=session["uin"],
-            app_id=session["app_id"],
-            user_name=session["user_name"],
-            policies=granted,
-            token_sha256=session["token_sha256"],
-            expires_at=session["expires_at"],
-        )
 
     def insert_key_for(self, account_id: int, user_id: int | None, owner: str) -> ApiKey:
         """A new key for a principal that has fewer than two."""

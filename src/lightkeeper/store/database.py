@@ -130,6 +130,12 @@ def sqlite_path(engine: Engine) -> Path | None:
     return Path(database)
 
 
+def reads_are_local(engine: Engine) -> bool:
+    """SQLite: a read is a read of a local file, cheap enough to run on the event loop
+    (no worker-thread hop); a networked database's reads would block it."""
+    return engine.dialect.name == "sqlite"
+
+
 def open_engine(url: str) -> Engine:
     """An engine with the pragmas and transaction behaviour every connection needs."""
     if url.startswith("sqlite"):

@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from lightkeeper.api.auth import token_digest
 from lightkeeper.domain import cam, ids
+from lightkeeper.domain.principal import Principal, token_digest
 from lightkeeper.store.accounts import AccountError, AccountStore, ApiKey
 from lightkeeper.store.database import write
 from lightkeeper.store.resources import utcnow
-from lightkeeper.store.tables import accounts, policies, sessions, users
+from lightkeeper.store.tables import accounts, api_keys, policies, sessions, users
 
 MAX_SESSION_SECONDS = 43200  # 12 hours, as STS allows
 # An expired session keeps answering AuthFailure.TokenFailure this long (a clear "expired"
@@ -187,3 +187,64 @@ def find_session(conn: Connection, tmp_secret_id: str) -> dict[str, Any] | None:
         .where(sessions.c.tmp_secret_id == tmp_secret_id)
     ).first()
     return dict(row._mapping) if row else None
+
+
+class CredentialStore:
+    """The ``KeyStore`` the API front end authenticates against (api/auth.py): API keys of
+    accounts and sub-users, and temporary credentials, with the policies each carries."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def find_key(self, secret_id: str) -> Principal | None:
+        """The ``KeyStore`` the API front end authenticates against: an enabled API key of
+        an account or sub-user, or a temporary credential (checked for its token later)."""
+        query = (
+            select(
+                api_keys.c.secret_id,
+                api_keys.c.secret_key,
+                api_keys.c.user_id,
+                accounts.c.id,
+                accounts.c.name,
+                accounts.c.uin,
+                accounts.c.app_id,
+                users.c.name.label("user_name"),
+            )
+            .join(accounts, accounts.c.id == api_keys.c.account_id)
+            .outerjoin(users, users.c.id == api_keys.c.user_id)
+            .where(api_keys.c.secret_id == secret_id, api_keys.c.enabled == 1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            if row is not None:
+                granted = () if row.user_id is None else (user_policies(conn, row.user_id),)
+                return Principal(
+                    secret_id=row.secret_id,
+                    secret_key=row.secret_key,
+                    account_id=row.id,
+                    account_name=row.name,
+                    uin=row.uin,
+                    app_id=row.app_id,
+                    user_name=row.user_name,
+                    policies=granted,
+                )
+            session = find_session(conn, secret_id)
+            if session is None:
+                return None
+            granted = (
+                () if session["user_id"] is None else (user_policies(conn, session["user_id"]),)
+            )
+        if session["policy"] is not None:
+            granted = (*granted, cam.parse_policy(json.loads(session["policy"])))
+        return Principal(
+            secret_id=session["tmp_secret_id"],
+            secret_key=session["tmp_secret_key"],
+            account_id=session["account_id"],
+            account_name=session["account_name"],
+            uin=session["uin"],
+            app_id=session["app_id"],
+            user_name=session["user_name"],
+            policies=granted,
+            token_sha256=session["token_sha256"],
+            expires_at=session["expires_at"],
+        )
