@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.clients import tc3_headers
-from tests.support.server import Account
+from testkit.clients import tc3_headers
+from testkit.server import Account
 
 PYTHON = sys.executable
 SERVICE = "lighthouse"

@@ -77,9 +77,9 @@ def qcow2_case(root: Path, size: int, data: int, pieces: RandomPieces) -> dict[s
         setup_s = timed(lambda: driver.create_disk(disk, size, base_image=base))
         base.unlink()
         row: dict[str, Any] = {"size_bytes": size, "data_bytes": data, "setup_s": setup_s}
-        row.update(_anchor(driver.disk_path(disk), root / "anchor.qcow2"))
+        row.update(_anchor(driver.attachment(disk).path, root / "anchor.qcow2"))
         row.update(_driver_ops(driver, disk))
-        row["image_bytes"] = os.stat(driver.disk_path(disk)).st_blocks * 512
+        row["image_bytes"] = os.stat(driver.attachment(disk).path).st_blocks * 512
     finally:
         base.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -50,7 +50,7 @@ def measure_ops(
     """Medians over `samples` of: snapshot, rollback to it, and ``cp cp_mode`` (+ fsync) of
     the image. Each snapshot is deleted before the cp, so only one extra copy exists."""
     snaps, rolls, cps, cp_fsyncs = [], [], [], []
-    image = driver.disk_path(disk)
+    image = driver.attachment(disk).path
     for _ in range(samples):
         snap = new_id("lhsnap")
         snap_s, checksum = take_snapshot(driver, disk, snap)
@@ -185,7 +185,7 @@ def _one_size(
             if skipped is not None:
                 row["skipped"] = skipped
                 continue
-            image = driver.disk_path(disk)
+            image = driver.attachment(disk).path
             fill_s = _fill(image, new, pieces)
             written.update(new)
             row.update(measure_ops(driver, disk, samples, root / "cp-copy.img", "--sparse=always"))

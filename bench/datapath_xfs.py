@@ -151,7 +151,7 @@ def reflink_case(
     try:
         driver.create_disk(disk, size)
         fill_s = timed(
-            lambda: write_pieces(driver.disk_path(disk), (s * PIECE for s in slots), pieces)
+            lambda: write_pieces(driver.attachment(disk).path, (s * PIECE for s in slots), pieces)
         )
         ops = measure_ops(driver, disk, samples, mount / "clone.img", "--reflink=always")
     finally:

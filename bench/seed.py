@@ -99,8 +99,7 @@ def seed(
             world.compute.create(
                 row["instance_id"],
                 "RUNNING",
-                world.storage.disk_path(row["disk_id"]),
-                world.storage.format,
+                world.storage.attachment(row["disk_id"]),
             )
     snapshot_rows, tag_rows = [], []
     for n in range(n_snapshots):

@@ -6,10 +6,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.support.server import Account, Server, free_port
+from testkit.server import Account, Server, free_port
 
 pytest_plugins = ["tests.support.guest"]  # the test guest fixtures: guest, records
+
+# Modules whose tests run for minutes go first: ``-n 2`` then packs the short tests around
+# them instead of leaving one worker idle while the other finishes a crash harness.
+LONG_FIRST = ("reliability/test_crash_harness.py", "vm/", "reliability/test_faults.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def long_first(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        return next((n for n, part in enumerate(LONG_FIRST) if f"/tests/{part}" in path), 99)
+
+    items.sort(key=long_first)  # stable: each module's tests stay together, in file order
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.reliability.harness import (  # noqa: E402
+from testkit.crash import (  # noqa: E402
     KILL_STRATEGIES,
     STRATEGIES,
     Config,

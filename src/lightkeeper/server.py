@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ class Services:
     engine: Engine
     accounts: AccountStore
     world: World
+    jobs_ready: threading.Event
+    """Set when a job is committed (``World.notify``); the worker waits on it between polls."""
 
 
 def open_services(settings: Settings, existing_data: ExistingData = "refuse") -> Services:
@@ -73,6 +76,7 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     if database_file is not None:
         secure_file(database_file)
     seed_blueprints(engine)
+    jobs_ready = threading.Event()
     world = World(
         engine=engine,
         storage=storage.make_driver(settings.storage, settings.data_dir),
@@ -96,8 +100,15 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
             restart_after_rollback=settings.restart_after_rollback,
             job_lease_seconds=settings.job_lease_seconds,
         ),
+        notify=jobs_ready.set,
     )
-    return Services(settings=settings, engine=engine, accounts=AccountStore(engine), world=world)
+    return Services(
+        settings=settings,
+        engine=engine,
+        accounts=AccountStore(engine),
+        world=world,
+        jobs_ready=jobs_ready,
+    )
 
 
 def seed_blueprints(engine: Engine) -> None:
@@ -221,20 +232,22 @@ def create_app(services: Services) -> ASGIApp:
     from lightkeeper.api.ratelimit import RateLimiter
     from lightkeeper.lighthouse.actions import build_registry
     from lightkeeper.lighthouse.authorization import CamAuthorizer
+    from lightkeeper.lighthouse.jobs import JobKinds
     from lightkeeper.lighthouse.operations import Operations
     from lightkeeper.lighthouse.regions import RegionService
     from lightkeeper.worker import Worker
 
     settings, world = services.settings, services.world
     operations = Operations(world)
+    kinds = JobKinds(world)
     worker = Worker(
         services.engine,
-        operations.executors(),
-        operations.give_up,
+        kinds.executors(),
+        kinds.give_up,
         threads=settings.workers,
         lease_seconds=settings.job_lease_seconds,
+        wake=services.jobs_ready,
     )
-    world.notify = worker.notify
 
     def recover() -> None:
         recover_store(world)

@@ -1,9 +1,9 @@
 """Runs durable jobs on a few threads, renewing their leases while they run.
 
-Executors are plain functions per job kind; they must be idempotent, because a job whose
-worker died is run again from the start (see ``store.jobs``). An executor that finds it lost
-its lease raises ``LeaseLost`` (it has committed nothing); one that cannot proceed now raises
-``Deferred`` and the job is run again later.
+Executors are plain functions per job kind (``lighthouse.jobs`` supplies them); they must be
+idempotent, because a job whose worker died is run again from the start (see ``store.jobs``).
+An executor that finds it lost its lease raises ``LeaseLost`` (it has committed nothing); one
+that cannot proceed now raises ``Deferred`` and the job is run again later.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class Worker:
         threads: int = 4,
         poll_seconds: float = 0.2,
         lease_seconds: float = LEASE_SECONDS,
+        wake: threading.Event | None = None,
     ) -> None:
+        """``wake``: set by whoever commits a job (``World.notify``), created before both."""
         self.engine = engine
         self.executors = executors
         self.on_give_up = on_give_up
@@ -44,7 +46,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self._threads = threads
         self._poll = poll_seconds
-        self._wake = threading.Event()
+        self._wake = wake if wake is not None else threading.Event()
         self._stop = threading.Event()
         self._running: dict[int, Job] = {}
         self._lock = threading.Lock()

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from testkit import clients, world
+from testkit.server import Account, Server, free_port, run_cli
 
-from tests.support import clients, world
 from tests.support.access import allow, deny, policy, sub_user
-from tests.support.server import Account, Server, free_port, run_cli
 
 NO_PERMISSION = "UnauthorizedOperation.NoPermission"
 POLICIES: dict[str, dict[str, Any]] = {

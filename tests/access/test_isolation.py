@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from tests.support import clients, world
-from tests.support.server import Account, Server
+from testkit import clients, world
+from testkit.server import Account, Server
 
 UNKNOWN_INSTANCE = "lhins-zzzzzzzz"
 UNKNOWN_SNAPSHOT = "lhsnap-zzzzzzzz"

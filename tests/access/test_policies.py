@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import world
+from testkit.server import Account, Server
 
-from tests.support import world
 from tests.support.access import (
     allow,
     deny,
@@ -18,7 +19,6 @@ from tests.support.access import (
     snapshot_resource,
     sub_user,
 )
-from tests.support.server import Account, Server
 
 
 def refused(call: object) -> TencentCloudSDKException:

@@ -14,11 +14,11 @@ from alembic import command
 from alembic.config import Config
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import world
+from testkit.server import Server
 
 from lightkeeper.store.database import MIGRATIONS, open_engine, sqlite_url, write
-from tests.support import world
 from tests.support.access import sts, token_client
-from tests.support.server import Server
 
 RETENTION = 12 * 3600  # an expired session is kept (answering TokenFailure) this long
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit import clients, world
+from testkit.server import Account, Server, free_port
 
-from tests.support import clients, world
 from tests.support.access import sts
-from tests.support.server import Account, Server, free_port
 
 ACTIONS: dict[str, Any] = {
     "DescribeSnapshots": st.fixed_dictionaries({"Limit": st.integers(1, 100)}),

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import clients, world
+from testkit.server import Account, Server
 
-from tests.support import clients, world
 from tests.support.access import allow, policy, sts, sub_user, token_client
-from tests.support.server import Account, Server
 
 
 def code_of(call: object) -> str:

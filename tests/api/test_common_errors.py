@@ -11,9 +11,8 @@ import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import clients
-from tests.support.server import Account, Server
+from testkit import clients
+from testkit.server import Account, Server
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:

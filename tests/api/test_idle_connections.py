@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import clients, world
+from testkit.server import Server, free_port, run_cli
 
 from lightkeeper.cli.http import Throttle, loop_error_handler
-from tests.support import clients, world
-from tests.support.server import Server, free_port, run_cli
 
 HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 

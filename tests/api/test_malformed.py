@@ -21,9 +21,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tests.support import clients
-from tests.support.server import Account, Server, free_port
+from testkit import clients
+from testkit.server import Account, Server, free_port
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

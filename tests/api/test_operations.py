@@ -16,10 +16,10 @@ import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import clients
+from testkit.server import Account, Server, access_lines
 
-from tests.support import clients
 from tests.support.access import allow, policy, sts, sub_user, token_client
-from tests.support.server import Account, Server, access_lines
 
 
 def mode(path: Path) -> int:

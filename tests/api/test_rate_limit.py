@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.support import clients, world
-from tests.support.server import Account, Server
+from testkit import clients, world
+from testkit.server import Account, Server
 
 Request = tuple[Account, str, str | None, str]  # who, action, region, language
 

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testkit import clients
+from testkit.server import Account, Server
 
 from lightkeeper.api import signature
 from lightkeeper.errors import ApiError
-from tests.support import clients
-from tests.support.server import Account, Server
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent.parent / "data" / "signature-vectors.json").read_text("utf-8")

@@ -10,9 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import clients
-from tests.support.server import Account, Server
+from testkit import clients
+from testkit.server import Account, Server
 
 MODES = [
     ("TC3-HMAC-SHA256", "POST"),

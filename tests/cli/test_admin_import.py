@@ -13,9 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import LIGHTKEEPER, Server
+from testkit import world
+from testkit.server import LIGHTKEEPER, Server
 
 MiB = 1024 * 1024
 IMAGE_MIB = 128  # 16 copy chunks; LIGHTKEEPER_FAULTS=storage.copy:slow makes each take 0.1 s

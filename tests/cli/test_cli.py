@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import clients
-from tests.support.server import Account, Server, run_cli
+from testkit import clients
+from testkit.server import Account, Server, run_cli
 
 ACCOUNT_KEYS = {"Name", "Uin", "AppId", "SecretId", "SecretKey"}
 

@@ -18,12 +18,12 @@ import httpx
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import world
+from testkit.server import LIGHTKEEPER, Server, free_port, run_cli
 
 from tests.cli.test_cli import one_line_error
-from tests.support import world
 from tests.support.drivers import storages
 from tests.support.mounts import tmpfs_mounted
-from tests.support.server import LIGHTKEEPER, Server, free_port, run_cli
 
 DB_FILES = ("lightkeeper.db", "lightkeeper.db-wal", "lightkeeper.db-shm")
 

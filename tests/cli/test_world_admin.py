@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import Account, Server, run_cli
+from testkit import world
+from testkit.server import Account, Server, run_cli
 
 
 def test_disk_write_read_and_sha256_round_trip(server: Server) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from lightkeeper.compute import StatusUnavailable
 from lightkeeper.compute.qemu import QemuDriver, detect_accel
+from lightkeeper.domain.attachment import file_attachment
 from tests.compute.conftest import console_ks, wait_console
 
 INSTANCE = "lhins-test0001"
@@ -32,7 +33,7 @@ def test_live_snapshot_is_crash_consistent_and_rollback_continues(
     drivers: Callable[[], QemuDriver], disk: Path, tmp_path: Path, records: ModuleType
 ) -> None:
     driver = drivers()
-    driver.create(INSTANCE, "RUNNING", disk, "qcow2")
+    driver.create(INSTANCE, "RUNNING", file_attachment(disk, "qcow2"))
     assert driver.status(INSTANCE) == "RUNNING"
     log = driver.console_log(INSTANCE)
     seen = wait_console(log, lambda s: started(s) and s[-1][0] >= 100)
@@ -75,7 +76,7 @@ def test_restarted_driver_reattaches_and_sees_deaths(
     drivers: Callable[[], QemuDriver], disk: Path
 ) -> None:
     first = drivers()
-    first.create(INSTANCE, "RUNNING", disk, "qcow2")
+    first.create(INSTANCE, "RUNNING", file_attachment(disk, "qcow2"))
     wait_console(first.console_log(INSTANCE), started)
 
     second = drivers()  # a server restart: nothing but the files on disk

@@ -10,9 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import Account, Server, free_port
+from testkit import world
+from testkit.server import Account, Server, free_port
 
 
 def _create(server: Server, account: Account, instance_id: str) -> str:

@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable
 
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import Account, Server
+from testkit import world
+from testkit.server import Account, Server
 
 GiB = 1024 * world.MiB
 CHUNK = 256 * world.MiB

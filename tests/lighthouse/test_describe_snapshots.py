@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
+from testkit import clients, world
+from testkit.server import Account, Server
 
 from lightkeeper.lighthouse.models import RESPONSE_FIELDS
-from tests.support import clients, world
-from tests.support.server import Account, Server
 
 UNKNOWN_ID = "lhsnap-zz9zz9zz"
 

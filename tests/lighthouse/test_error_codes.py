@@ -3,32 +3,27 @@ real cause through the real server and asserted by its exact Code.
 
 Causes that need slow operations share module-scoped servers; the rest use the session's
 shared server, with a fresh account (rate limits are per account) and instance per test.
-The world is built with the real ``lightkeeper admin`` commands, run in this process: a new
-interpreter per command would cost about a second each, most of this module's runtime.
+The world is built with the real ``lightkeeper admin`` commands, run in this process
+(``Server.admin``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import itertools
-import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
 from tencentcloud.lighthouse.v20200324.lighthouse_client import LighthouseClient as Client
-
-from lightkeeper.cli.main import cli
-from tests.support import clients, world
-from tests.support.server import Account, Server, free_port
+from testkit import clients, world
+from testkit.server import Account, Server, free_port
 
 UNKNOWN_INSTANCE = "lhins-00000000"
 UNKNOWN_SNAPSHOT = "lhsnap-00000000"
@@ -36,38 +31,24 @@ UNKNOWN_SNAPSHOT = "lhsnap-00000000"
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_runner = CliRunner()
 _names = itertools.count(1)
 
 
 def admin(server: Server, *args: str) -> Any:
-    """``lightkeeper admin ARGS --data-dir <server's>``, as ``Server.admin`` but in-process."""
-    result = _runner.invoke(cli, ["admin", *args, "--data-dir", str(server.data_dir)])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return json.loads(result.stdout) if "--json" in args else result.stdout
+    """``lightkeeper admin ARGS`` on the server's data dir (``Server.admin``, in-process)."""
+    return server.admin(*args)
 
 
 def new_account(server: Server) -> Account:
-    name = f"err-{next(_names)}-{time.time_ns() % 10**6}"
-    data = admin(server, "account", "create", name, "--json")
-    return Account(data["Name"], data["Uin"], data["AppId"], data["SecretId"], data["SecretKey"])
+    return world.new_account(server, f"err-{next(_names)}")
 
 
 def create_instance(server: Server, account: Account, *args: str) -> dict[str, Any]:
-    """A 1 GB instance in ap-guangzhou (``world.create_instance``, in-process)."""
-    data: dict[str, Any] = admin(
-        server,
-        "instance",
-        "create",
-        *("--account", account.name, "--region", "ap-guangzhou", "--disk-size", "1"),
-        *args,
-        "--json",
-    )
-    return data
+    """A 1 GB instance in ap-guangzhou."""
+    return world.create_instance(server, account, "ap-guangzhou", *args)
 
 
-def disk_sha256(server: Server, instance_id: str) -> str:
-    return str(admin(server, "disk", "sha256", instance_id, "--json")["Sha256"])
+disk_sha256 = world.disk_sha256
 
 
 def error(code: str, call: Callable[[], Any]) -> TencentCloudSDKException:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
+from testkit import clients, world
+from testkit.server import Account, Server, free_port
 
 from lightkeeper.lighthouse.models import RESPONSE_FIELDS
-from tests.support import clients, world
-from tests.support.server import Account, Server, free_port
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 

@@ -23,9 +23,8 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
     TencentCloudSDKException,
 )
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import Server, free_port
+from testkit import world
+from testkit.server import Server, free_port
 
 LEASE = 1.0
 PACED = 2.0  # --operation-seconds: how long each attempt of a create/apply lasts at least
@@ -181,7 +180,7 @@ def test_rollback_taken_over_from_a_stalled_server(
         world.wait_for(
             lambda: _job(first.data_dir, "apply_snapshot"),
             lambda j: j is not None and not _runs_on(j, stalled),  # taken over
-            timeout=LEASE * 10,
+            timeout=60,  # an upper bound only: a loaded machine is slow to take over
         )
         done = _finished(c, snapshot_id, LEASE * 6)
         if done is None:  # waiting for the frozen server's disk lock: the instance stays locked
@@ -191,7 +190,7 @@ def test_rollback_taken_over_from_a_stalled_server(
             _settled(c, instance_id, "STOPPED")
             assert _start(c, instance_id) is None
             started = True
-    done = _finished(c, snapshot_id, PACED * 3 + LEASE * 6)
+    done = _finished(c, snapshot_id, 90)
     assert done is not None and done.LatestOperationState == "SUCCESS"
     job = _job(first.data_dir, "apply_snapshot")
     assert job is not None and job["state"] == "SUCCESS" and _runs_on(job, other)
@@ -228,10 +227,10 @@ def test_snapshot_taken_over_from_a_stalled_server(
         world.wait_for(
             lambda: _job(first.data_dir, "create_snapshot"),
             lambda j: j is not None and not _runs_on(j, stalled),
-            timeout=LEASE * 10,
+            timeout=60,  # an upper bound only: a loaded machine is slow to take over
         )
         _finished(c, snapshot_id, LEASE * 6)
-    snapshot = _finished(c, snapshot_id, PACED * 3 + LEASE * 6)
+    snapshot = _finished(c, snapshot_id, 90)
     assert snapshot is not None and snapshot.LatestOperationState == "SUCCESS"
     job = _job(first.data_dir, "create_snapshot")
     assert job is not None and job["state"] == "SUCCESS" and _runs_on(job, other)

@@ -6,9 +6,8 @@ import os
 from collections.abc import Callable
 
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import Server
+from testkit import world
+from testkit.server import Server
 
 PATTERN = os.urandom(4 * world.MiB)
 OFFSETS = (0, 100 * world.MiB, 513 * world.MiB, 1020 * world.MiB)

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
-
-from tests.support import world
-from tests.support.server import Account, Server, free_port
+from testkit import world
+from testkit.server import Account, Server, free_port
 
 UNKNOWN_ID = "lhsnap-zz9zz9zz"
 FAKE_IDS = [f"lhsnap-{i:08d}" for i in range(101)]

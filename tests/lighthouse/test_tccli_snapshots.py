@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support import clients, world
-from tests.support.server import Account, Server
+from testkit import clients, world
+from testkit.server import Account, Server
 
 
 def _tccli(server: Server, account: Account, home: Path, *args: str) -> Any:

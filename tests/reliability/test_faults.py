@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
+from testkit import world
+from testkit.server import Account, Server, free_port
 
-from tests.support import world
 from tests.support.drivers import storages
 from tests.support.mounts import loop_mounted
-from tests.support.server import Account, Server, free_port
 
 MiB = world.MiB
 DATA = 40 * MiB  # several copy chunks (8 MiB): the faults hit in the middle of a copy

@@ -1,8 +1,8 @@
-"""Hostile input through the real HTTP interface (the engine is ``tools/fuzz.py``; run it for
-thousands of examples). Every category asserts that every answer is a well-formed envelope
-with a documented code and never InternalError; at the end, the server is still healthy, its
-/metrics count no InternalError and its log has no traceback. Also: a client trickling its
-body must not stall the others."""
+"""Hostile input through the real HTTP interface (the engine is ``testkit/fuzz.py``;
+``tools/fuzz.py`` runs it for thousands of examples). Every category asserts that every
+answer is a well-formed envelope with a documented code and never InternalError; at the end,
+the server is still healthy, its /metrics count no InternalError and its log has no traceback.
+Also: a client trickling its body must not stall the others."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tools import fuzz
-from tools.storm import envelope_problem, signed_request, tc3_headers
-
-from tests.support.server import Server
+from testkit import fuzz
+from testkit.server import Server
+from testkit.storm import envelope_problem, signed_request, tc3_headers
 
 CI_EXAMPLES = {  # a few hundred in all, ~60 s
     "json-params": 120,
@@ -73,7 +72,7 @@ def test_server_survives_the_fuzz(target: fuzz.Target) -> None:
 
 def test_a_slow_client_does_not_stall_the_others(target: fuzz.Target) -> None:
     """One client trickles a 40-byte body one byte per 100 ms (4 s); meanwhile 50 normal
-    requests complete promptly, and the trickler still gets its envelope at the end."""
+    requests complete before it is done, and the trickler still gets its envelope at the end."""
     body = json.dumps({"Limit": 1, "Offset": 0, "X": "xxxxx"}).encode()[:40]
     body = body if len(body) == 40 else body.ljust(40)
     headers = tc3_headers(
@@ -99,20 +98,14 @@ def test_a_slow_client_does_not_stall_the_others(target: fuzz.Target) -> None:
     slow = threading.Thread(target=trickle)
     slow.start()
     time.sleep(0.3)  # the trickle has begun
-    started = time.monotonic()
-    latencies = []
-    for _ in range(50):
-        t0 = time.monotonic()
+    for _ in range(50):  # (how fast they are is bench/'s business: ``python -m bench``)
         reply = signed_request(
             target.http, target.account, target.server.endpoint, "DescribeRegions", {}, None
         )
-        latencies.append(time.monotonic() - t0)
         assert envelope_problem(reply) is None and "RegionSet" in reply.json()["Response"]
     done = time.monotonic()
     slow.join(30)
     assert not slow.is_alive()
-    assert done - started < 3.0, f"50 requests took {done - started:.1f} s"
-    assert max(latencies) < 1.0
     assert finished_at and finished_at[0] > done  # the trickler was still sending meanwhile
     response = fuzz._parse_raw(answer[0])
     assert envelope_problem(response) is None, answer[0][:300]

@@ -1,6 +1,6 @@
 """Concurrency storms: 200 clients mixing every action against six instances of three
 accounts, on a dedicated server with short transitions (0.2 s) and operations (0.3 s) so that
-operations overlap. The engine is ``tools/storm.py`` (run it for longer storms).
+operations overlap. The engine is ``testkit/storm.py`` (``tools/storm.py`` runs longer storms).
 
 Invariants: every answer is a well-formed envelope with a documented code and never
 InternalError; per instance, jobs never overlap (from the job history); the snapshot quota is
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tools import storm
+from testkit import storm
+from testkit.server import Server, free_port
 
 from tests.support.drivers import storages
-from tests.support.server import Server, free_port
 
 CLIENTS = 200
 

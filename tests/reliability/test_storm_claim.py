@@ -20,24 +20,30 @@ def test_a_lease_counts_from_the_claim_not_from_the_wait_for_the_lock(tmp_path: 
     migrate(engine)
     with write(engine) as conn:
         jobs.enqueue(conn, "StartInstances", account_id=1, instance_id="lhins-x", request_id="r")
+    now = [time.time()]  # the clock ``claim`` reads: a lease expires when the test says so
+
+    def clock() -> float:
+        return now[0]
+
     held = threading.Event()
 
     def hold_the_write_lock() -> None:
         with write(engine):
             held.set()
-            time.sleep(1.0)
+            time.sleep(0.2)  # lets the claim below queue on the lock (not needed to pass)
+            now[0] += 10.0  # the wait for the lock "took" 10 s, longer than the lease
 
     holder = threading.Thread(target=hold_the_write_lock)
     holder.start()
     held.wait(5)
-    first = jobs.claim(engine, "worker-a", lease_seconds=0.8)  # waits ~1 s for the lock
+    first = jobs.claim(engine, "worker-a", lease_seconds=5, clock=clock)  # waits for the lock
     holder.join()
     assert first is not None and first.attempts == 1
-    # The lease was granted just now: nobody may claim the job again for ~0.8 s.
-    assert jobs.claim(engine, "worker-b", lease_seconds=0.8) is None
-    time.sleep(1.0)
+    # The lease was granted just now: nobody may claim the job again for 5 s.
+    assert jobs.claim(engine, "worker-b", lease_seconds=5, clock=clock) is None
+    now[0] += 6.0
     # Expired, but worker-a is alive (it is asking): its own running job is not taken again.
-    assert jobs.claim(engine, "worker-a", lease_seconds=0.8) is None
-    again = jobs.claim(engine, "worker-b", lease_seconds=0.8)  # now it has really expired
+    assert jobs.claim(engine, "worker-a", lease_seconds=5, clock=clock) is None
+    again = jobs.claim(engine, "worker-b", lease_seconds=5, clock=clock)  # really expired
     assert again is not None and again.id == first.id and again.attempts == 2
     engine.dispose()

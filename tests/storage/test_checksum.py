@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import types
 from pathlib import Path
 
@@ -204,22 +203,19 @@ def _runs_of_nonzero(content: bytes) -> list[tuple[int, bytes]]:
 def test_large_sparse_disk_snapshots_and_restores_in_time_proportional_to_data(
     tmp_path: Path,
 ) -> None:
-    """10 GiB disk, 1 MiB of data: a plain sha256 alone would take ~6 s here."""
+    """10 GiB disk, 1 MiB of data: a plain sha256 alone would take ~6 s here. (How long it
+    takes is measured by ``python -m bench --only datapath``, not asserted: see issue #12.)"""
     driver = RawDriver(tmp_path)
     disk, snap = "lhdisk-big", "lhsnap-big"
     payload = os.urandom(MiB)
     driver.create_disk(disk, 10 * GiB)
     driver.write(disk, 5 * GiB + 12345, payload)
 
-    started = time.perf_counter()
     checksum = driver.create_snapshot(disk, snap, lambda _: None)
     driver.write(disk, 5 * GiB + 12345, b"changed")
     driver.write(disk, 7 * GiB, b"new data in a hole")
     driver.restore_snapshot(disk, snap, checksum, lambda _: None)
     assert driver.snapshot_checksum(snap) == checksum
-    elapsed = time.perf_counter() - started
-
-    assert elapsed < 1.5
     assert driver.read(disk, 5 * GiB + 12345, MiB) == payload
     assert driver.read(disk, 7 * GiB, 18) == bytes(18)
 

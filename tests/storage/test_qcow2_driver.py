@@ -1,4 +1,6 @@
-"""Qcow2Driver against the real qemu tools: internal snapshots, checksums, locks, live mode."""
+"""Qcow2Driver specifics against the real qemu tools: internal snapshots and markers, redo
+records, foreign image locks, live mode; the cases every driver shares are in
+test_contract.py."""
 
 from __future__ import annotations
 
@@ -14,21 +16,16 @@ from pathlib import Path
 import pytest
 
 from lightkeeper.storage import (
-    ChecksumMismatch,
     DiskBusy,
-    DiskExists,
     DiskNotFound,
     NoSpace,
     Qcow2Driver,
     RawDriver,
-    SnapshotBusy,
     SnapshotExists,
-    SnapshotNotFound,
     StorageIOError,
     make_driver,
 )
 from lightkeeper.storage import qcow2 as qcow2_mod
-from lightkeeper.storage.base import LiveSnapshotStorage
 
 if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
     pytest.skip("qemu-img/qemu-io not installed", allow_module_level=True)
@@ -75,30 +72,6 @@ def _tags(path: Path) -> list[str]:
     return [s["name"] for s in json.loads(out).get("snapshots", [])]
 
 
-def test_round_trip_restores_snapshot_time_content(driver: Qcow2Driver, disk: str) -> None:
-    before = driver.disk_sha256(disk)
-    seen: list[int] = []
-    checksum = driver.create_snapshot(disk, SNAP, seen.append)
-    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(set(seen))
-    assert checksum.startswith("b1m-sha256:")
-    assert checksum == driver.snapshot_checksum(SNAP)
-    assert driver.snapshot_sha256(SNAP) == before
-
-    for offset in OFFSETS:
-        driver.write(disk, offset, b"\xff" * 100)
-    driver.write(disk, 10 * MiB, b"new data in a former hole")
-    assert driver.disk_sha256(disk) != before
-
-    seen.clear()
-    driver.restore_snapshot(disk, SNAP, checksum, seen.append)
-    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(set(seen))
-    assert driver.disk_sha256(disk) == before
-    assert [driver.read(disk, o, 100) for o in OFFSETS] == [_pattern(i, 100) for i in range(5)]
-    assert driver.read(disk, 10 * MiB, 25) == bytes(25)
-    assert driver.snapshot_exists(SNAP)  # applying keeps the snapshot
-    assert _temp_files(driver.disk_path(disk).parent.parent) == []
-
-
 def test_checksums_equal_the_raw_drivers_for_the_same_content(
     tmp_path: Path, driver: Qcow2Driver, disk: str
 ) -> None:
@@ -115,29 +88,6 @@ def test_checksums_equal_the_raw_drivers_for_the_same_content(
     assert driver.read(disk, 0, 64 * MiB) == content
     # a plain sha256 recorded by older versions is accepted too
     driver.restore_snapshot(disk, SNAP, hashlib.sha256(content).hexdigest(), _ignore)
-
-
-def test_snapshot_keeps_its_size_after_the_disk_grows(driver: Qcow2Driver, disk: str) -> None:
-    checksum = driver.create_snapshot(disk, SNAP, _ignore)
-    driver.resize_disk(disk, 128 * MiB)
-    driver.write(disk, 100 * MiB, b"beyond the old end")
-    assert driver.snapshot_checksum(SNAP) == checksum
-    driver.restore_snapshot(disk, SNAP, checksum, _ignore)
-    assert driver.disk_size(disk) == 64 * MiB  # qemu applies the snapshot's size too
-
-
-def test_checksum_mismatch_leaves_disk_untouched(driver: Qcow2Driver, disk: str) -> None:
-    driver.create_snapshot(disk, SNAP, _ignore)
-    driver.write(disk, 0, b"after snapshot")
-    wrong = driver.create_snapshot(disk, "lhsnap-second", _ignore)  # other content's checksum
-    driver.write(disk, 0, b"current state!")
-    current = driver.disk_sha256(disk)
-
-    with pytest.raises(ChecksumMismatch) as info:
-        driver.restore_snapshot(disk, SNAP, wrong, _ignore)
-    assert info.value.expected == wrong
-    assert driver.disk_sha256(disk) == current
-    assert not driver.disk_path(disk).with_suffix(".restoring").exists()
 
 
 def test_snapshot_markers_ids_and_idempotent_delete(
@@ -222,28 +172,6 @@ def test_image_held_by_another_process_is_busy(driver: Qcow2Driver, disk: str) -
     assert driver.disk_size(disk) == 64 * MiB  # header reads use force-share
 
 
-def test_our_own_locks(driver: Qcow2Driver, disk: str) -> None:
-    checksum = driver.create_snapshot(disk, SNAP, _ignore)
-    with driver.lock_disk(disk):
-        for call in (
-            lambda: driver.write(disk, 0, b"x"),
-            lambda: driver.create_snapshot(disk, "lhsnap-other", _ignore),
-            lambda: driver.restore_snapshot(disk, SNAP, checksum, _ignore),
-            lambda: driver.delete_disk(disk),
-        ):
-            with pytest.raises(DiskBusy):
-                call()
-    with driver.lock_snapshot(SNAP):
-        with pytest.raises(SnapshotBusy):
-            driver.delete_snapshot(SNAP)
-        with pytest.raises(SnapshotBusy):
-            driver.restore_snapshot(disk, SNAP, checksum, _ignore)
-    with pytest.raises(SnapshotNotFound):
-        with driver.lock_snapshot("lhsnap-missing"):
-            pass
-    driver.write(disk, 0, b"x")  # released
-
-
 @pytest.mark.parametrize(
     ("message", "error"),
     [
@@ -262,50 +190,30 @@ def test_qemu_messages_are_mapped(message: str, error: type[Exception]) -> None:
         assert "Permission denied" in str(mapped)
 
 
-def test_disk_lifecycle_bounds_and_base_image(tmp_path: Path, driver: Qcow2Driver) -> None:
+def test_disk_layout_sectors_and_base_image(tmp_path: Path, driver: Qcow2Driver) -> None:
+    """The generic lifecycle is in test_contract.py; here: where images go, qemu's sector
+    sizes, and which files a deleted disk leaves."""
     base = tmp_path / "base.img"
     base.write_bytes(_pattern(7, 10_000) + bytes(512 - 10_000 % 512))
     driver.create_disk(DISK, 8 * MiB, base_image=base)
-    assert driver.disk_exists(DISK) and driver.disk_size(DISK) == 8 * MiB
     assert driver.disk_path(DISK) == tmp_path / "disks" / f"{DISK}.qcow2"
-    assert driver.read(DISK, 0, 10_000) == _pattern(7, 10_000)
-    with pytest.raises(DiskExists):
-        driver.create_disk(DISK, MiB)
+    assert driver.attachment(DISK).path == driver.disk_path(DISK)
     with pytest.raises(ValueError):
         driver.create_disk("lhdisk-small", 4096, base_image=base)
     with pytest.raises(ValueError):
         driver.create_disk("lhdisk-odd", 1000)  # qemu sizes disks in sectors
-    for bad_write in ((8 * MiB - 1, b"ab"), (-1, b"a")):
-        with pytest.raises(ValueError):
-            driver.write(DISK, *bad_write)
-    assert driver.read(DISK, 8 * MiB, 0) == b""
-    driver.resize_disk(DISK, 16 * MiB)
-    assert driver.disk_size(DISK) == 16 * MiB
-    with pytest.raises(ValueError):
-        driver.resize_disk(DISK, 8 * MiB)
-
     driver.delete_disk(DISK)
-    driver.delete_disk(DISK)  # idempotent
     assert not driver.disk_exists(DISK) and not driver.disk_exists("lhdisk-small")
     assert sorted(p.name for p in (tmp_path / "disks").iterdir()) == ["lhdisk-small.lock"]
     assert (tmp_path / "disks").stat().st_mode & 0o777 == 0o700
 
 
-def test_missing_objects_and_bad_ids(tmp_path: Path, driver: Qcow2Driver, disk: str) -> None:
-    with pytest.raises(DiskNotFound):
-        driver.disk_sha256("lhdisk-missing")
-    with pytest.raises(DiskNotFound):
-        driver.create_snapshot("lhdisk-missing", SNAP, _ignore)
-    with pytest.raises(SnapshotNotFound):
-        driver.restore_snapshot(disk, "lhsnap-missing", "0" * 64, _ignore)
-    with pytest.raises(SnapshotNotFound):
-        driver.snapshot_checksum("lhsnap-missing")
-    for bad in ("../escape", "a/b", ".hidden", "12345"):  # digits: a qemu snapshot id
-        with pytest.raises(ValueError):
-            driver.create_snapshot(disk, bad, _ignore)
+def test_all_digit_ids_and_the_registry(tmp_path: Path, driver: Qcow2Driver, disk: str) -> None:
+    with pytest.raises(ValueError):
+        driver.create_snapshot(disk, "12345", _ignore)  # digits: a qemu snapshot id
     assert driver.snapshot_ids() == []
     assert isinstance(make_driver("qcow2", tmp_path), Qcow2Driver)
-    assert isinstance(driver, LiveSnapshotStorage)
+    assert driver.capabilities.live_snapshot
 
 
 QSD_TIMEOUT = 10

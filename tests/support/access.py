@@ -8,9 +8,8 @@ from typing import Any
 
 from tencentcloud.common import credential
 from tencentcloud.lighthouse.v20200324 import lighthouse_client
-
-from tests.support import clients
-from tests.support.server import Account, Server
+from testkit import clients
+from testkit.server import Account, Server
 
 
 def policy(*statements: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,8 @@ from types import ModuleType
 
 import pytest
 from tencentcloud.lighthouse.v20200324 import models
-
-from tests.support import world
-from tests.support.server import Server
+from testkit import world
+from testkit.server import Server
 
 ACCEL = os.environ.get("LIGHTKEEPER_TEST_ACCEL", "tcg")
 

@@ -12,9 +12,9 @@ from types import ModuleType
 
 import pytest
 from tencentcloud.lighthouse.v20200324 import models
+from testkit import world
+from testkit.server import Server
 
-from tests.support import world
-from tests.support.server import Server
 from tests.vm.test_live_snapshots import snapshot_records, vm_args, wait_written
 
 

@@ -47,8 +47,8 @@ class Frontend:
     authorizer: Authorizer = field(default_factory=AllowAll)
     # Run ``reads_only`` actions on the event loop. For a local SQLite file: such a read takes
     # a fraction of a millisecond and never waits (WAL readers take no lock), while the hop to
-    # a worker thread cost more than the read itself (GIL hand-offs between 16+ threads:
-    # 2.8 ms of CPU per DescribeSnapshots at saturation, 0.8 ms inline; docs/performance.md).
+    # a worker thread cost more than the read itself (GIL hand-offs between the threads on
+    # every SQLite call; the measurements are in docs/performance.md, "Reads on the event loop").
     # Off for a database across a network, whose round trips would stall the loop.
     inline_reads: bool = False
     # Peers whose X-Forwarded-For is believed (``--trusted-proxy``); none by default.

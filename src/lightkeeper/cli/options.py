@@ -106,12 +106,19 @@ def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -
 
 
 def open_or_fail(settings: Settings, existing_data: ExistingData = "refuse") -> Services:
+    """The command's services; its database engine is disposed when the command ends, so a
+    command run inside another process (the tests run ``admin`` in theirs) leaves no
+    connection open."""
     try:
-        return open_services(settings, existing_data)
+        services = open_services(settings, existing_data)
     except ConfigError as exc:  # e.g. a data dir whose database is missing
         fail(str(exc))
     except Exception as exc:  # a database that cannot be opened is an operator problem
         fail(f"cannot open the database in {settings.data_dir}: {failure_line(exc)}")
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(services.engine.dispose)
+    return services
 
 
 def failure_line(exc: BaseException) -> str:

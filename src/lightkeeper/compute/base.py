@@ -6,8 +6,9 @@ worker calls them from its own threads.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
+
+from lightkeeper.domain.attachment import Attachment
 
 PowerState = Literal["RUNNING", "STOPPED"]
 
@@ -25,12 +26,20 @@ class StatusCorrupt(ComputeError):
 
 
 class ComputeDriver(Protocol):
-    # True when machines can change state behind our back (crash, guest shutdown), so the
-    # server must watch them; the null driver's state only changes through the driver.
-    supervised: bool
+    """Machines, one per instance, that boot their system disk and report their power state.
 
-    def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
-        """Register an instance whose system disk is the image ``disk``."""
+    A driver gets the disk as the storage driver's ``Attachment`` (what to open, not where a
+    file is), so it never learns which storage driver made it. tests/compute/test_contract.py
+    is what every driver must pass.
+    """
+
+    supervised: bool
+    """True when machines can change state behind our back (crash, guest shutdown), so the
+    server must watch them; the null driver's state only changes through the driver."""
+
+    def create(self, instance_id: str, state: PowerState, disk: Attachment) -> None:
+        """Register (or re-register) an instance booting ``disk``, and bring its machine to
+        ``state``. A disk kind the driver cannot open is a ComputeError."""
         ...
 
     def delete(self, instance_id: str) -> None: ...

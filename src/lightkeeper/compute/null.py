@@ -13,9 +13,12 @@ import time
 from pathlib import Path
 
 from lightkeeper.compute.base import PowerState, StatusCorrupt, StatusUnavailable
+from lightkeeper.domain.attachment import Attachment
 
 
 class NullDriver:
+    """ComputeDriver without machines: what the API needs of power state, and nothing more."""
+
     supervised = False
 
     def __init__(self, root: Path, transition_seconds: float = 1.0) -> None:
@@ -34,7 +37,7 @@ class NullDriver:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
 
-    def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
+    def create(self, instance_id: str, state: PowerState, disk: Attachment) -> None:
         self._write(instance_id, state)  # power state only: the disk is never opened
 
     def delete(self, instance_id: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from lightkeeper.compute.base import ComputeError, PowerState, StatusCorrupt, StatusUnavailable
 from lightkeeper.compute.qmp import QMPClient, QMPCommandError, QMPError
+from lightkeeper.domain.attachment import Attachment
 
 QEMU = "qemu-system-x86_64"
 Accel = Literal["auto", "kvm", "tcg"]
@@ -156,12 +157,14 @@ class QemuDriver:
             raise StatusCorrupt(f"machine record of {instance_id} is malformed")
         return data
 
-    def _write_record(self, instance_id: str, disk: Path, disk_format: str) -> None:
+    def _write_record(self, instance_id: str, disk: Attachment) -> None:
+        if disk.kind != "file":  # only local image files today; rbd etc. would go here
+            raise ComputeError(f"{instance_id}: cannot open a {disk.kind!r} disk")
         directory = self._dir(instance_id)
         directory.mkdir(mode=0o700, exist_ok=True)
         path = directory / "instance.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"disk": str(disk.resolve()), "format": disk_format}))
+        tmp.write_text(json.dumps({"disk": str(disk.path.resolve()), "format": disk.format}))
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -288,9 +291,9 @@ class QemuDriver:
 
     # -- the ComputeDriver protocol -----------------------------------------------------------
 
-    def create(self, instance_id: str, state: PowerState, disk: Path, disk_format: str) -> None:
+    def create(self, instance_id: str, state: PowerState, disk: Attachment) -> None:
         with self._locked(instance_id):
-            self._write_record(instance_id, disk, disk_format)
+            self._write_record(instance_id, disk)
             if state == "RUNNING":
                 self._start_locked(instance_id)
             else:

@@ -4,37 +4,88 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final
 
-# Instance states (lighthouse-facts §2.1), with the Chinese names the denied-action messages use.
-INSTANCE_STATES_ZH: Final = {
-    "PENDING": "创建中",
-    "LAUNCH_FAILED": "创建失败",
-    "RUNNING": "运行中",
-    "STOPPED": "关机",
-    "STARTING": "开机中",
-    "STOPPING": "关机中",
-    "REBOOTING": "重启中",
-    "SHUTDOWN": "停止待销毁",
-    "TERMINATING": "销毁中",
-    "DELETING": "删除中",
-    "FREEZING": "冻结中",
-}
-SNAPSHOT_STATES_ZH: Final = {"NORMAL": "正常", "CREATING": "创建中", "ROLLBACKING": "回滚中"}
 
-GENERAL_BUNDLE: Final = "GENERAL_BUNDLE"
-STORAGE_BUNDLE: Final = "STORAGE_BUNDLE"
-BUNDLE_TYPES: Final = (GENERAL_BUNDLE, STORAGE_BUNDLE)
+class InstanceState(StrEnum):
+    """lighthouse-facts §2.1. A StrEnum equals its string: rows and wire output are unchanged."""
+
+    PENDING = "PENDING"
+    LAUNCH_FAILED = "LAUNCH_FAILED"
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    STOPPING = "STOPPING"
+    REBOOTING = "REBOOTING"
+    SHUTDOWN = "SHUTDOWN"
+    TERMINATING = "TERMINATING"
+    DELETING = "DELETING"
+    FREEZING = "FREEZING"
+
+
+class SnapshotState(StrEnum):
+    NORMAL = "NORMAL"
+    CREATING = "CREATING"
+    ROLLBACKING = "ROLLBACKING"
+
+
+class OperationState(StrEnum):
+    """LatestOperationState of instances and snapshots."""
+
+    OPERATING = "OPERATING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+class RestrictState(StrEnum):
+    NORMAL = "NORMAL"
+    RESOURCE_RESTRICT = "RESOURCE_RESTRICT"
+
+
+class BundleType(StrEnum):
+    GENERAL_BUNDLE = "GENERAL_BUNDLE"
+    STORAGE_BUNDLE = "STORAGE_BUNDLE"
+
+
+# The Chinese names the denied-action messages use.
+INSTANCE_STATES_ZH: Final = {
+    InstanceState.PENDING: "创建中",
+    InstanceState.LAUNCH_FAILED: "创建失败",
+    InstanceState.RUNNING: "运行中",
+    InstanceState.STOPPED: "关机",
+    InstanceState.STARTING: "开机中",
+    InstanceState.STOPPING: "关机中",
+    InstanceState.REBOOTING: "重启中",
+    InstanceState.SHUTDOWN: "停止待销毁",
+    InstanceState.TERMINATING: "销毁中",
+    InstanceState.DELETING: "删除中",
+    InstanceState.FREEZING: "冻结中",
+}
+SNAPSHOT_STATES_ZH: Final = {
+    SnapshotState.NORMAL: "正常",
+    SnapshotState.CREATING: "创建中",
+    SnapshotState.ROLLBACKING: "回滚中",
+}
+
+GENERAL_BUNDLE: Final = BundleType.GENERAL_BUNDLE
+STORAGE_BUNDLE: Final = BundleType.STORAGE_BUNDLE
+BUNDLE_TYPES: Final = tuple(BundleType)
+
+# The states a machine rests in by itself; every other is a transition an operation is
+# driving, or a lifecycle state no machine reports (what the supervisor may correct).
+SETTLED_STATES: Final = frozenset({InstanceState.RUNNING, InstanceState.STOPPED})
+
+# Which instances earn free snapshots (§3.1): not pending reclaim, not a storage bundle.
+# Instance.counts_for_snapshot_quota and the quota's SQL count both read these.
+QUOTA_EXCLUDED_STATES: Final = frozenset({InstanceState.SHUTDOWN})
+QUOTA_EXCLUDED_BUNDLES: Final = frozenset({BundleType.STORAGE_BUNDLE})
 
 # Operation names as they appear in LatestOperation fields.
 CREATE_SNAPSHOT: Final = "CreateInstanceSnapshot"
 ROLLBACK_SNAPSHOT: Final = "RollbackInstanceSnapshot"  # the snapshot's name for a rollback
 APPLY_SNAPSHOT: Final = "ApplyInstanceSnapshot"  # the instance's name for the same rollback
 POWER_OPERATIONS: Final = ("StartInstances", "StopInstances", "RebootInstances")
-
-OPERATING: Final = "OPERATING"
-SUCCESS: Final = "SUCCESS"
-FAILED: Final = "FAILED"
 
 GiB: Final = 1024**3
 
@@ -51,15 +102,15 @@ class Instance:
     cpu: int
     memory: int
     blueprint_id: str
-    state: str
-    restrict_state: str
+    state: InstanceState
+    restrict_state: RestrictState
     uuid: str
     private_ip: str
     public_ip: str
     created_at: dt.datetime
     expired_at: dt.datetime
     latest_operation: str | None
-    latest_operation_state: str | None
+    latest_operation_state: OperationState | None
     latest_operation_request_id: str | None
     latest_operation_started_at: dt.datetime | None
     disk_id: str
@@ -74,7 +125,7 @@ class Instance:
         return (
             self.op_job is not None
             and self.latest_operation in POWER_OPERATIONS
-            and self.latest_operation_state == OPERATING
+            and self.latest_operation_state == OperationState.OPERATING
         )
 
     @property
@@ -88,7 +139,10 @@ class Instance:
     @property
     def counts_for_snapshot_quota(self) -> bool:
         """Pending-reclaim and storage-bundle instances earn no free snapshots (§3.1)."""
-        return self.state != "SHUTDOWN" and self.bundle_type != STORAGE_BUNDLE
+        return (
+            self.state not in QUOTA_EXCLUDED_STATES
+            and self.bundle_type not in QUOTA_EXCLUDED_BUNDLES
+        )
 
 
 @dataclass(frozen=True)
@@ -100,10 +154,10 @@ class Snapshot:
     disk_id: str
     disk_size_gb: int
     name: str
-    state: str
+    state: SnapshotState
     percent: int
     latest_operation: str | None
-    latest_operation_state: str | None
+    latest_operation_state: OperationState | None
     latest_operation_request_id: str | None
     created_at: dt.datetime
     checksum: str | None  # recorded when the copy finished; verified on every restore

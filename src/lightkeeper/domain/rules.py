@@ -12,10 +12,14 @@ from collections.abc import Sequence
 
 from lightkeeper.domain.model import (
     INSTANCE_STATES_ZH,
+    SETTLED_STATES,
     SNAPSHOT_STATES_ZH,
     STORAGE_BUNDLE,
     Instance,
+    InstanceState,
+    RestrictState,
     Snapshot,
+    SnapshotState,
 )
 from lightkeeper.errors import ApiError, message
 
@@ -31,12 +35,12 @@ TAG_PUNCTUATION = frozenset(" +-=._:/@()[]（）【】")
 _INVISIBLE_CONTROLS = frozenset(
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
 )
-SNAPSHOTTABLE_STATES = ("RUNNING", "STOPPED")
-ROLLBACK_STATES = ("RUNNING", "STOPPED")
+SNAPSHOTTABLE_STATES = SETTLED_STATES
+ROLLBACK_STATES = SETTLED_STATES
 POWER_RULES = {  # action -> (allowed state, transitional state)
-    "StartInstances": ("STOPPED", "STARTING"),
-    "StopInstances": ("RUNNING", "STOPPING"),
-    "RebootInstances": ("RUNNING", "REBOOTING"),
+    "StartInstances": (InstanceState.STOPPED, InstanceState.STARTING),
+    "StopInstances": (InstanceState.RUNNING, InstanceState.STOPPING),
+    "RebootInstances": (InstanceState.RUNNING, InstanceState.REBOOTING),
 }
 
 
@@ -96,7 +100,7 @@ def check_create_snapshot(
 ) -> None:
     if instance.bundle_type == STORAGE_BUNDLE:
         raise ApiError("OperationDenied.OperationDeniedCreateSnapshotForStorageBundle")
-    if instance.restrict_state != "NORMAL":
+    if instance.restrict_state != RestrictState.NORMAL:
         raise ApiError("OperationDenied.OperationDeniedCreateSnapshot")
     if not blueprint_exists:
         raise ApiError("ResourceNotFound.BlueprintIdNotFound")
@@ -113,9 +117,9 @@ def check_create_snapshot(
 def check_apply_snapshot(instance: Instance, snapshot: Snapshot) -> None:
     # The snapshot's own state first: rolling back to a snapshot that is still being
     # created (or rolled back to) is refused for the snapshot, not for its busy disk.
-    if snapshot.state != "NORMAL":
+    if snapshot.state != SnapshotState.NORMAL:
         raise ApiError("UnsupportedOperation.InvalidSnapshotState")
-    if instance.state == "PENDING":
+    if instance.state == InstanceState.PENDING:
         raise ApiError("OperationDenied.InstanceCreating")
     if instance.power_operation_running:
         raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
@@ -131,10 +135,10 @@ def check_apply_snapshot(instance: Instance, snapshot: Snapshot) -> None:
         raise ApiError("InvalidParameterValue.DiskSizeNotMatch")
 
 
-def check_power(action: str, instance: Instance) -> str:
+def check_power(action: str, instance: Instance) -> InstanceState:
     """Return the transitional state the instance enters, or raise the refusal."""
     allowed, transitional = POWER_RULES[action]
-    if instance.state == "PENDING":
+    if instance.state == InstanceState.PENDING:
         raise ApiError("OperationDenied.InstanceCreating")
     if instance.power_operation_running:
         raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
@@ -146,7 +150,7 @@ def check_power(action: str, instance: Instance) -> str:
 
 
 def check_delete_snapshot(snapshot: Snapshot) -> None:
-    if snapshot.state != "NORMAL":
+    if snapshot.state != SnapshotState.NORMAL:
         raise ApiError("UnsupportedOperation.InvalidSnapshotState")
 
 
@@ -176,7 +180,7 @@ def snapshot_denied_actions(
         "state_zh": SNAPSHOT_STATES_ZH.get(snapshot.state, snapshot.state),
     }
     snapshot_state = "UnsupportedOperation.InvalidSnapshotState#denied"
-    if snapshot.state == "ROLLBACKING":
+    if snapshot.state == SnapshotState.ROLLBACKING:
         en, zh = _DISK_OPERATIONS["RollbackInstanceSnapshot"]
         return [
             _denied(
@@ -189,7 +193,7 @@ def snapshot_denied_actions(
             ),
             _denied("DeleteSnapshots", snapshot_state, language, **state_params),
         ]
-    if snapshot.state != "NORMAL":
+    if snapshot.state != SnapshotState.NORMAL:
         return [
             _denied("RollbackInstanceSnapshot", snapshot_state, language, **state_params),
             _denied("DeleteSnapshots", snapshot_state, language, **state_params),

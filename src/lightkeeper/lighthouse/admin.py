@@ -21,7 +21,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lightkeeper import compute, storage
 from lightkeeper.domain import ids
-from lightkeeper.domain.model import BUNDLE_TYPES, STORAGE_BUNDLE, GiB, Instance
+from lightkeeper.domain.model import (
+    BUNDLE_TYPES,
+    STORAGE_BUNDLE,
+    GiB,
+    Instance,
+    InstanceState,
+    RestrictState,
+)
 from lightkeeper.lighthouse.views import instance_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
@@ -96,8 +103,8 @@ class AdminService:
                 cpu=cpu,
                 memory=memory,
                 blueprint_id=blueprint_id,
-                state=state,
-                restrict_state="NORMAL",
+                state=InstanceState(state),
+                restrict_state=RestrictState.NORMAL,
                 uuid=str(uuid.uuid4()),
                 private_ip=_address("10.0.0.0/8"),
                 public_ip=_address("43.128.0.0/10"),
@@ -137,7 +144,7 @@ class AdminService:
     ) -> dict[str, Any]:
         """An instance whose system disk starts as a copy of an existing VM disk image."""
         image_format, virtual_size = image_info(disk)
-        if image_format != "raw" and self.world.storage.format == "raw":
+        if image_format != "raw" and not self.world.storage.capabilities.converts_images:
             raise AdminError(f"{disk} is {image_format}: serve with --storage qcow2 to import it")
         size_gb = max(options.pop("disk_size_gb", 1), -(-virtual_size // GiB))
         return self.create_instance(
@@ -176,7 +183,7 @@ class AdminService:
     def restrict(self, instance_id: str, restricted: bool = True) -> dict[str, Any]:
         with self.world.write() as conn:
             self._instance(conn, instance_id)
-            state = "RESOURCE_RESTRICT" if restricted else "NORMAL"
+            state = RestrictState.RESOURCE_RESTRICT if restricted else RestrictState.NORMAL
             db.update_instance(conn, instance_id, restrict_state=state)
         return self.describe_instance(instance_id)
 
@@ -187,7 +194,7 @@ class AdminService:
         with self.world.write() as conn:
             instance = self._instance(conn, instance_id)
             self._require_idle(instance)
-            db.update_instance(conn, instance_id, state=state)
+            db.update_instance(conn, instance_id, state=InstanceState(state))
             self._register(instance, state)
         return self.describe_instance(instance_id)
 
@@ -258,8 +265,7 @@ class AdminService:
         self.world.compute.create(
             instance.instance_id,
             "RUNNING" if state == "RUNNING" else "STOPPED",
-            self.world.storage.disk_path(instance.disk_id),
-            self.world.storage.format,
+            self.world.storage.attachment(instance.disk_id),
         )
 
     @staticmethod

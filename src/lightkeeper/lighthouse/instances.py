@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
 
 from lightkeeper.api.registry import Context, Reply
 from lightkeeper.domain import ids, rules
-from lightkeeper.domain.model import OPERATING, Instance
+from lightkeeper.domain.model import Instance, InstanceState, OperationState
 from lightkeeper.errors import ApiError
 from lightkeeper.lighthouse import models
 from lightkeeper.lighthouse.checks import check_filters, check_ids, check_paging
+from lightkeeper.lighthouse.jobs.base import NoParams, Params
+from lightkeeper.lighthouse.jobs.power import (
+    STOP_TYPES,
+    Power,
+    RebootInstances,
+    StartInstances,
+    StopInstances,
+    StopParams,
+)
+from lightkeeper.lighthouse.lookup import find_instance, in_region
 from lightkeeper.lighthouse.views import instance_view
-from lightkeeper.lighthouse.world import World
-from lightkeeper.store import jobs
+from lightkeeper.lighthouse.world import World, probe
 from lightkeeper.store import resources as db
 from lightkeeper.store.tables import instances as instances_table
 
@@ -37,7 +48,7 @@ FILTER_COLUMNS = {
     "instance-state": instances_table.c.state,
     "bundle-id": instances_table.c.bundle_id,
 }
-STOP_TYPES = ("SOFT", "HARD", "SOFT_FIRST")
+P = TypeVar("P", bound=Params)
 
 
 class InstanceService:
@@ -82,46 +93,57 @@ class InstanceService:
         }
 
     def start(self, ctx: Context, req: models.StartInstancesRequest) -> Reply:
-        return self._power(ctx, "StartInstances", req.InstanceIds, {})
+        return self._power(ctx, StartInstances, req.InstanceIds, NoParams())
 
     def stop(self, ctx: Context, req: models.StopInstancesRequest) -> Reply:
         stop_type = req.StopType or "SOFT_FIRST"
         if stop_type not in STOP_TYPES:
             raise ApiError("InvalidParameterValue", name="StopType", value=stop_type)
-        return self._power(ctx, "StopInstances", req.InstanceIds, {"stop_type": stop_type})
+        params = StopParams(stop_type=stop_type)
+        return self._power(ctx, StopInstances, req.InstanceIds, params)
 
     def reboot(self, ctx: Context, req: models.RebootInstancesRequest) -> Reply:
-        return self._power(ctx, "RebootInstances", req.InstanceIds, {})
+        return self._power(ctx, RebootInstances, req.InstanceIds, NoParams())
 
     def _power(
-        self, ctx: Context, action: str, instance_ids: list[str], params: dict[str, Any]
+        self, ctx: Context, kind: type[Power[P]], instance_ids: list[str], params: P
     ) -> Reply:
-        """Validate the whole batch, then mark every instance and queue one job each."""
+        """Validate the whole batch, then mark every instance and queue one job each. The
+        machines' power states are asked before the transaction, answered in it in order."""
         id_list = check_ids(ids.INSTANCE, instance_ids, 100, required=True, name="InstanceIds")
+        action = kind.name
         world = self.world
+        with world.read() as conn:
+            found = [
+                i
+                for i in id_list
+                if in_region(ctx, db.get_instance(conn, i, ctx.principal.account_id))
+            ]
+        powers: dict[str, Callable[[], object]] = {
+            i: probe(partial(world.power_state, i)) for i in found
+        }
         with world.write() as conn:
-            targets: list[tuple[Instance, str]] = []
+            targets: list[tuple[Instance, InstanceState]] = []
             for instance_id in id_list:
-                instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
-                if instance is None or instance.region != ctx.region:
+                instance = find_instance(conn, ctx, instance_id)
+                if instance_id not in powers:  # created while this call was checked
                     raise ApiError("ResourceNotFound.InstanceIdNotFound")
-                world.power_state(instance_id)
+                powers[instance_id]()
                 targets.append((instance, rules.check_power(action, instance)))
             for instance, transitional in targets:
-                job_id = jobs.enqueue(
+                job_id = kind.enqueue(
                     conn,
-                    action,
+                    params,
                     account_id=instance.account_id,
                     instance_id=instance.instance_id,
                     request_id=ctx.request_id,
-                    params=params,
                 )
                 db.update_instance(
                     conn,
                     instance.instance_id,
                     state=transitional,
                     latest_operation=action,
-                    latest_operation_state=OPERATING,
+                    latest_operation_state=OperationState.OPERATING,
                     latest_operation_request_id=ctx.request_id,
                     latest_operation_started_at=db.utcnow(),
                     op_job=job_id,
@@ -136,9 +158,7 @@ class InstanceService:
         result = []
         with self.world.read() as conn:
             for instance_id in id_list:
-                instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
-                if instance is None or instance.region != ctx.region:
-                    raise ApiError("ResourceNotFound.InstanceIdNotFound")
+                instance = find_instance(conn, ctx, instance_id)
                 result.append(
                     {
                         "InstanceId": instance_id,

@@ -2,11 +2,14 @@
 
 Create and Apply commit the new state (CREATING / ROLLBACKING, OPERATING, the RequestId) and a
 durable job in one transaction *before* answering, so a poller never sees a stale SUCCESS.
+What needs the drivers (the machine's power state, a probe of the disk's lock) is asked
+before that transaction (``world.probe``) and answered inside it, in the order of refusals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection
@@ -16,17 +19,23 @@ from lightkeeper.domain import ids, rules
 from lightkeeper.domain.model import (
     APPLY_SNAPSHOT,
     CREATE_SNAPSHOT,
-    OPERATING,
     ROLLBACK_SNAPSHOT,
     Instance,
+    InstanceState,
+    OperationState,
     Snapshot,
+    SnapshotState,
 )
 from lightkeeper.domain.principal import Principal
 from lightkeeper.errors import ApiError
 from lightkeeper.lighthouse import models
 from lightkeeper.lighthouse.checks import check_filters, check_id, check_ids, check_paging
+from lightkeeper.lighthouse.jobs.apply_snapshot import ApplyParams, ApplySnapshot
+from lightkeeper.lighthouse.jobs.base import NoParams
+from lightkeeper.lighthouse.jobs.create_snapshot import CreateSnapshot
+from lightkeeper.lighthouse.lookup import find_instance, find_snapshot, in_region
 from lightkeeper.lighthouse.views import snapshot_view
-from lightkeeper.lighthouse.world import World
+from lightkeeper.lighthouse.world import World, probe
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
 from lightkeeper.store.tables import snapshots as snapshots_table
@@ -49,14 +58,17 @@ FILTER_COLUMNS = {
 }
 
 
-def find_instance(conn: Connection, ctx: Context, instance_id: str) -> Instance:
-    """The caller's instance in the request's region. A region-less CreateInstanceSnapshot
-    has its instance's region by then (``SnapshotService.region_of``); if it had none, the
-    instance was not found, and is not found here either."""
-    instance = db.get_instance(conn, instance_id, ctx.principal.account_id)
-    if instance is None or instance.region != ctx.region:
-        raise ApiError("ResourceNotFound.InstanceIdNotFound")
-    return instance
+def _rollback_targets(
+    conn: Connection, ctx: Context, instance_id: str, snapshot_id: str
+) -> tuple[Instance, Snapshot]:
+    """The instance and the snapshot of its disk an ApplyInstanceSnapshot is about."""
+    instance = find_instance(conn, ctx, instance_id)
+    snapshot = db.get_snapshot(conn, snapshot_id, ctx.principal.account_id)
+    if snapshot is None:
+        raise ApiError("ResourceNotFound.SnapshotIdNotFound")
+    if snapshot.disk_id != instance.disk_id:
+        raise ApiError("ResourceNotFound.SnapshotNotFound")
+    return instance, snapshot
 
 
 class SnapshotService:
@@ -81,11 +93,15 @@ class SnapshotService:
         name = rules.check_snapshot_name(req.SnapshotName) if req.SnapshotName is not None else None
         tags = rules.check_tags([(t.Key, t.Value) for t in req.Tags or []])
         world = self.world
+        with world.read() as conn:
+            disk_id = find_instance(conn, ctx, instance_id).disk_id
+        power = probe(lambda: world.power_state(instance_id))
+        disk_usable = probe(lambda: world.check_disk_usable(disk_id))
         with world.write(
             world.options.quota_lock_timeout, "InternalError.GetSnapshotAllocQuotaLockError"
         ) as conn:
             instance = find_instance(conn, ctx, instance_id)
-            world.power_state(instance_id)
+            power()
             quota = rules.snapshot_quota(
                 db.count_quota_instances(conn, instance.account_id, instance.region),
                 world.options.snapshot_quota_per_instance,
@@ -94,7 +110,7 @@ class SnapshotService:
             used = db.count_snapshots(conn, instance.account_id, instance.region)
             blueprint_exists = db.blueprint_exists(conn, instance.blueprint_id)
             rules.check_create_snapshot(instance, blueprint_exists, quota, used)
-            world.check_disk_usable(instance.disk_id)
+            disk_usable()
             now = db.utcnow()
             snapshot = Snapshot(
                 snapshot_id=_unused_id(conn),
@@ -104,10 +120,10 @@ class SnapshotService:
                 disk_id=instance.disk_id,
                 disk_size_gb=instance.disk_size_gb,
                 name=name if name is not None else f"{instance.name}-{now:%m%d%H%M%S}"[-60:],
-                state="CREATING",
+                state=SnapshotState.CREATING,
                 percent=0,
                 latest_operation=CREATE_SNAPSHOT,
-                latest_operation_state=OPERATING,
+                latest_operation_state=OperationState.OPERATING,
                 latest_operation_request_id=ctx.request_id,
                 created_at=now,
                 checksum=None,
@@ -115,9 +131,9 @@ class SnapshotService:
                 tags=tags,
             )
             db.insert_snapshot(conn, snapshot)
-            job_id = jobs.enqueue(
+            job_id = CreateSnapshot.enqueue(
                 conn,
-                "create_snapshot",
+                NoParams(),
                 account_id=instance.account_id,
                 instance_id=instance_id,
                 snapshot_id=snapshot.snapshot_id,
@@ -133,43 +149,43 @@ class SnapshotService:
         instance_id = check_id(ids.INSTANCE, req.InstanceId)
         snapshot_id = check_id(ids.SNAPSHOT, req.SnapshotId)
         world = self.world
+        with world.read() as conn:
+            disk_id = _rollback_targets(conn, ctx, instance_id, snapshot_id)[0].disk_id
+        power = probe(lambda: world.power_state(instance_id))
+        disk_usable = probe(lambda: world.check_disk_usable(disk_id))
+        snapshot_usable = probe(lambda: world.check_snapshot_usable(snapshot_id))
         with world.write() as conn:
-            instance = find_instance(conn, ctx, instance_id)
-            snapshot = db.get_snapshot(conn, snapshot_id, ctx.principal.account_id)
-            if snapshot is None:
-                raise ApiError("ResourceNotFound.SnapshotIdNotFound")
-            if snapshot.disk_id != instance.disk_id:
-                raise ApiError("ResourceNotFound.SnapshotNotFound")
-            power = world.power_state(instance_id)
+            instance, snapshot = _rollback_targets(conn, ctx, instance_id, snapshot_id)
+            was_running = power() == "RUNNING"
             rules.check_apply_snapshot(instance, snapshot)
             if jobs.queued(conn) >= world.options.max_queued_jobs:
                 raise ApiError("UnsupportedOperation.SystemBusy")
-            world.check_disk_usable(instance.disk_id)
-            world.check_snapshot_usable(snapshot_id)
-            job_id = jobs.enqueue(
+            disk_usable()
+            snapshot_usable()
+            job_id = ApplySnapshot.enqueue(
                 conn,
-                "apply_snapshot",
+                ApplyParams(was_running=was_running),
                 account_id=instance.account_id,
                 instance_id=instance_id,
                 snapshot_id=snapshot_id,
                 request_id=ctx.request_id,
-                params={"was_running": power == "RUNNING"},
             )
             db.update_snapshot(
                 conn,
                 snapshot_id,
-                state="ROLLBACKING",
+                state=SnapshotState.ROLLBACKING,
                 percent=0,
                 latest_operation=ROLLBACK_SNAPSHOT,
-                latest_operation_state=OPERATING,
+                latest_operation_state=OperationState.OPERATING,
                 latest_operation_request_id=ctx.request_id,
             )
+            running = instance.state == InstanceState.RUNNING
             db.update_instance(
                 conn,
                 instance_id,
-                state="STOPPING" if instance.state == "RUNNING" else instance.state,
+                state=InstanceState.STOPPING if running else instance.state,
                 latest_operation=APPLY_SNAPSHOT,
-                latest_operation_state=OPERATING,
+                latest_operation_state=OperationState.OPERATING,
                 latest_operation_request_id=ctx.request_id,
                 latest_operation_started_at=db.utcnow(),
                 op_job=job_id,
@@ -210,14 +226,21 @@ class SnapshotService:
     def delete(self, ctx: Context, req: models.DeleteSnapshotsRequest) -> Reply:
         id_list = check_ids(ids.SNAPSHOT, req.SnapshotIds, 10, required=True, name="SnapshotIds")
         world = self.world
+        with world.read() as conn:
+            before = db.get_snapshots(conn, ctx.principal.account_id, id_list)
+        usable = {
+            s: probe(partial(world.check_snapshot_usable, s))
+            for s in id_list
+            if in_region(ctx, before.get(s)) is not None
+        }
         with world.write() as conn:
             found = db.get_snapshots(conn, ctx.principal.account_id, id_list)
             for snapshot_id in id_list:
-                snapshot = found.get(snapshot_id)
-                if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
+                snapshot = in_region(ctx, found.get(snapshot_id))
+                if snapshot is None or snapshot_id not in usable:
                     raise ApiError("ResourceNotFound.SnapshotIdNotFound")
                 rules.check_delete_snapshot(snapshot)
-                world.check_snapshot_usable(snapshot_id)
+                usable[snapshot_id]()
             db.delete_snapshots(conn, id_list)
         # After the commit: data that cannot be removed now keeps its tombstone and is
         # removed at the next start.
@@ -230,9 +253,7 @@ class SnapshotService:
         snapshot_id = check_id(ids.SNAPSHOT, req.SnapshotId)
         name = rules.check_snapshot_name(req.SnapshotName) if req.SnapshotName is not None else None
         with self.world.write() as conn:
-            snapshot = db.get_snapshot(conn, snapshot_id, ctx.principal.account_id)
-            if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
-                raise ApiError("ResourceNotFound.SnapshotIdNotFound")
+            find_snapshot(conn, ctx, snapshot_id)
             if name is not None:
                 db.update_snapshot(conn, snapshot_id, name=name)
         return {}
@@ -247,8 +268,8 @@ class SnapshotService:
         with self.world.read() as conn:
             found = db.get_snapshots(conn, ctx.principal.account_id, id_list)
             for snapshot_id in id_list:
-                snapshot = found.get(snapshot_id)
-                if snapshot is None or (ctx.region is not None and snapshot.region != ctx.region):
+                snapshot = in_region(ctx, found.get(snapshot_id))
+                if snapshot is None:
                     continue
                 instance = db.get_instance(conn, snapshot.instance_id)
                 denied = rules.snapshot_denied_actions(snapshot, instance, ctx.language)

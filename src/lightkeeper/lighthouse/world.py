@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -22,6 +23,8 @@ from lightkeeper.store.database import is_lock_timeout, write
 from lightkeeper.store.jobs import Job
 
 logger = logging.getLogger("lightkeeper.world")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class World:
     compute: compute.ComputeDriver
     options: Options = field(default_factory=Options)
     notify: Callable[[], None] = lambda: None
+    """Called after a job is committed (the worker's wake-up, given at construction)."""
 
     def read(self) -> Connection:
         return self.engine.connect()
@@ -125,3 +129,19 @@ class World:
                 pass
         except storage.SnapshotBusy:
             raise ApiError("UnsupportedOperation.SnapshotBusy") from None
+
+
+def probe(check: Callable[[], T]) -> Callable[[], T]:
+    """Run a driver check now, before the write transaction (it may wait on a machine or a
+    lock); the returned callable answers its result, or raises its refusal, later: at the
+    check's place in the order of refusals, inside the transaction."""
+    try:
+        value = check()
+    except ApiError as exc:
+        refusal = exc
+
+        def refuse() -> T:
+            raise refusal
+
+        return refuse
+    return lambda: value

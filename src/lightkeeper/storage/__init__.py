@@ -1,17 +1,21 @@
-"""Storage drivers: move disk bytes behind one protocol, modelled on Cinder volume drivers."""
+"""Storage drivers: move disk bytes behind one contract (base.py), modelled on Cinder volume
+drivers; DRIVERS is the registry (a new driver: its module plus one line there)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from . import faults
 from .base import (
+    Capabilities,
     ChecksumMismatch,
+    ChunkHook,
     DiskBusy,
     DiskExists,
     DiskNotFound,
     Fence,
+    LiveSnapshotUnsupported,
     NoSpace,
     ProgressCallback,
     SnapshotBusy,
@@ -25,11 +29,15 @@ from .qcow2 import Qcow2Driver
 from .raw import RawDriver
 
 __all__ = [
+    "DRIVERS",
+    "Capabilities",
     "ChecksumMismatch",
+    "ChunkHook",
     "DiskBusy",
     "DiskExists",
     "DiskNotFound",
     "Fence",
+    "LiveSnapshotUnsupported",
     "NoSpace",
     "ProgressCallback",
     "Qcow2Driver",
@@ -43,16 +51,27 @@ __all__ = [
     "make_driver",
 ]
 
-# Typing the registry as StorageDriver factories makes mypy check each driver's conformance.
-_DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {"qcow2": Qcow2Driver, "raw": RawDriver}
+
+class DriverFactory(Protocol):
+    """How the registry builds a driver: its root, and a hook its copies call per chunk."""
+
+    def __call__(self, root: Path, *, on_chunk: ChunkHook = ...) -> StorageDriver: ...
+
+
+# The registry: a new driver is its module plus one line here. Typing the entries as
+# factories of StorageDriver makes mypy check each driver's conformance.
+DRIVERS: dict[str, DriverFactory] = {"qcow2": Qcow2Driver, "raw": RawDriver}
 
 
 def make_driver(name: str, root: Path) -> StorageDriver:
-    """Build the driver named in configuration, rooted at `root`."""
-    faults.load()  # LIGHTKEEPER_FAULTS (tests only): a malformed value fails here
+    """Build the driver named in configuration, rooted at `root`: the composition root of
+    storage, which is also where fault injection (LIGHTKEEPER_FAULTS, tests only) is wired
+    in as the copies' chunk hook; a malformed setting fails here."""
+    faults.load()
     try:
-        factory = _DRIVERS[name]
+        factory = DRIVERS[name]
     except KeyError:
-        known = ", ".join(sorted(_DRIVERS))
+        known = ", ".join(sorted(DRIVERS))
         raise ValueError(f"unknown storage driver {name!r} (known: {known})") from None
-    return factory(root)
+    hook = faults.chunk_hook()
+    return factory(root) if hook is None else factory(root, on_chunk=hook)

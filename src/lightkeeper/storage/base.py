@@ -1,16 +1,22 @@
 """The storage-driver contract and its errors.
 
 Drivers only move disk bytes; they know nothing of HTTP, databases or Tencent, so the
-service layer can swap formats (raw today, qcow2 later) without touching callers.
+service layer can swap formats (raw, qcow2; later network pools) without touching callers.
+The contract comes in parts (datapath, inspection, housekeeping) whose union is
+`StorageDriver`; optional features are declared as `Capabilities`.
 Only `StorageError` subclasses (and `ValueError` for caller bugs) may escape a driver.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
+
+from lightkeeper.domain.attachment import Attachment
 
 ProgressCallback = Callable[[int], None]
 """Receives a whole percent 0..100, non-decreasing, at least 0 and 100, at most ~101 calls."""
@@ -24,6 +30,25 @@ that lost its lease never changes a disk another worker may be using."""
 
 def no_fence() -> None:
     """The default fence: publishing is always allowed (admin and test callers)."""
+
+
+ChunkHook = Callable[[], None]
+"""Called after each chunk a copy or hash pass moves; whatever it raises (an OSError) fails
+the operation part-way, like an error of the disk. Fault injection (faults.py) uses it."""
+
+
+def no_chunk_hook() -> None:
+    """The default chunk hook: copies run undisturbed."""
+
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def checked_id(ident: str) -> str:
+    """Ids may become file names, so reject anything that could escape a directory."""
+    if not _ID_RE.fullmatch(ident):
+        raise ValueError(f"invalid storage id {ident!r}")
+    return ident
 
 
 class StorageError(Exception):
@@ -71,14 +96,31 @@ class StorageIOError(StorageError):
     """Any other OS-level failure (EIO, EACCES...); the original OSError is `__cause__`."""
 
 
-class StorageDriver(Protocol):
-    format: str  # image format a hypervisor opens the disk with: "raw" or "qcow2"
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a driver can do beyond the contract, declared instead of found by isinstance.
 
-    """Disk images and their point-in-time snapshots, addressed by opaque ids.
-
-    Ids such as ``lhdisk-ab12cd34`` / ``lhsnap-ab12cd34`` must match
-    ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}`` (ValueError otherwise) because they become file names.
+    Callers branch on these and fall back to the generic path (an offline copy) otherwise.
     """
+
+    live_snapshot: bool = False
+    """``create_snapshot_live`` works: a running hypervisor can snapshot the open disk."""
+    reflink: bool = False
+    """Snapshot copies share extents copy-on-write (cost ~ metadata, not data)."""
+    change_tracking: bool = False
+    """The driver can tell which blocks changed since a snapshot (incremental backups)."""
+    shared_pool: bool = False
+    """Disks live in storage every node sees (e.g. Ceph): another node may open them."""
+    converts_images: bool = False
+    """``create_disk``'s base image may be in any format qemu-img reads (else raw bytes)."""
+
+
+class LiveSnapshotUnsupported(StorageError):
+    """``create_snapshot_live`` on a driver whose capabilities say it cannot: a caller bug."""
+
+
+class DiskDatapath(Protocol):
+    """Making, changing and removing disks and their snapshots: the job layer's side."""
 
     def create_disk(self, disk_id: str, size_bytes: int, base_image: Path | None = None) -> None:
         """Create a sparse disk, optionally starting with `base_image`'s bytes (DiskExists)."""
@@ -88,26 +130,16 @@ class StorageDriver(Protocol):
         """Remove the disk; a missing disk is not an error so retries are safe."""
         ...
 
-    def disk_exists(self, disk_id: str) -> bool: ...
-
-    def disk_path(self, disk_id: str) -> Path:
-        """The image file a hypervisor attaches (it need not exist yet)."""
-        ...
-
-    def disk_size(self, disk_id: str) -> int: ...
-
     def resize_disk(self, disk_id: str, size_bytes: int) -> None:
         """Grow the disk; shrinking would silently destroy data, so it raises ValueError."""
         ...
-
-    def read(self, disk_id: str, offset: int, length: int) -> bytes: ...
 
     def write(self, disk_id: str, offset: int, data: bytes) -> None:
         """Durable (synced) write inside the disk bounds, under the disk lock."""
         ...
 
-    def disk_sha256(self, disk_id: str) -> str:
-        """Hex sha256 of the logical content, holes counted as zeros."""
+    def attachment(self, disk_id: str) -> Attachment:
+        """What a hypervisor needs to open the disk (it need not exist yet)."""
         ...
 
     def create_snapshot(
@@ -123,6 +155,21 @@ class StorageDriver(Protocol):
         The block checksum (``"b1m-sha256:<hex>"``, see storage/checksum.py) depends only on
         the logical content and costs nothing for holes, unlike a plain sha256.
         """
+        ...
+
+    def create_snapshot_live(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        take: Callable[[str], None],
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
+    ) -> str:
+        """Only with ``capabilities.live_snapshot`` (else LiveSnapshotUnsupported): snapshot an
+        image a running VM holds open. ``take(tag)`` makes the VM take the internal snapshot
+        ``tag``; the driver then records it and returns its checksum (read without the image's
+        write lock). Same result contract as ``create_snapshot``."""
         ...
 
     def restore_snapshot(
@@ -141,13 +188,25 @@ class StorageDriver(Protocol):
         """
         ...
 
-    def delete_snapshot(self, snapshot_id: str) -> None: ...
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove the snapshot's data; a missing snapshot is not an error."""
+        ...
+
+
+class Inspection(Protocol):
+    """Read-only questions about stored data: admin "verify", tests and the API's checks."""
+
+    def disk_exists(self, disk_id: str) -> bool: ...
+
+    def disk_size(self, disk_id: str) -> int: ...
+
+    def read(self, disk_id: str, offset: int, length: int) -> bytes: ...
+
+    def disk_sha256(self, disk_id: str) -> str:
+        """Hex sha256 of the logical content, holes counted as zeros."""
+        ...
 
     def snapshot_exists(self, snapshot_id: str) -> bool: ...
-
-    def snapshot_ids(self) -> list[str]:
-        """Every snapshot whose data is stored, so orphans can be found after a crash."""
-        ...
 
     def snapshot_sha256(self, snapshot_id: str) -> str:
         """Hex sha256 of the snapshot's logical content, holes counted as zeros."""
@@ -156,6 +215,14 @@ class StorageDriver(Protocol):
     def snapshot_checksum(self, snapshot_id: str) -> str:
         """Block checksum of the stored snapshot (hole-cheap), comparable with what
         create_snapshot returned: the integrity check behind an admin "verify"."""
+        ...
+
+
+class Housekeeping(Protocol):
+    """Recovery after crashes and mutual exclusion: what a server start and the jobs need."""
+
+    def snapshot_ids(self) -> list[str]:
+        """Every snapshot whose data is stored, so orphans can be found after a crash."""
         ...
 
     def cleanup_temporary(self) -> int:
@@ -180,20 +247,16 @@ class StorageDriver(Protocol):
         ...
 
 
-@runtime_checkable
-class LiveSnapshotStorage(Protocol):
-    """Optional: a format whose snapshots a running hypervisor can take (qcow2 internal)."""
+class StorageDriver(DiskDatapath, Inspection, Housekeeping, Protocol):
+    """Disk images and their point-in-time snapshots, addressed by opaque ids.
 
-    def create_snapshot_live(
-        self,
-        disk_id: str,
-        snapshot_id: str,
-        take: Callable[[str], None],
-        progress: ProgressCallback,
-        *,
-        fence: Fence = no_fence,
-    ) -> str:
-        """Snapshot an image a running VM holds open: ``take(tag)`` makes the VM take the
-        internal snapshot ``tag``; the driver then records it and returns its checksum (read
-        without the image's write lock). Same result contract as ``create_snapshot``."""
+    Ids such as ``lhdisk-ab12cd34`` / ``lhsnap-ab12cd34`` must match
+    ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}`` (ValueError otherwise) because they may become file
+    names. A new driver is one module implementing this plus one line in the registry
+    (storage/__init__.py); tests/storage/test_contract.py is what it must pass.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Optional features (see Capabilities); the generic path is used without them."""
         ...

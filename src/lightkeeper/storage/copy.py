@@ -12,13 +12,14 @@ import ctypes
 import errno
 import fcntl
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal, Protocol, cast
 
-from . import faults
-from .base import ProgressCallback
+from .base import ChunkHook, ProgressCallback, no_chunk_hook
 
 FICLONE = 0x40049409
 CHUNK = 8 * 1024 * 1024
@@ -39,17 +40,21 @@ class RangeHasher(Protocol):
 
 
 class _Progress:
-    """Turns byte counts into de-duplicated whole percents: at most 101 callbacks per copy."""
+    """Turns byte counts into de-duplicated whole percents: at most 101 callbacks per copy;
+    calls `on_chunk` after every chunk (fault injection hooks in there)."""
 
-    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+    def __init__(
+        self, callback: ProgressCallback | None, total: int, on_chunk: ChunkHook = no_chunk_hook
+    ) -> None:
         self._callback = callback
+        self._on_chunk = on_chunk
         self._total = total
         self._done = 0
         self._last = -1
         self._emit(0)
 
     def advance(self, nbytes: int) -> None:
-        faults.check("storage.copy")  # off unless LIGHTKEEPER_FAULTS asks (tests only)
+        self._on_chunk()
         self._done += nbytes
         self._emit(self._done * 100 // self._total if self._total else 100)
 
@@ -111,11 +116,15 @@ def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> No
 
 
 def hash_sparse(
-    fd: int, size: int, hasher: RangeHasher, progress: ProgressCallback | None = None
+    fd: int,
+    size: int,
+    hasher: RangeHasher,
+    progress: ProgressCallback | None = None,
+    on_chunk: ChunkHook = no_chunk_hook,
 ) -> None:
     """Feed the data extents of fd[0:size] to `hasher`; progress counts allocated bytes."""
     extents = list(data_extents(fd, size))
-    tracker = _Progress(progress, sum(length for _, length in extents))
+    tracker = _Progress(progress, sum(length for _, length in extents), on_chunk)
     buf = memoryview(bytearray(CHUNK))
     for offset, length in extents:
         for chunk_offset, chunk_len in _chunks(offset, length):
@@ -150,6 +159,7 @@ def _sparse_copy(
     size: int,
     progress: ProgressCallback | None,
     hasher: RangeHasher | None,
+    on_chunk: ChunkHook,
 ) -> CopyMethod:
     """Copy only data extents; the hash is read back from dst so it covers what was written.
 
@@ -158,7 +168,7 @@ def _sparse_copy(
     instead of following it.
     """
     extents = list(data_extents(src_fd, size))
-    tracker = _Progress(progress, sum(length for _, length in extents))
+    tracker = _Progress(progress, sum(length for _, length in extents), on_chunk)
     buf = memoryview(bytearray(CHUNK))
     in_kernel = hasattr(os, "copy_file_range")
     with _HashPipe(dst_fd, hasher) as hashes:
@@ -252,6 +262,7 @@ def clone_or_copy(
     size: int,
     progress: ProgressCallback | None = None,
     hasher: RangeHasher | None = None,
+    on_chunk: ChunkHook = no_chunk_hook,
 ) -> CopyMethod:
     """Make the empty file `dst_fd` hold src[0:size], holes preserved; return the method used.
 
@@ -264,9 +275,26 @@ def clone_or_copy(
     if _reflink(src_fd, dst_fd):
         os.ftruncate(dst_fd, size)
         if hasher is not None:
-            hash_sparse(src_fd, size, hasher, progress)
+            hash_sparse(src_fd, size, hasher, progress, on_chunk)
         else:
             _Progress(progress, 0).finish()
         return "reflink"
     os.ftruncate(dst_fd, size)  # all holes; only data extents get written
-    return _sparse_copy(src_fd, dst_fd, size, progress, hasher)
+    return _sparse_copy(src_fd, dst_fd, size, progress, hasher, on_chunk)
+
+
+def reflink_works(directory: Path) -> bool:
+    """Whether files in `directory` can be reflinked (probed once with two tiny unnamed temp
+    files), so a driver can declare the capability instead of discovering it per copy. Any
+    failure (a full disk, say) answers False rather than stopping the driver from starting:
+    copies try a reflink anyway."""
+    try:
+        with (
+            tempfile.TemporaryFile(dir=directory) as src,
+            tempfile.TemporaryFile(dir=directory) as dst,
+        ):
+            src.write(b"\0" * 4096)
+            src.flush()
+            return _reflink(src.fileno(), dst.fileno())
+    except OSError:
+        return False

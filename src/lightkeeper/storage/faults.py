@@ -8,9 +8,13 @@ Off unless the environment variable ``LIGHTKEEPER_FAULTS`` is set (read once per
 
 ``storage.copy`` is checked after each chunk that a sparse copy or a hash pass (copy.py) has
 moved, so the failure happens part-way through a real copy: a raw snapshot copy or restore,
-a qcow2 snapshot export or verification. The error is an ordinary OSError, handled exactly like
-one from the disk. ``slow`` raises nothing: it stretches a copy so that tests can act while it
-runs. See docs/reliability.md.
+a qcow2 snapshot export or verification. The error is an ordinary OSError, handled exactly
+like one from the disk. ``slow`` raises nothing: it stretches a copy so that tests can act
+while it runs. See docs/reliability.md.
+
+Nothing here is reached unless asked for: the composition root (storage.make_driver) gives
+the drivers `chunk_hook()` as their copies' chunk hook only when the setting names
+``storage.copy``, as an httpx client is handed another transport.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import logging
 import os
 import threading
 import time
+
+from .base import ChunkHook
 
 ENV = "LIGHTKEEPER_FAULTS"
 POINTS = frozenset({"storage.copy"})
@@ -75,7 +81,7 @@ def _faults() -> _Faults:
 
 
 def load() -> None:
-    """Read the setting now (drivers call this when built): a typo stops the server at start
+    """Read the setting now (make_driver calls this): a typo stops the server at start
     instead of silently injecting nothing."""
     _faults()
 
@@ -83,3 +89,11 @@ def load() -> None:
 def check(point: str) -> None:
     """Raise the configured OSError at ``point``, if fault injection asks for one."""
     _faults().check(point)
+
+
+def chunk_hook() -> ChunkHook | None:
+    """The chunk hook injecting the ``storage.copy`` faults, or None when none are set. The
+    counts are process-wide (``:1`` means once per process), as the setting always meant."""
+    if "storage.copy" not in _faults().remaining:
+        return None
+    return lambda: check("storage.copy")

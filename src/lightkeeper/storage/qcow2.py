@@ -1,7 +1,7 @@
 """qcow2 driver: each disk is one qcow2 image and its snapshots are internal snapshots in it.
 
 Internal snapshots make create and apply cost proportional to allocated metadata, not to
-the virtual size, and let a running QEMU snapshot the disk itself (LiveSnapshotStorage).
+the virtual size, and let a running QEMU snapshot the disk itself (capability live_snapshot).
 All image access goes through ``qemu-img``/``qemu-io``: qemu owns the format and its
 locking, so this module never parses qcow2 itself. Layout under `root`:
 
@@ -29,8 +29,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from lightkeeper.domain.attachment import Attachment, file_attachment
+
 from .base import (
+    Capabilities,
     ChecksumMismatch,
+    ChunkHook,
     DiskBusy,
     DiskExists,
     DiskNotFound,
@@ -42,6 +46,8 @@ from .base import (
     SnapshotNotFound,
     StorageError,
     StorageIOError,
+    checked_id,
+    no_chunk_hook,
     no_fence,
 )
 from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
@@ -57,7 +63,6 @@ from .files import (
     translated,
     unlink_quiet,
 )
-from .raw import RawDriver
 
 SECTOR = 512
 """qemu sizes images (and raw offset windows) in whole sectors."""
@@ -133,31 +138,37 @@ class _Percent:
 
 
 class Qcow2Driver:
-    """StorageDriver and LiveSnapshotStorage over qcow2 images with internal snapshots."""
+    """StorageDriver over qcow2 images with internal snapshots, live ones included."""
 
-    format = "qcow2"
+    capabilities = Capabilities(live_snapshot=True, converts_images=True)
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, on_chunk: ChunkHook = no_chunk_hook) -> None:
+        """`on_chunk` runs after every chunk an export hashes (fault injection, tests only)."""
         self._disks = root / "disks"
         self._snapshots = root / "snapshots"
         self._tmp = root / "tmp"
+        self._on_chunk = on_chunk
         for directory in (root, self._disks, self._snapshots, self._tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # -- paths -------------------------------------------------------------------------
 
+    def attachment(self, disk_id: str) -> Attachment:
+        return file_attachment(self.disk_path(disk_id), "qcow2")
+
     def disk_path(self, disk_id: str) -> Path:
-        return self._disks / f"{RawDriver._checked(disk_id)}.qcow2"
+        """The image file (file-backed drivers only: tests and benchmarks look inside)."""
+        return self._disks / f"{checked_id(disk_id)}.qcow2"
 
     def _lock_path(self, disk_id: str) -> Path:
-        return self._disks / f"{RawDriver._checked(disk_id)}.lock"
+        return self._disks / f"{checked_id(disk_id)}.lock"
 
     def _intent_path(self, disk_id: str) -> Path:
-        return self._disks / f"{RawDriver._checked(disk_id)}.restoring"
+        return self._disks / f"{checked_id(disk_id)}.restoring"
 
     def _marker_path(self, snapshot_id: str) -> Path:
         """Also rejects all-digit ids: qemu looks a tag up as a numeric snapshot id first."""
-        if RawDriver._checked(snapshot_id).isdigit():
+        if checked_id(snapshot_id).isdigit():
             raise ValueError(f"snapshot id {snapshot_id!r} would be taken for a qemu snapshot id")
         return self._snapshots / f"{snapshot_id}.ref"
 
@@ -258,7 +269,7 @@ class Qcow2Driver:
             with translated():
                 total = os.fstat(fd).st_size if size is None else size
                 result = hasher(total)
-                hash_sparse(fd, total, result, percent.stage(50, 100))
+                hash_sparse(fd, total, result, percent.stage(50, 100), self._on_chunk)
         return result.hexdigest()
 
     def _snapshot_source(self, disk_id: str, snapshot_id: str, force_share: bool) -> list[str]:
@@ -290,7 +301,7 @@ class Qcow2Driver:
     def _read_marker(self, snapshot_id: str) -> tuple[str, int]:
         try:
             record = json.loads(self._marker_path(snapshot_id).read_bytes())
-            return RawDriver._checked(record["disk"]), int(record["size"])
+            return checked_id(record["disk"]), int(record["size"])
         except FileNotFoundError:
             raise SnapshotNotFound(snapshot_id) from None
         except OSError as exc:

@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from lightkeeper.domain.attachment import Attachment, file_attachment
+
 from .base import (
+    Capabilities,
     ChecksumMismatch,
+    ChunkHook,
     DiskExists,
     DiskNotFound,
     Fence,
+    LiveSnapshotUnsupported,
     ProgressCallback,
     SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
     StorageIOError,
+    checked_id,
+    no_chunk_hook,
     no_fence,
 )
-from .checksum import BlockHasher, block_checksum, hasher_for, plain_sha256
-from .copy import clone_or_copy, pread_into, pwrite_all
+from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
+from .copy import clone_or_copy, hash_sparse, pread_into, pwrite_all, reflink_works
 from .files import (
     TMP_MARK,
     atomic_file,
@@ -42,40 +48,38 @@ from .files import (
     until_commit,
 )
 
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
 
 class RawDriver:
     """StorageDriver over sparse raw image files on a local POSIX filesystem."""
 
-    format = "raw"
-
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, on_chunk: ChunkHook = no_chunk_hook) -> None:
+        """`on_chunk` runs after every chunk a copy moves (fault injection, tests only)."""
         self._disks = root / "disks"
         self._snapshots = root / "snapshots"
+        self._on_chunk = on_chunk
         for directory in (root, self._disks, self._snapshots):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Copies still try a reflink each time (a copy may cross filesystems); this only
+        # declares what the data dir's filesystem does.
+        self.capabilities = Capabilities(reflink=reflink_works(self._snapshots))
 
     # -- paths -------------------------------------------------------------------------
 
-    @staticmethod
-    def _checked(ident: str) -> str:
-        """Ids become file names, so reject anything that could escape the directory."""
-        if not _ID_RE.fullmatch(ident):
-            raise ValueError(f"invalid storage id {ident!r}")
-        return ident
+    def attachment(self, disk_id: str) -> Attachment:
+        return file_attachment(self.disk_path(disk_id), "raw")
 
     def disk_path(self, disk_id: str) -> Path:
+        """The image file (file-backed drivers only: tests and benchmarks look inside)."""
         return self._disk_path(disk_id)
 
     def _disk_path(self, disk_id: str) -> Path:
-        return self._disks / f"{self._checked(disk_id)}.img"
+        return self._disks / f"{checked_id(disk_id)}.img"
 
     def _lock_path(self, disk_id: str) -> Path:
-        return self._disks / f"{self._checked(disk_id)}.lock"
+        return self._disks / f"{checked_id(disk_id)}.lock"
 
     def _snapshot_path(self, snapshot_id: str) -> Path:
-        return self._snapshots / f"{self._checked(snapshot_id)}.img"
+        return self._snapshots / f"{checked_id(snapshot_id)}.img"
 
     def _open_disk(self, disk_id: str, flags: int) -> AbstractContextManager[int]:
         return opened(self._disk_path(disk_id), flags, DiskNotFound(disk_id))
@@ -128,13 +132,12 @@ class RawDriver:
                     self._copy_base(base_image, fd, size_bytes)
                 os.ftruncate(fd, size_bytes)
 
-    @staticmethod
-    def _copy_base(base_image: Path, dst_fd: int, size_bytes: int) -> None:
+    def _copy_base(self, base_image: Path, dst_fd: int, size_bytes: int) -> None:
         with opened(base_image, os.O_RDONLY, StorageIOError(f"no base image {base_image}")) as src:
             base_size = os.fstat(src).st_size
             if base_size > size_bytes:
                 raise ValueError(f"base image ({base_size} B) larger than disk ({size_bytes} B)")
-            clone_or_copy(src, dst_fd, base_size)
+            clone_or_copy(src, dst_fd, base_size, on_chunk=self._on_chunk)
 
     def delete_disk(self, disk_id: str) -> None:
         """Takes the lock so a disk is never deleted under a running snapshot (DiskBusy)."""
@@ -181,7 +184,7 @@ class RawDriver:
             os.fdatasync(fd)  # size is unchanged, so data sync is enough for durability
 
     def disk_sha256(self, disk_id: str) -> str:
-        return _content_checksum(self._open_disk(disk_id, os.O_RDONLY), plain_sha256)
+        return self._content_checksum(self._open_disk(disk_id, os.O_RDONLY), PlainSha256)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -206,10 +209,22 @@ class RawDriver:
             size = os.fstat(src).st_size
             hasher = BlockHasher(size)
             with atomic_file(final, SnapshotExists(snapshot_id), fence) as dst:
-                clone_or_copy(src, dst, size, until_commit(progress), hasher)
+                clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
                 os.fchmod(dst, 0o400)
             progress(100)
         return hasher.hexdigest()
+
+    def create_snapshot_live(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        take: Callable[[str], None],
+        progress: ProgressCallback,
+        *,
+        fence: Fence = no_fence,
+    ) -> str:
+        """A raw file has no internal snapshots for a VM to take (capabilities say so)."""
+        raise LiveSnapshotUnsupported("raw disks are snapshotted at rest (create_snapshot)")
 
     def restore_snapshot(
         self,
@@ -233,7 +248,7 @@ class RawDriver:
             with self._open_snapshot(snapshot_id) as src, atomic_file(disk, None, fence) as dst:
                 size = os.fstat(src).st_size
                 hasher = hasher_for(expected_checksum, size)
-                clone_or_copy(src, dst, size, until_commit(progress), hasher)
+                clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
                 actual = hasher.hexdigest()
                 if actual != expected_checksum.lower():
                     raise ChecksumMismatch(expected_checksum, actual)
@@ -253,10 +268,10 @@ class RawDriver:
         return sorted(p.stem for p in self._snapshots.glob("*.img"))
 
     def snapshot_sha256(self, snapshot_id: str) -> str:
-        return _content_checksum(self._open_snapshot(snapshot_id), plain_sha256)
+        return self._content_checksum(self._open_snapshot(snapshot_id), PlainSha256)
 
     def snapshot_checksum(self, snapshot_id: str) -> str:
-        return _content_checksum(self._open_snapshot(snapshot_id), block_checksum)
+        return self._content_checksum(self._open_snapshot(snapshot_id), BlockHasher)
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -276,9 +291,11 @@ class RawDriver:
                 self._snapshot_path(snapshot_id), self._snapshots.parent, "snapshots"
             )
 
-
-def _content_checksum(
-    image: AbstractContextManager[int], checksum: Callable[[int, int], str]
-) -> str:
-    with translated(), image as fd:
-        return checksum(fd, os.fstat(fd).st_size)
+    def _content_checksum(
+        self, image: AbstractContextManager[int], hasher: Callable[[int], ChecksumHasher]
+    ) -> str:
+        with translated(), image as fd:
+            size = os.fstat(fd).st_size
+            result = hasher(size)
+            hash_sparse(fd, size, result, None, self._on_chunk)
+            return result.hexdigest()

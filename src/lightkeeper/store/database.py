@@ -158,7 +158,7 @@ def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connect
 
     On SQLite, a process's writers first queue on a lock of their own: SQLite's busy handler
     polls with sleeps of up to 100 ms, so threads of one process that all wait at BEGIN
-    IMMEDIATE waste most of the lock's free time (creates at saturation: p99 in seconds).
+    IMMEDIATE waste most of the lock's free time (measured in docs/performance.md).
     The thread lock hands over at once; SQLite's lock still orders processes. The time spent
     waiting for it counts against ``lock_timeout``.
 

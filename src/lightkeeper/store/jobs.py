@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,19 +127,25 @@ def release_dead_owners(engine: Engine, me: str) -> int:
 
 
 def claim(
-    engine: Engine, owner: str, lease_seconds: float, running: Collection[int] | None = None
+    engine: Engine,
+    owner: str,
+    lease_seconds: float,
+    running: Collection[int] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> Job | None:
     """Take the oldest runnable job: PENDING, or RUNNING with an expired lease.
 
     Never one we are still running, only late renewing its lease (a heartbeat can wait
     seconds for the write lock under load): ``running`` names them; without it, no job of
     ``owner`` is taken. A job of ours that is no longer running (its outcome could not be
-    recorded) is taken again once its lease has expired, so it is never stuck.
+    recorded) is taken again once its lease has expired, so it is never stuck. ``clock``
+    (seconds since the epoch, as ``lease_until``) lets a test expire a lease without waiting.
     """
     with write(engine) as conn:
         # Read the clock once the write lock is held: taken before, a long wait for the lock
         # would shorten the lease granted below (and can let a running job be claimed twice).
-        now = time.time()
+        now = clock()
         not_ours = (
             or_(jobs.c.owner.is_(None), jobs.c.owner != owner)
             if running is None

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,7 +28,17 @@ from sqlalchemy import (
     update,
 )
 
-from lightkeeper.domain.model import Instance, Snapshot
+from lightkeeper.domain.model import (
+    QUOTA_EXCLUDED_BUNDLES,
+    QUOTA_EXCLUDED_STATES,
+    SETTLED_STATES,
+    Instance,
+    InstanceState,
+    OperationState,
+    RestrictState,
+    Snapshot,
+    SnapshotState,
+)
 from lightkeeper.store.tables import (
     blueprints,
     deleted_snapshots,
@@ -75,7 +85,7 @@ def tags_for(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, str]]:
 def tag_clause(id_column: Any, name: str, values: Sequence[str]) -> ColumnElement[bool]:
     """``tag-key`` / ``tag-value`` / ``tag:<key>`` filters as ``id IN (tagged ids)``: one
     uncorrelated subquery SQLite evaluates once from ``ix_tags_key_value``, where a correlated
-    EXISTS probed the tags table once per candidate row (100,000 probes at 100,000 snapshots)."""
+    EXISTS probed the tags table once per candidate row (docs/performance.md, "Indexes")."""
     condition: ColumnElement[bool]
     if name == "tag-key":
         condition = tags.c.key.in_(values)
@@ -96,7 +106,14 @@ _SNAPSHOT_COLUMNS = tuple(snapshots.c.keys())
 
 def _instance(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Instance:
     data = dict(zip(_INSTANCE_COLUMNS, row, strict=True))  # rows of select(instances)
+    data["state"] = InstanceState(data["state"])
+    data["restrict_state"] = RestrictState(data["restrict_state"])
+    data["latest_operation_state"] = _operation_state(data["latest_operation_state"])
     return Instance(**data, tags=dict(tag_map or {}))
+
+
+def _operation_state(value: str | None) -> OperationState | None:
+    return None if value is None else OperationState(value)
 
 
 def get_instance(
@@ -111,14 +128,14 @@ def get_instance(
     return _instance(row, tags_for(conn, [instance_id])[instance_id])
 
 
-def idle_instances(conn: Connection) -> list[tuple[str, str]]:
-    """(id, state) of every RUNNING/STOPPED instance without an operation in progress."""
+def idle_instances(conn: Connection) -> list[tuple[str, InstanceState]]:
+    """(id, state) of every instance in a settled state without an operation in progress."""
     rows = conn.execute(
         select(instances.c.instance_id, instances.c.state).where(
-            instances.c.op_job.is_(None), instances.c.state.in_(["RUNNING", "STOPPED"])
+            instances.c.op_job.is_(None), instances.c.state.in_(sorted(SETTLED_STATES))
         )
     )
-    return [(r.instance_id, r.state) for r in rows]
+    return [(r.instance_id, InstanceState(r.state)) for r in rows]
 
 
 def list_instances(
@@ -150,7 +167,21 @@ def insert_instance(conn: Connection, instance: Instance) -> None:
     set_tags(conn, instance.instance_id, instance.tags)
 
 
-def update_instance(conn: Connection, instance_id: str, **values: Any) -> None:
+class InstanceChanges(TypedDict, total=False):
+    """The columns of an instance that change after it is created."""
+
+    state: InstanceState
+    restrict_state: RestrictState
+    disk_size_gb: int
+    latest_operation: str
+    latest_operation_state: OperationState
+    latest_operation_request_id: str
+    latest_operation_started_at: dt.datetime
+    op_job: int | None
+    disk_job: int | None
+
+
+def update_instance(conn: Connection, instance_id: str, **values: Unpack[InstanceChanges]) -> None:
     conn.execute(update(instances).where(instances.c.instance_id == instance_id).values(**values))
 
 
@@ -183,6 +214,7 @@ def reservations(conn: Connection) -> list[tuple[str, str]]:
 
 
 def count_quota_instances(conn: Connection, account_id: int, region: str) -> int:
+    """``Instance.counts_for_snapshot_quota`` as a count: the same sets of the domain."""
     return (
         conn.scalar(
             select(func.count())
@@ -190,8 +222,8 @@ def count_quota_instances(conn: Connection, account_id: int, region: str) -> int
             .where(
                 instances.c.account_id == account_id,
                 instances.c.region == region,
-                instances.c.state != "SHUTDOWN",
-                instances.c.bundle_type != "STORAGE_BUNDLE",
+                instances.c.state.notin_(sorted(QUOTA_EXCLUDED_STATES)),
+                instances.c.bundle_type.notin_(sorted(QUOTA_EXCLUDED_BUNDLES)),
             )
         )
         or 0
@@ -213,6 +245,8 @@ def count_instances_by_bundle(conn: Connection, account_id: int, region: str) ->
 def _snapshot(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Snapshot:
     data = dict(zip(_SNAPSHOT_COLUMNS, row, strict=True))  # rows of select(snapshots)
     data["corrupt"] = bool(data["corrupt"])
+    data["state"] = SnapshotState(data["state"])
+    data["latest_operation_state"] = _operation_state(data["latest_operation_state"])
     return Snapshot(**data, tags=dict(tag_map or {}))
 
 
@@ -284,8 +318,8 @@ def _list_snapshots_sqlite(
     raw: sqlite3.Connection, account_id: int, region: str | None, offset: int, limit: int
 ) -> tuple[int, list[Snapshot]]:
     """``list_snapshots`` without filters, the hot path of DescribeSnapshots, in plain SQL:
-    the same statements SQLAlchemy would send, without its per-statement overhead (it costs
-    several times what SQLite does on a page of 20). Same rows, same order, same types."""
+    the same statements SQLAlchemy would send, without its per-statement overhead (which
+    outweighs SQLite's own work on a page; docs/performance.md). Same rows, order and types."""
     condition = "account_id = ?"
     params: list[Any] = [account_id]
     if region is not None:
@@ -312,6 +346,8 @@ def _list_snapshots_sqlite(
         data = dict(zip(_SNAPSHOT_COLUMNS, row, strict=True))
         data["created_at"] = _sqlite_datetime(row[_SNAPSHOT_CREATED])
         data["corrupt"] = bool(row[_SNAPSHOT_CORRUPT])
+        data["state"] = SnapshotState(data["state"])
+        data["latest_operation_state"] = _operation_state(data["latest_operation_state"])
         found.append(Snapshot(**data, tags=tag_map[row[0]]))
     return int(total[0][0]), found
 
@@ -338,7 +374,20 @@ def insert_snapshot(conn: Connection, snapshot: Snapshot) -> None:
     set_tags(conn, snapshot.snapshot_id, snapshot.tags)
 
 
-def update_snapshot(conn: Connection, snapshot_id: str, **values: Any) -> None:
+class SnapshotChanges(TypedDict, total=False):
+    """The columns of a snapshot that change after it is created."""
+
+    name: str
+    state: SnapshotState
+    percent: int
+    latest_operation: str
+    latest_operation_state: OperationState
+    latest_operation_request_id: str
+    checksum: str
+    corrupt: int
+
+
+def update_snapshot(conn: Connection, snapshot_id: str, **values: Unpack[SnapshotChanges]) -> None:
     conn.execute(update(snapshots).where(snapshots.c.snapshot_id == snapshot_id).values(**values))
 
 
@@ -436,8 +485,8 @@ def delete_blueprint(conn: Connection, blueprint_id: str) -> bool:
 
 def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
     """A cheap reader of ``auth_version`` (bumped by triggers on every credential change) and
-    of the schema version, on a plain sqlite3 connection of its own: a few microseconds, where
-    a pooled SQLAlchemy query costs a hundred. None for databases without those triggers."""
+    of the schema version, on a plain sqlite3 connection of its own: far cheaper than a pooled
+    SQLAlchemy query (docs/performance.md). None for databases without those triggers."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or not Path(database).is_file():
         return None

@@ -1,4 +1,10 @@
-"""Run the real ``lightkeeper serve`` as a subprocess and talk to it like a user would."""
+"""Run the real ``lightkeeper serve`` as a subprocess and talk to it like a user would.
+
+``lightkeeper admin`` commands that build or inspect a test's world run in this process
+(``Server.admin``): a new interpreter per command costs about a second of CPU, most of many
+tests' runtime. What is about the CLI process itself (exit codes, one-line errors, signals,
+environment) runs in one of its own: ``run_cli``, and ``Server.admin(..., check=False)``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,26 +40,62 @@ def run_cli(
     check: bool = True,
     env: dict[str, str] | None = None,
     input_bytes: bytes | None = None,
+    in_process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """``lightkeeper ARGS [--data-dir D]`` in a new process (``in_process``: in this one, for
+    commands that only build a world; not with ``env``, which would need a process of its own).
+    Raises when it fails, unless ``check`` is false."""
     command = [*LIGHTKEEPER, *args]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        input=input_bytes,
-    )
-    result = subprocess.CompletedProcess(
-        result.args,
-        result.returncode,
-        result.stdout.decode(errors="replace"),
-        result.stderr.decode(errors="replace"),
-    )
+    if in_process and env is None:
+        result = run_in_process(command[len(LIGHTKEEPER) :], input_bytes)
+    else:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, **(env or {})},
+            input=input_bytes,
+        )
+        result = subprocess.CompletedProcess(
+            done.args,
+            done.returncode,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed ({result.returncode}): {result.stderr}")
     return result
+
+
+_IN_PROCESS = threading.Lock()  # click swaps sys.stdin/stdout/stderr: one command at a time
+
+
+def run_in_process(
+    args: Sequence[str], input_bytes: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``lightkeeper ARGS`` run by click in this process, with ``run_cli``'s result: exit
+    code, stdout and stderr (a traceback there, as Python would print it, on a crash).
+
+    Hermetic: the process umask the CLI sets (077) is restored afterwards, and the command
+    disposes of its database engine when it ends (``open_or_fail``)."""
+    from click.testing import CliRunner
+
+    from lightkeeper.cli.main import cli
+
+    with _IN_PROCESS:
+        umask = os.umask(0o077)
+        try:
+            result = CliRunner().invoke(cli, list(args), input=input_bytes, prog_name="lightkeeper")
+        finally:
+            os.umask(umask)
+    stderr = result.stderr
+    if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return subprocess.CompletedProcess(
+        [*LIGHTKEEPER, *args], result.exit_code, result.stdout, stderr
+    )
 
 
 def access_lines(log: str) -> list[dict[str, Any]]:
@@ -147,8 +192,27 @@ class Server:
         """The access-log lines (``INFO {json}``) written so far, decoded."""
         return access_lines(self.log())
 
-    def admin(self, *args: str, check: bool = True) -> Any:
-        result = run_cli("admin", *args, data_dir=self.data_dir, check=check)
+    def admin(
+        self,
+        *args: str,
+        check: bool = True,
+        input_bytes: bytes | None = None,
+        in_process: bool | None = None,
+    ) -> Any:
+        """``lightkeeper admin ARGS`` on this server's data dir: the parsed JSON with
+        ``--json`` (when it succeeded), else the ``CompletedProcess``.
+
+        Run in this process by default, in a new one with ``check=False``: a caller that
+        looks at a failure asserts what the ``lightkeeper`` process does (its exit status,
+        its one-line stderr), which only a process of its own shows faithfully."""
+        result = run_cli(
+            "admin",
+            *args,
+            data_dir=self.data_dir,
+            check=check,
+            input_bytes=input_bytes,
+            in_process=check if in_process is None else in_process,
+        )
         return json.loads(result.stdout) if "--json" in args and result.returncode == 0 else result
 
     def create_account(self, name: str) -> Account:

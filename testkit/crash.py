@@ -5,7 +5,7 @@ docs/reliability.md are checked against a model of what each disk and snapshot m
 Used by tests/reliability/test_crash_harness.py (CI sizes) and tools/crash_harness.py (long
 runs). Every kill point is one server lifetime: start, settle, check, drive, kill. A
 ``stalled-owner`` point instead runs a second server on the same data dir and SIGSTOPs the one
-that owns a running job past the job's lease (tests/support/stall.py), then checks the same.
+that owns a running job past the job's lease (testkit/stall.py), then checks the same.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 )
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
-from tests.support import world
-from tests.support.datadir import FinishedJobs, job_rows, owner_pid, running_jobs
-from tests.support.datadir import stored_snapshots as stored_snapshot_ids
-from tests.support.server import Account, Server, free_port, run_cli
-from tests.support.stall import LEASE_ENV, Stall, extra_seconds, stall_owner
+from testkit import world
+from testkit.datadir import FinishedJobs, job_rows, owner_pid, running_jobs
+from testkit.datadir import stored_snapshots as stored_snapshot_ids
+from testkit.server import Account, Server, free_port
+from testkit.stall import LEASE_ENV, Stall, extra_seconds, stall_owner
 
 MiB = 1024 * 1024
 SETTLE_SECONDS = 15.0
@@ -868,10 +868,7 @@ class CrashHarness:
             snap.touched = False
 
     def _snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
-        out = run_cli(
-            "admin", "snapshot", "sha256", snapshot_id, "--json", data_dir=self.server.data_dir
-        )
-        result: dict[str, Any] = json.loads(out.stdout)
+        result: dict[str, Any] = self.server.admin("snapshot", "sha256", snapshot_id, "--json")
         return result
 
     def _check_job_history(self) -> None:

@@ -25,7 +25,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.common.sign import Sign
 from tencentcloud.lighthouse.v20200324 import lighthouse_client
 
-from tests.support.server import Account
+from testkit.server import Account
 
 VERSION = "2020-03-24"
 

@@ -2,7 +2,7 @@
 process that owns a RUNNING job is stopped (SIGSTOP) for longer than the job's lease, so the
 other server takes the job over, and is then resumed (SIGCONT) — as a long GC pause, a frozen
 VM or a swapped-out process would. A resumed owner must commit nothing of the job it lost and
-leave no storage effect behind. Used by tests/reliability/harness.py and tools/storm.py."""
+leave no storage effect behind. Used by testkit/crash.py and testkit/storm.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.datadir import claim_of, job_row
+from testkit.datadir import claim_of, job_row
 
 LEASE_ENV = "LIGHTKEEPER_JOB_LEASE_SECONDS"
 SHORT_EXTRA = (1.0, 3.0)

@@ -1,5 +1,5 @@
 """A server's data dir read from outside (read-only), for the reliability tools
-(tests/reliability/harness.py, tools/storm.py): the job rows, which process owns a running
+(testkit/crash.py, testkit/storm.py): the job rows, which process owns a running
 job, a ledger proving that a finished job never changes, and the stored snapshot data."""
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""CreateInstanceSnapshot's job: copy the disk into the snapshot, then show it NORMAL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from lightkeeper import compute, storage
+from lightkeeper.domain.model import OperationState, SnapshotState
+from lightkeeper.lighthouse.jobs.base import JobKind, NoParams
+from lightkeeper.lighthouse.operations import progress, retry_busy, snapshot_disk
+from lightkeeper.store import jobs
+from lightkeeper.store import resources as db
+from lightkeeper.store.jobs import Job
+
+
+class CreateSnapshot(JobKind[NoParams]):
+    name = "create_snapshot"
+    params_type = NoParams
+
+    def run(self, job: Job) -> None:
+        world = self.world
+        snapshot_id = job.snapshot_id or ""
+        with world.read() as conn:
+            instance = db.get_instance(conn, job.instance_id)
+            snapshot = db.get_snapshot(conn, snapshot_id)
+        if instance is None or snapshot is None:
+            return self.compensate(job, "instance or snapshot no longer exists")
+        world.discard_snapshot_data(snapshot_id, instance.instance_id)  # an interrupted try's
+        shown = progress(world, job, snapshot_id, snapshot.percent)
+        try:
+            checksum = retry_busy(lambda: snapshot_disk(world, job, instance, shown))
+        except (storage.StorageError, compute.ComputeError) as exc:
+            return self.compensate(job, f"snapshot copy failed: {exc}")
+        shown.finish()
+        with world.job_write(job) as conn:
+            db.update_snapshot(
+                conn,
+                snapshot_id,
+                state=SnapshotState.NORMAL,
+                percent=100,
+                latest_operation_state=OperationState.SUCCESS,
+                checksum=checksum,
+            )
+            db.update_instance(conn, job.instance_id, disk_job=None)
+            jobs.finish(conn, job, jobs.SUCCESS)
+
+    def undo(self, conn: Connection, job: Job) -> None:
+        if job.snapshot_id:
+            db.delete_snapshots(conn, [job.snapshot_id])  # frees the quota it held
+
+    def undone(self, job: Job) -> None:
+        if job.snapshot_id:
+            self.world.discard_deleted_snapshots({job.snapshot_id: job.instance_id})

@@ -1,0 +1,75 @@
+"""Start/Stop/RebootInstances' jobs: one kind per action, the machine driven, then the
+instance shows what the machine reports."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Literal, TypeVar
+
+from lightkeeper import compute
+from lightkeeper.domain.model import InstanceState, OperationState
+from lightkeeper.lighthouse.jobs.base import JobKind, NoParams, Params
+from lightkeeper.store import jobs
+from lightkeeper.store import resources as db
+from lightkeeper.store.jobs import Job
+
+StopType = Literal["SOFT", "HARD", "SOFT_FIRST"]
+STOP_TYPES: tuple[StopType, ...] = ("SOFT", "HARD", "SOFT_FIRST")
+
+
+class StopParams(Params):
+    stop_type: StopType = "SOFT_FIRST"
+
+
+P = TypeVar("P", bound=Params)
+
+
+class Power(JobKind[P]):
+    """The stored kind is the API action's name, which is also the instance's
+    LatestOperation (``rules.POWER_RULES``)."""
+
+    @abstractmethod
+    def act(self, driver: compute.ComputeDriver, job: Job) -> None:
+        """Drive the machine; the lease was renewed just before."""
+
+    def run(self, job: Job) -> None:
+        driver = self.world.compute
+        try:
+            self.world.hold(job)
+            self.act(driver, job)
+            state = InstanceState(driver.status(job.instance_id))
+        except compute.ComputeError as exc:
+            return self.compensate(job, f"{job.kind} failed: {exc}")
+        with self.world.job_write(job) as conn:
+            db.update_instance(
+                conn,
+                job.instance_id,
+                state=state,
+                latest_operation_state=OperationState.SUCCESS,
+                op_job=None,
+            )
+            jobs.finish(conn, job, jobs.SUCCESS)
+
+
+class StartInstances(Power[NoParams]):
+    name = "StartInstances"
+    params_type = NoParams
+
+    def act(self, driver: compute.ComputeDriver, job: Job) -> None:
+        driver.start(job.instance_id)
+
+
+class StopInstances(Power[StopParams]):
+    name = "StopInstances"
+    params_type = StopParams
+
+    def act(self, driver: compute.ComputeDriver, job: Job) -> None:
+        driver.stop(job.instance_id, force=self.params(job).stop_type == "HARD")
+
+
+class RebootInstances(Power[NoParams]):
+    name = "RebootInstances"
+    params_type = NoParams
+
+    def act(self, driver: compute.ComputeDriver, job: Job) -> None:
+        driver.reboot(job.instance_id)

@@ -1,0 +1,820 @@
+"""Concurrency storm: many clients mixing every action against a few instances.
+
+    .venv/bin/python tools/storm.py --clients 200 --seconds 60 [--storage qcow2]
+                                    [--rate-limit] [--stalls N [--job-lease-seconds S]] [--json]
+
+Starts a dedicated ``lightkeeper serve`` (``--no-rate-limit`` unless ``--rate-limit``,
+``--transition-seconds 0.2 --operation-seconds 0.3``), three accounts and six instances, then
+runs ``--clients`` threads, each sending correctly signed raw requests (TC3 JSON POST, v1 form
+POST, v1 GET; signed with the SDK's ``Sign``) for every implemented action. Afterwards it checks
+the invariants (see ``check_*``) and prints the numbers; exit status 1 on any violation.
+``--stalls N`` adds the stalled-owner fault: a second server on the same data dir (the clients
+spread over both), and N times the owner of a running job SIGSTOPped past its lease, then
+resumed (testkit/stall.py). ``tests/reliability/test_storm.py`` runs the same engine at
+CI size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import secrets
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tencentcloud.common.sign import Sign
+
+from testkit.clients import tc3_headers
+from testkit.datadir import (
+    FinishedJobs,
+    job_rows,
+    owner_pid,
+    read_only,
+    running_jobs,
+    snapshot_records,
+    stored_snapshots,
+)
+from testkit.server import Account, Server, free_port
+from testkit.stall import LEASE_ENV, Stall, extra_seconds, stall_owner
+
+VERSION = "2020-03-24"
+ACTIONS = (  # every action of src/lightkeeper/lighthouse/actions.py
+    "DescribeRegions",
+    "DescribeZones",
+    "CreateInstanceSnapshot",
+    "ApplyInstanceSnapshot",
+    "DescribeSnapshots",
+    "DeleteSnapshots",
+    "ModifySnapshotAttribute",
+    "DescribeSnapshotsDeniedActions",
+    "DescribeInstances",
+    "DescribeInstancesDeniedActions",
+    "StartInstances",
+    "StopInstances",
+    "RebootInstances",
+    "DescribeGeneralResourceQuotas",
+)
+WEIGHTS = {  # mutating actions more often, so that locks and quota are contended
+    "CreateInstanceSnapshot": 6,
+    "ApplyInstanceSnapshot": 4,
+    "DeleteSnapshots": 1,
+    "StartInstances": 3,
+    "StopInstances": 3,
+    "RebootInstances": 3,
+    "ModifySnapshotAttribute": 2,
+    "DescribeSnapshots": 2,
+    "DescribeInstances": 2,
+}
+# (account index, region, initial state) for each instance
+LAYOUT = (
+    (0, "ap-guangzhou", "RUNNING"),
+    (0, "ap-guangzhou", "STOPPED"),
+    (0, "ap-guangzhou", "RUNNING"),
+    (1, "ap-guangzhou", "RUNNING"),
+    (1, "ap-shanghai", "STOPPED"),
+    (2, "ap-guangzhou", "RUNNING"),
+)
+QUOTA_PER_INSTANCE = 2  # the server's defaults (--snapshot-quota-per-instance / -max)
+QUOTA_MAX = 10
+LOCK_CODES = {
+    "UnsupportedOperation.LatestOperationUnfinished",
+    "UnsupportedOperation.DiskLatestOperationUnfinished",
+    "OperationDenied.InstanceOperationInProgress",
+}
+
+
+def documented_codes() -> set[str]:
+    text = resources.files("lightkeeper.catalogue").joinpath("errors.json").read_text("utf-8")
+    return {entry["code"] for entry in json.loads(text).values()}
+
+
+DOCUMENTED = documented_codes()
+
+
+# -- signing (the SDK's own Sign helpers) -----------------------------------------------------
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """The SDK's flattening for GET and v1: ``A.0.B=x``; booleans as ``True``/``False``."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            flat.update(flatten({str(i): v for i, v in enumerate(value)}, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def v1_params(
+    account: Account,
+    host: str,
+    action: str,
+    flat: dict[str, str],
+    region: str | None,
+    *,
+    method: str,
+    sign_method: str,
+    declared_method: str | None = None,
+    language: str = "en-US",
+) -> dict[str, str]:
+    """Common parameters plus ``Signature`` (signed with ``sign_method``; ``SignatureMethod``
+    says ``declared_method``, the same unless a test mixes them up)."""
+    full = {
+        **flat,
+        "Action": action,
+        "Nonce": str(1 + secrets.randbelow(2**31 - 1)),  # not `random`: hypothesis seeds it
+        "Timestamp": str(int(time.time())),
+        "Version": VERSION,
+        "SecretId": account.secret_id,
+        "SignatureMethod": declared_method or sign_method,
+        "Language": language,
+    }
+    if region:
+        full["Region"] = region
+    # As the SDK's ``_format_sign_string``: ``_`` in a key is signed as ``.``.
+    formatted = {k.replace("_", "."): v for k, v in full.items()}
+    text = "&".join(f"{k}={formatted[k]}" for k in sorted(formatted))
+    full["Signature"] = Sign.sign(account.secret_key, f"{method}{host}/?{text}", sign_method)
+    return full
+
+
+def signed_request(
+    http: httpx.Client,
+    account: Account,
+    host: str,
+    action: str,
+    params: dict[str, Any],
+    region: str | None,
+    transport: str = "tc3",
+) -> httpx.Response:
+    """One correctly signed request over ``transport``: ``tc3``, ``v1-post`` or ``v1-get``."""
+    if transport == "tc3":
+        body = json.dumps(params).encode()
+        headers = tc3_headers(account, host, action, body, region)
+        return http.post("/", content=body, headers=headers)
+    method = "POST" if transport == "v1-post" else "GET"
+    sign_method = "HmacSHA256" if transport == "v1-post" else "HmacSHA1"
+    full = v1_params(
+        account, host, action, flatten(params), region, method=method, sign_method=sign_method
+    )
+    encoded = urllib.parse.urlencode(full)
+    if method == "GET":
+        return http.get(f"/?{encoded}")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    return http.post("/", content=encoded, headers=form)
+
+
+# -- the envelope invariant ---------------------------------------------------------------------
+
+
+def envelope_problem(response: httpx.Response) -> str | None:
+    """None if ``response`` is a well-formed API answer, else what is wrong with it."""
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}"
+    if response.headers.get("content-type") != "application/json":
+        return f"content-type {response.headers.get('content-type')!r}"
+    try:
+        document = response.json()
+    except ValueError:
+        return "body is not JSON"
+    if not isinstance(document, dict) or list(document) != ["Response"]:
+        return "not a {Response: ...} document"
+    body = document["Response"]
+    if not isinstance(body, dict):
+        return "Response is not an object"
+    request_id = body.get("RequestId")
+    try:
+        parsed = uuid.UUID(str(request_id))
+    except ValueError:
+        return f"RequestId {request_id!r} is not a uuid"
+    if parsed.version != 4 or str(parsed) != request_id:
+        return f"RequestId {request_id!r} is not a canonical uuid4"
+    if "Error" in body:
+        error = body["Error"]
+        if not isinstance(error, dict) or set(error) != {"Code", "Message"}:
+            return f"malformed Error {error!r}"
+        if set(body) != {"Error", "RequestId"}:
+            return f"error envelope with extra keys {sorted(body)}"
+        if error["Code"] not in DOCUMENTED:
+            return f"undocumented code {error['Code']!r}"
+        if error["Code"] == "InternalError":
+            return f"InternalError: {error['Message']}"
+        if not isinstance(error["Message"], str) or not error["Message"]:
+            return "empty Message"
+    return None
+
+
+def code_of(response: httpx.Response) -> str:
+    """The error code, or ``"Success"``."""
+    body = response.json()["Response"]
+    return str(body["Error"]["Code"]) if "Error" in body else "Success"
+
+
+# -- the world ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    account: int
+    region: str
+
+
+@dataclass
+class World:
+    server: Server
+    accounts: list[Account]
+    instances: list[Instance]
+    peers: list[Server] = field(default_factory=list)  # more servers on the same data dir
+
+    def servers(self) -> list[Server]:
+        return [self.server, *self.peers]
+
+    def quota(self, account: int, region: str) -> int:
+        count = sum(1 for i in self.instances if i.account == account and i.region == region)
+        return min(QUOTA_PER_INSTANCE * count, QUOTA_MAX)
+
+    def scopes(self) -> list[tuple[int, str]]:
+        return sorted({(i.account, i.region) for i in self.instances})
+
+
+def build_world(server: Server, layout: tuple[tuple[int, str, str], ...] = LAYOUT) -> World:
+    names = [f"storm{n}-{uuid.uuid4().hex[:6]}" for n in range(1 + max(a for a, _, _ in layout))]
+
+    def instance(index: int, region: str, state: str) -> Instance:
+        data = server.admin(
+            "instance",
+            "create",
+            "--account",
+            names[index],
+            "--region",
+            region,
+            "--disk-size",
+            "1",
+            "--state",
+            state,
+            "--json",
+        )
+        return Instance(str(data["InstanceId"]), index, region)
+
+    with ThreadPoolExecutor(len(layout)) as pool:  # each admin command is a process
+        accounts = list(pool.map(server.create_account, names))
+        instances = list(pool.map(lambda spec: instance(*spec), layout))
+    return World(server, accounts, instances)
+
+
+def storm_server(
+    data_dir: Path, *, rate_limit: bool, storage: str = "raw", job_lease: float | None = None
+) -> Server:
+    args = ["--storage", storage, "--transition-seconds", "0.2", "--operation-seconds", "0.3"]
+    if not rate_limit:
+        args.append("--no-rate-limit")
+    env = {} if job_lease is None else {LEASE_ENV: str(job_lease)}
+    return Server(data_dir, free_port(), tuple(args), env=env)
+
+
+# -- the storm ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    clients: int = 0
+    seconds: float = 0.0
+    storage: str = "raw"
+    requests: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    by_action: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_transport: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    quota_samples: int = 0
+    jobs: Counter[str] = field(default_factory=Counter)
+    stalls: list[Stall] = field(default_factory=list)
+    paused: Counter[int] = field(default_factory=Counter)  # stops, by server port
+    paused_internal_errors: Counter[int] = field(default_factory=Counter)  # by server port
+    finished_jobs_watched: int = 0
+    settle_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def violation(self, text: str) -> None:
+        with self.lock:
+            if len(self.violations) < 1000:
+                self.violations.append(text)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "storage": self.storage,
+            "clients": self.clients,
+            "seconds": round(self.seconds, 1),
+            "requests": self.requests,
+            "requests_per_second": round(self.requests / max(self.seconds, 1e-9)),
+            "by_code": dict(self.by_code.most_common()),
+            "by_transport": dict(self.by_transport),
+            "successes_by_action": {a: self.by_action[(a, "Success")] for a in ACTIONS},
+            "quota_samples": self.quota_samples,
+            "jobs": dict(self.jobs),
+            "stalls": [s.as_dict() for s in self.stalls],
+            "internal_errors_of_requests_in_flight_in_a_pause": dict(self.paused_internal_errors),
+            "finished_jobs_watched": self.finished_jobs_watched,
+            "settle_seconds": round(self.settle_seconds, 1),
+            "violations": len(self.violations),
+            "first_violations": self.violations[:20],
+        }
+
+
+class Snapshots:
+    """What the clients know about existing snapshots: id -> (account, region, instance)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, snapshot_id: str, account: int, region: str, instance_id: str) -> None:
+        with self._lock:
+            self._known[snapshot_id] = (account, region, instance_id)
+
+    def remove(self, snapshot_ids: list[str]) -> None:
+        with self._lock:
+            for snapshot_id in snapshot_ids:
+                self._known.pop(snapshot_id, None)
+
+    def of(self, account: int) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return [(s, r, i) for s, (a, r, i) in self._known.items() if a == account]
+
+
+class Storm:
+    def __init__(
+        self, world: World, clients: int, seconds: float, seed: int = 0, stalls: int = 0
+    ) -> None:
+        self.world = world
+        self.clients = clients
+        self.seconds = seconds
+        self.seed = seed
+        self.stalls = stalls
+        self.result = Result(clients=clients)
+        self.snapshots = Snapshots()
+        self.stop = threading.Event()
+        self.finished = FinishedJobs()
+        self.observed_at = 0.0
+        self.observe_lock = threading.Lock()
+        self.pauses: list[tuple[int, float, list[float]]] = []  # (port, stopped, [resumed])
+
+    # -- requests
+
+    def request(
+        self, rng: random.Random, account: int
+    ) -> tuple[str, dict[str, Any], str | None, list[str]]:
+        """(action, params, region, snapshot ids it refers to) for one random call."""
+        world = self.world
+        action = rng.choices(ACTIONS, [WEIGHTS.get(a, 1) for a in ACTIONS])[0]
+        mine = [i for i in world.instances if i.account == account]
+        target = rng.choice(mine)
+        region: str | None = target.region
+        known = self.snapshots.of(account)
+        in_region = [s for s in known if s[1] == region]
+        params: dict[str, Any] = {}
+        ids: list[str] = []
+        if action == "DescribeRegions":
+            region = rng.choice([None, region])
+        elif action == "DescribeZones":
+            params = rng.choice([{}, {"Order": "DESC", "OrderField": "ZONE"}])
+        elif action == "CreateInstanceSnapshot":
+            params = {"InstanceId": target.instance_id}
+            if rng.random() < 0.5:
+                params["SnapshotName"] = f"storm-{rng.randrange(10**6)}"
+            if rng.random() < 0.3:
+                region = None  # found by ID in any region
+        elif action == "ApplyInstanceSnapshot":
+            if in_region:
+                snapshot_id, _, instance_id = rng.choice(in_region)
+                if rng.random() < 0.1:
+                    instance_id = target.instance_id  # maybe another disk: SnapshotNotFound
+                params = {"InstanceId": instance_id, "SnapshotId": snapshot_id}
+                ids = [snapshot_id]
+            else:
+                params = {"InstanceId": target.instance_id, "SnapshotId": "lhsnap-00000000"}
+        elif action == "DescribeSnapshots":
+            choice = rng.randrange(3)
+            if choice == 1 and in_region:
+                params = {"SnapshotIds": [s for s, _, _ in rng.sample(in_region, 1)]}
+            elif choice == 2:
+                params = {"Filters": [{"Name": "instance-id", "Values": [target.instance_id]}]}
+            params["Limit"] = 100
+        elif action == "DeleteSnapshots":
+            if in_region:
+                chosen = rng.sample(in_region, min(len(in_region), rng.choice([1, 1, 2])))
+                ids = [s for s, _, _ in chosen]
+            else:
+                ids = ["lhsnap-00000000"]
+            params = {"SnapshotIds": ids}
+        elif action == "ModifySnapshotAttribute":
+            snapshot_id = rng.choice(in_region)[0] if in_region else "lhsnap-00000000"
+            params = {"SnapshotId": snapshot_id, "SnapshotName": f"renamed-{rng.randrange(999)}"}
+        elif action == "DescribeSnapshotsDeniedActions":
+            params = {"SnapshotIds": [s for s, _, _ in in_region[:5]] or ["lhsnap-00000000"]}
+        elif action == "DescribeInstances":
+            params = rng.choice([{}, {"InstanceIds": [target.instance_id]}, {"Limit": 1}])
+        elif action == "DescribeInstancesDeniedActions":
+            params = {"InstanceIds": [target.instance_id]}
+        elif action in ("StartInstances", "StopInstances", "RebootInstances"):
+            same_region = [i.instance_id for i in mine if i.region == region]
+            count = 2 if len(same_region) > 1 and rng.random() < 0.2 else 1
+            params = {"InstanceIds": rng.sample(same_region, count)}
+            if action == "StopInstances" and rng.random() < 0.5:
+                params["StopType"] = rng.choice(["SOFT", "HARD", "SOFT_FIRST"])
+        elif action == "DescribeGeneralResourceQuotas":
+            params = {"ResourceNames": ["SNAPSHOT", "GENERAL_BUNDLE_INSTANCE"]}
+        return action, params, region, ids
+
+    def learn(
+        self, account: int, action: str, params: dict[str, Any], region: str | None, reply: Any
+    ) -> None:
+        """Keep the shared snapshot list roughly current from the answers."""
+        code = reply["Error"]["Code"] if "Error" in reply else "Success"
+        if action == "CreateInstanceSnapshot" and code == "Success":
+            instance = next(
+                i for i in self.world.instances if i.instance_id == params["InstanceId"]
+            )
+            self.snapshots.add(reply["SnapshotId"], account, instance.region, instance.instance_id)
+        elif action == "DeleteSnapshots" and code in (
+            "Success",
+            "ResourceNotFound.SnapshotIdNotFound",
+        ):
+            if code == "Success" or len(params["SnapshotIds"]) == 1:
+                self.snapshots.remove(params["SnapshotIds"])
+        elif action == "DescribeSnapshots" and code == "Success" and "Filters" in params:
+            instance_id = params["Filters"][0]["Values"][0]  # the view has no InstanceId
+            instance = next(i for i in self.world.instances if i.instance_id == instance_id)
+            for item in reply["SnapshotSet"]:
+                self.snapshots.add(item["SnapshotId"], account, instance.region, instance_id)
+
+    def client(self, number: int) -> None:
+        rng = random.Random(self.seed * 100_003 + number)
+        world = self.world
+        servers = world.servers()
+        server = servers[number % len(servers)]  # spread over the servers of the data dir
+        host = server.endpoint
+        result = self.result
+        codes: Counter[str] = Counter()
+        actions: Counter[tuple[str, str]] = Counter()
+        transports: Counter[str] = Counter()
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            while not self.stop.is_set():
+                account = rng.choices(range(len(world.accounts)), [3, 2, 1])[0]
+                action, params, region, _ = self.request(rng, account)
+                transport = rng.choices(["tc3", "v1-post", "v1-get"], [8, 1, 1])[0]
+                sent = time.monotonic()
+                try:
+                    response = signed_request(
+                        http, world.accounts[account], host, action, params, region, transport
+                    )
+                except httpx.HTTPError as exc:
+                    result.violation(f"{action}: transport error {exc!r}")
+                    codes["<transport error>"] += 1
+                    continue
+                problem = envelope_problem(response)
+                if problem and problem.startswith("InternalError") and self.paused(server, sent):
+                    with result.lock:
+                        result.paused_internal_errors[server.port] += 1
+                    problem = None
+                if problem is not None:
+                    result.violation(f"{action} {params}: {problem}")
+                    codes["<malformed>"] += 1
+                    continue
+                code = code_of(response)
+                codes[code] += 1
+                actions[(action, code)] += 1
+                transports[transport] += 1
+                try:
+                    self.learn(account, action, params, region, response.json()["Response"])
+                except (KeyError, TypeError, StopIteration) as exc:
+                    result.violation(f"{action} {params}: unexpected answer shape {exc!r}")
+        with result.lock:
+            result.by_code.update(codes)
+            result.by_action.update(actions)
+            result.by_transport.update(transports)
+            result.requests += sum(codes.values())
+
+    def sampler(self) -> None:
+        """Quota never exceeded, seen through the API while the storm runs."""
+        world = self.world
+        host = world.server.endpoint
+        with httpx.Client(base_url=world.server.url, timeout=60) as http:
+            while not self.stop.is_set():
+                for account, region in world.scopes():
+                    expected = world.quota(account, region)
+                    key = world.accounts[account]
+                    reply = signed_request(
+                        http,
+                        key,
+                        host,
+                        "DescribeGeneralResourceQuotas",
+                        {"ResourceNames": ["SNAPSHOT"]},
+                        region,
+                    )
+                    listed = signed_request(
+                        http, key, host, "DescribeSnapshots", {"Limit": 100}, region
+                    )
+                    for response in (reply, listed):
+                        problem = envelope_problem(response)
+                        if problem is not None:
+                            self.result.violation(f"quota sampler: {problem}")
+                    quota_body = reply.json()["Response"]
+                    if "Error" not in quota_body:
+                        item = quota_body["GeneralResourceQuotaSet"][0]
+                        if item["ResourceQuotaTotal"] != expected:
+                            self.result.violation(f"quota total {item} != {expected}")
+                        if item["ResourceQuotaAvailable"] < 0:
+                            self.result.violation(f"quota exceeded: {item} ({account}, {region})")
+                        self.result.quota_samples += 1
+                    list_body = listed.json()["Response"]
+                    if "Error" not in list_body and list_body["TotalCount"] > expected:
+                        self.result.violation(
+                            f"{list_body['TotalCount']} snapshots in ({account}, {region}) > "
+                            f"quota {expected}"
+                        )
+                self.observe()
+                time.sleep(0.1)
+
+    def observe(self, every: float = 0.2) -> None:
+        """A finished job never changes (seen from the job table, every ``every`` s)."""
+        with self.observe_lock:
+            if time.monotonic() - self.observed_at < every:
+                return
+            self.observed_at = time.monotonic()
+            for problem in self.finished.observe(job_rows(self.world.server.data_dir)):
+                self.result.violation(problem)
+            self.result.finished_jobs_watched = len(self.finished)
+
+    def staller(self) -> None:
+        """The stalled-owner fault, ``stalls`` times (at most twice as many tries): at a
+        random moment the owner of a random RUNNING job is stopped past the job's lease while
+        the clients of the other server go on, then resumed (testkit/stall.py)."""
+        rng = random.Random(self.seed * 100_003 - 1)
+        data_dir = self.world.server.data_dir
+        pids = [s.process.pid for s in self.world.servers() if s.process is not None]
+        tries = 0
+        while len(self.result.stalls) < self.stalls and tries < 2 * self.stalls:
+            if self.stop.wait(rng.uniform(0.5, 2.0)):  # both servers serve between stalls
+                return
+            running = running_jobs(data_dir, pids)
+            if not running:
+                continue
+            tries += 1
+            job = rng.choice(running)
+            pid = owner_pid(job["owner"])
+            assert pid is not None
+            port = next(s.port for s in self.world.servers() if s.process and s.process.pid == pid)
+            resumed: list[float] = []
+            self.pauses.append((port, time.monotonic(), resumed))
+            self.result.paused[port] += 1
+            stall = stall_owner(data_dir, job, pid, extra_seconds(rng), self.observe)
+            resumed.append(time.monotonic())
+            if not stall.outcome.startswith("resumed at once"):
+                self.result.stalls.append(stall)
+
+    def paused(self, server: Server, sent: float) -> bool:
+        """Whether ``server`` was stopped while a request sent at ``sent`` was in flight.
+
+        Such a request's InternalError is counted, not a violation: a lock wait in flight
+        (database.write: 5 s, measured on the monotonic clock) runs out during the pause, and
+        the request fails once the server resumes. That is a limit of timed waits, not of the
+        fencing this fault checks (docs/reliability.md)."""
+        return any(
+            port == server.port and (not end or end[0] >= sent) for port, _, end in self.pauses
+        )
+
+    def run(self) -> Result:
+        threads = [
+            threading.Thread(target=self.client, args=(n,), daemon=True)
+            for n in range(self.clients)
+        ]
+        helpers = [threading.Thread(target=self.sampler, daemon=True)]
+        if self.stalls:
+            helpers.append(threading.Thread(target=self.staller, name="staller", daemon=True))
+        started = time.monotonic()
+        for thread in [*threads, *helpers]:
+            thread.start()
+        self.stop.wait(self.seconds)
+        self.stop.set()
+        for thread in [*threads, *helpers]:
+            thread.join(timeout=120)
+            if thread.is_alive():
+                self.result.violation(f"{thread.name} did not stop within 120 s")
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+
+# -- invariants after the storm -----------------------------------------------------------------
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def wait_settled(world: World, timeout: float = 120.0) -> float:
+    """Seconds until no job is PENDING or RUNNING; raises AssertionError on timeout."""
+    started = time.monotonic()
+    while True:
+        busy = [j for j in job_rows(world.server.data_dir) if j["state"] in ("PENDING", "RUNNING")]
+        if not busy:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{len(busy)} jobs still unfinished after {timeout} s")
+        time.sleep(0.2)
+
+
+def check_jobs(world: World, result: Result) -> None:
+    """Per instance, the jobs that hold it never overlap.
+
+    Every job kind takes a lock in the transaction that creates it (``created_at``) and
+    releases it in the one that finishes it (``finished_at``): create_snapshot the disk,
+    power jobs the instance, apply_snapshot both. The rules (docs/behaviour.md's lock table;
+    ``rules.check_*``) refuse every pair: a create while the instance or disk is held, a power
+    op or an apply while either is held. So on one instance *all* jobs are pairwise disjoint,
+    which is what is asserted, on [created_at, finished_at] (hence also on [started_at, ...])."""
+    rows = job_rows(world.server.data_dir)
+    by_instance: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        result.jobs[f"{row['kind']}:{row['state']}"] += 1
+        if row["state"] not in ("SUCCESS", "FAILED") or row["finished_at"] is None:
+            result.violation(f"job {row['id']} ({row['kind']}) not finished: {row['state']}")
+            continue
+        cut_by_pause = result.paused and "database is locked" in str(row.get("message"))
+        if row["state"] == "FAILED" and not cut_by_pause:  # (a lock wait: see Storm.paused)
+            result.violation(f"job {row['id']} ({row['kind']}) FAILED: {row.get('message')}")
+        by_instance.setdefault(row["instance_id"], []).append(row)
+    for instance_id, jobs in by_instance.items():
+        jobs.sort(key=lambda j: (_time(j["created_at"]), j["id"]))
+        for before, after in zip(jobs, jobs[1:], strict=False):
+            held_until = _time(before["finished_at"])
+            assert held_until is not None
+            for column in ("created_at", "started_at"):
+                begins = _time(after[column])
+                if begins is not None and begins < held_until:
+                    result.violation(
+                        f"{instance_id}: job {after['id']} ({after['kind']}) {column} {begins} "
+                        f"before job {before['id']} ({before['kind']}) finished {held_until}"
+                    )
+
+
+def check_settled(world: World, result: Result) -> None:
+    """Every snapshot NORMAL and within quota, every instance idle, no lock left held."""
+    server = world.server
+    with read_only(server.data_dir) as db:
+        held = db.execute(
+            "SELECT instance_id, op_job, disk_job FROM instances "
+            "WHERE op_job IS NOT NULL OR disk_job IS NOT NULL"
+        ).fetchall()
+        counts = db.execute(
+            "SELECT account_id, region, COUNT(*) FROM snapshots GROUP BY account_id, region"
+        ).fetchall()
+        account_ids = dict(db.execute("SELECT name, id FROM accounts").fetchall())
+    for row in held:
+        result.violation(f"instance {row[0]} still holds op_job={row[1]} disk_job={row[2]}")
+    by_id = {account_ids[a.name]: n for n, a in enumerate(world.accounts)}
+    for account_id, region, count in counts:
+        quota = world.quota(by_id[account_id], region)
+        if count > quota:
+            result.violation(f"account {account_id} {region}: {count} snapshots > quota {quota}")
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for account, region in world.scopes():
+            key = world.accounts[account]
+            listed = signed_request(
+                http, key, server.endpoint, "DescribeSnapshots", {"Limit": 100}, region
+            )
+            for item in listed.json()["Response"]["SnapshotSet"]:
+                if item["SnapshotState"] != "NORMAL" or item["LatestOperationState"] == "OPERATING":
+                    result.violation(f"snapshot not settled: {item}")
+            described = signed_request(http, key, server.endpoint, "DescribeInstances", {}, region)
+            for item in described.json()["Response"]["InstanceSet"]:
+                if item["InstanceState"] not in ("RUNNING", "STOPPED"):
+                    result.violation(f"instance {item['InstanceId']} is {item['InstanceState']}")
+                if item["LatestOperationState"] == "OPERATING":
+                    result.violation(f"instance {item['InstanceId']} still OPERATING")
+    for each in world.servers():
+        excused = result.paused_internal_errors[each.port]
+        counted = internal_errors(httpx.get(f"{each.url}/metrics", timeout=60).text)
+        if counted > excused:
+            result.violation(
+                f"/metrics of the server on port {each.port} counts {counted:g} InternalError "
+                f"({excused} of requests in flight while it was stopped)"
+            )
+        for traceback in tracebacks(each.log()):
+            if not (result.paused[each.port] and "database is locked" in traceback):
+                result.violation(f"the log of the server on port {each.port} has a traceback")
+                break
+
+
+def internal_errors(metrics: str) -> float:
+    """The InternalError answers counted in a /metrics text."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("lightkeeper_requests_total{") and 'code="InternalError"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def tracebacks(log: str) -> list[str]:
+    """Each traceback of a server log, up to its exception line."""
+    found = []
+    for block in log.split("Traceback (most recent call last):")[1:]:
+        lines = block.splitlines()[1:]
+        end = next((n for n, line in enumerate(lines) if not line.startswith(" ")), len(lines))
+        found.append("\n".join(lines[: end + 1]))
+    return found
+
+
+def check_stored(world: World, storage: str, result: Result) -> None:
+    """Once the servers stopped: every snapshot record has its data, and no data is left
+    without a record, except what a server logged it kept (a DeleteSnapshots that could not
+    remove the data at once, by design; the next start removes it)."""
+    data_dir = world.server.data_dir
+    stored, records = stored_snapshots(data_dir, storage), snapshot_records(data_dir)
+    logs = "".join(s.log() for s in world.servers())
+    for snapshot_id in sorted(records - stored):
+        result.violation(f"snapshot {snapshot_id} has a record but no data")
+    for snapshot_id in sorted(stored - records):
+        if f"snapshot {snapshot_id} data kept for now" not in logs:
+            result.violation(f"snapshot data {snapshot_id} without a record")
+
+
+def run_storm(
+    data_dir: Path,
+    clients: int,
+    seconds: float,
+    *,
+    rate_limit: bool = False,
+    seed: int = 0,
+    storage: str = "raw",
+    stalls: int = 0,
+    job_lease: float | None = None,
+) -> Result:
+    """``stalls``: with a second server on the data dir, that many stalled owners."""
+    servers = [
+        storm_server(data_dir, rate_limit=rate_limit, storage=storage, job_lease=job_lease)
+        for _ in range(2 if stalls else 1)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        world = build_world(servers[0])
+        world.peers = servers[1:]
+        storm = Storm(world, clients, seconds, seed, stalls)
+        result = storm.run()
+        result.storage = storage
+        result.settle_seconds = wait_settled(world)
+        check_jobs(world, result)
+        check_settled(world, result)
+    finally:
+        for server in servers:
+            server.stop()  # SIGTERM: running jobs (a resumed owner's late work) finish first
+    storm.observe(every=0.0)
+    check_stored(world, storage, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate-limit", action="store_true", help="keep the rate limits on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storage", choices=["raw", "qcow2"], default="raw")
+    parser.add_argument(
+        "--stalls", type=int, default=0, help="stalled-owner faults (runs a second server)"
+    )
+    parser.add_argument(
+        "--job-lease-seconds", type=float, help=f"passed to the servers as {LEASE_ENV}"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lk-storm-") as tmp:
+        result = run_storm(
+            Path(tmp) / "data",
+            args.clients,
+            args.seconds,
+            rate_limit=args.rate_limit,
+            seed=args.seed,
+            storage=args.storage,
+            stalls=args.stalls,
+            job_lease=args.job_lease_seconds,
+        )
+    summary = result.summary()
+    print(json.dumps(summary, indent=None if args.json else 2))
+    return 1 if result.violations else 0

@@ -1,0 +1,465 @@
+"""The storage-driver contract: what every registered driver must do, run unchanged against
+each of them: every entry of the registry (storage.DRIVERS), so a new driver is picked up
+as soon as it is registered, and must pass this file as it is (qcow2 runs where qemu-img does).
+
+Only the protocol is used here (no file paths, no formats), so a driver that stores disks
+elsewhere (e.g. Ceph RBD) can pass it too; what is specific to one driver stays in its own
+test module."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support.drivers import needs_qemu_img
+
+from lightkeeper.storage import (
+    DRIVERS,
+    Capabilities,
+    ChecksumMismatch,
+    DiskBusy,
+    DiskExists,
+    DiskNotFound,
+    LiveSnapshotUnsupported,
+    NoSpace,
+    SnapshotBusy,
+    SnapshotExists,
+    SnapshotNotFound,
+    StorageDriver,
+    StorageError,
+    StorageIOError,
+    make_driver,
+)
+
+MiB = 1024 * 1024
+DISK = "lhdisk-ab12cd34"
+SNAP = "lhsnap-ab12cd34"
+OFFSETS = (0, 4096 + 7, MiB - 3, 32 * MiB, 64 * MiB - 100)
+
+
+class Refused(Exception):
+    """What the test fence raises: the job lost its lease."""
+
+
+_NEEDS = {"qcow2": needs_qemu_img}  # what a driver needs of the test machine
+
+
+@pytest.fixture(params=[pytest.param(n, marks=_NEEDS.get(n, ())) for n in sorted(DRIVERS)])
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def driver(name: str, tmp_path: Path) -> StorageDriver:
+    return make_driver(name, tmp_path)
+
+
+@pytest.fixture
+def disk(driver: StorageDriver) -> Iterator[str]:
+    """A 64 MiB sparse disk with a small pattern at several (unaligned) offsets."""
+    driver.create_disk(DISK, 64 * MiB)
+    for i, offset in enumerate(OFFSETS):
+        driver.write(DISK, offset, _pattern(i, 100))
+    yield DISK
+
+
+def _pattern(seed: int, length: int) -> bytes:
+    return bytes((seed * 31 + k) % 251 for k in range(length))
+
+
+def _ignore(_: int) -> None:
+    pass
+
+
+def _refuse() -> None:
+    raise Refused
+
+
+def _no_leftovers(driver: StorageDriver, root: Path) -> None:
+    """No temp file under the data dir, and nothing abandoned for cleanup_temporary."""
+    assert sorted(root.rglob("*.tmp-*")) == []
+    assert driver.cleanup_temporary() == 0
+
+
+def reference_block_checksum(content: bytes) -> str:
+    """The snapshot checksum straight from its definition (storage/checksum.py)."""
+    digests = b"".join(
+        hashlib.sha256(content[i : i + MiB]).digest() for i in range(0, len(content), MiB)
+    )
+    return "b1m-sha256:" + hashlib.sha256(digests + len(content).to_bytes(8, "big")).hexdigest()
+
+
+# -- round trip ------------------------------------------------------------------------------
+
+
+def test_round_trip_restores_snapshot_time_content(
+    tmp_path: Path, driver: StorageDriver, disk: str
+) -> None:
+    before = driver.disk_sha256(disk)
+    seen: list[int] = []
+    checksum = driver.create_snapshot(disk, SNAP, seen.append)
+    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(set(seen))
+    assert checksum.startswith("b1m-sha256:")
+    assert checksum == driver.snapshot_checksum(SNAP)
+    assert driver.snapshot_sha256(SNAP) == before
+
+    for offset in OFFSETS:
+        driver.write(disk, offset, b"\xff" * 100)
+    driver.write(disk, 10 * MiB, b"new data in a former hole")
+    assert driver.disk_sha256(disk) != before
+
+    seen.clear()
+    driver.restore_snapshot(disk, SNAP, checksum, seen.append)
+    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(set(seen))
+    assert driver.disk_sha256(disk) == before
+    assert [driver.read(disk, o, 100) for o in OFFSETS] == [_pattern(i, 100) for i in range(5)]
+    assert driver.read(disk, 10 * MiB, 25) == bytes(25)
+    assert driver.snapshot_exists(SNAP)  # restoring keeps the snapshot
+    _no_leftovers(driver, tmp_path)
+
+
+def test_checksums_follow_their_definitions(driver: StorageDriver) -> None:
+    driver.create_disk(DISK, 3 * MiB)
+    driver.write(DISK, MiB + 5, b"abc")
+    content = bytearray(3 * MiB)
+    content[MiB + 5 : MiB + 8] = b"abc"
+    plain = hashlib.sha256(content).hexdigest()
+    assert driver.disk_sha256(DISK) == plain
+    checksum = driver.create_snapshot(DISK, SNAP, _ignore)
+    assert checksum == reference_block_checksum(bytes(content))
+    assert driver.snapshot_sha256(SNAP) == plain
+    driver.write(DISK, 0, b"later")
+    driver.restore_snapshot(DISK, SNAP, plain, _ignore)  # a legacy plain sha256 is accepted
+    assert driver.read(DISK, 0, 5) == bytes(5)
+
+
+def test_progress_is_monotonic_and_ends_at_100(driver: StorageDriver) -> None:
+    driver.create_disk(DISK, 64 * MiB)
+    for offset in (0, 20 * MiB, 50 * MiB):
+        driver.write(DISK, offset, os.urandom(3 * MiB))
+    for run in ("snapshot", "restore"):
+        seen: list[int] = []
+        if run == "snapshot":
+            sha = driver.create_snapshot(DISK, SNAP, seen.append)
+        else:
+            driver.restore_snapshot(DISK, SNAP, sha, seen.append)
+        assert seen[0] == 0 and seen[-1] == 100, run
+        assert seen == sorted(set(seen)), run  # strictly increasing: throttled, no repeats
+        assert len(seen) >= 3, run  # intermediate updates, by data copied
+
+
+# -- checksum mismatch -----------------------------------------------------------------------
+
+
+def test_checksum_mismatch_leaves_disk_untouched(
+    tmp_path: Path, driver: StorageDriver, disk: str
+) -> None:
+    driver.create_snapshot(disk, SNAP, _ignore)
+    driver.write(disk, 0, b"after snapshot")
+    wrong = driver.create_snapshot(disk, "lhsnap-second", _ignore)  # other content's checksum
+    driver.write(disk, 0, b"current state!")
+    current = driver.disk_sha256(disk)
+
+    with pytest.raises(ChecksumMismatch) as info:
+        driver.restore_snapshot(disk, SNAP, wrong, _ignore)
+    assert info.value.expected == wrong
+    assert driver.disk_sha256(disk) == current
+    _no_leftovers(driver, tmp_path)
+
+
+# -- disks, resize and missing objects ---------------------------------------------------------
+
+
+def test_disk_lifecycle_and_bounds(driver: StorageDriver) -> None:
+    driver.create_disk(DISK, MiB)
+    assert driver.disk_exists(DISK) and driver.disk_size(DISK) == MiB
+    with pytest.raises(DiskExists):
+        driver.create_disk(DISK, MiB)
+    with pytest.raises(ValueError):
+        driver.create_disk("lhdisk-empty", 0)
+    for bad_write in ((MiB - 1, b"ab"), (-1, b"a")):
+        with pytest.raises(ValueError):
+            driver.write(DISK, *bad_write)
+    with pytest.raises(ValueError):
+        driver.read(DISK, MiB, 1)
+    assert driver.read(DISK, MiB, 0) == b""
+
+    driver.delete_disk(DISK)
+    driver.delete_disk(DISK)  # idempotent
+    assert not driver.disk_exists(DISK)
+
+
+def test_create_disk_from_base_image(tmp_path: Path, driver: StorageDriver) -> None:
+    base = tmp_path / "base.img"
+    content = _pattern(7, 10_000) + bytes(512 - 10_000 % 512)
+    base.write_bytes(content)
+    driver.create_disk(DISK, 8 * MiB, base_image=base)
+    assert driver.disk_size(DISK) == 8 * MiB
+    assert driver.read(DISK, 0, len(content)) == content
+    expected = hashlib.sha256(content + bytes(8 * MiB - len(content))).hexdigest()
+    assert driver.disk_sha256(DISK) == expected
+    with pytest.raises(ValueError):  # the base image does not fit
+        driver.create_disk("lhdisk-small", 4096, base_image=base)
+    assert not driver.disk_exists("lhdisk-small")
+
+
+def test_resize_grows_only_and_a_snapshot_keeps_its_size(driver: StorageDriver, disk: str) -> None:
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    driver.resize_disk(disk, 128 * MiB)
+    assert driver.disk_size(disk) == 128 * MiB
+    assert driver.read(disk, 100 * MiB, 10) == bytes(10)  # the new space reads as zeros
+    with pytest.raises(ValueError):
+        driver.resize_disk(disk, 64 * MiB)
+    driver.resize_disk(disk, 128 * MiB)  # same size: nothing to do
+    driver.write(disk, 100 * MiB, b"beyond the old end")
+    assert driver.snapshot_checksum(SNAP) == checksum
+    driver.restore_snapshot(disk, SNAP, checksum, _ignore)
+    assert driver.disk_size(disk) == 64 * MiB  # the snapshot's size comes back too
+
+
+def test_missing_objects_raise_not_found(driver: StorageDriver, disk: str) -> None:
+    with pytest.raises(DiskNotFound):
+        driver.disk_sha256("lhdisk-missing")
+    with pytest.raises(DiskNotFound):
+        driver.disk_size("lhdisk-missing")
+    with pytest.raises(DiskNotFound):
+        driver.create_snapshot("lhdisk-missing", SNAP, _ignore)
+    with pytest.raises(SnapshotNotFound):
+        driver.restore_snapshot(disk, "lhsnap-missing", "0" * 64, _ignore)
+    with pytest.raises(SnapshotNotFound):
+        driver.snapshot_sha256("lhsnap-missing")
+    with pytest.raises(SnapshotNotFound):
+        driver.snapshot_checksum("lhsnap-missing")
+    with pytest.raises(SnapshotNotFound), driver.lock_snapshot("lhsnap-missing"):
+        pass
+    assert not driver.disk_exists("lhdisk-missing")
+    assert not driver.snapshot_exists("lhsnap-missing")
+    driver.delete_disk("lhdisk-missing")  # deleting what is gone is fine
+    driver.delete_snapshot("lhsnap-missing")
+
+    driver.create_snapshot(disk, SNAP, _ignore)
+    with pytest.raises(SnapshotExists):
+        driver.create_snapshot(disk, SNAP, _ignore)
+    assert driver.snapshot_ids() == [SNAP]
+    driver.delete_snapshot(SNAP)
+    driver.delete_snapshot(SNAP)  # idempotent
+    assert not driver.snapshot_exists(SNAP) and driver.snapshot_ids() == []
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "", "a/b", ".hidden", "x" * 65])
+def test_ids_that_could_escape_the_directory_are_rejected(
+    driver: StorageDriver, disk: str, bad_id: str
+) -> None:
+    with pytest.raises(ValueError):
+        driver.disk_exists(bad_id)
+    with pytest.raises(ValueError):
+        driver.create_snapshot(disk, bad_id, _ignore)
+    assert driver.snapshot_ids() == []
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+
+def test_locks_exclude_our_own_operations(driver: StorageDriver, disk: str) -> None:
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    with driver.lock_disk(disk):  # a separate holder => excludes the driver's own calls too
+        for call in (
+            lambda: driver.write(disk, 0, b"x"),
+            lambda: driver.create_snapshot(disk, "lhsnap-other", _ignore),
+            lambda: driver.restore_snapshot(disk, SNAP, checksum, _ignore),
+            lambda: driver.delete_disk(disk),
+        ):
+            with pytest.raises(DiskBusy):
+                call()
+        with pytest.raises(DiskBusy), driver.lock_disk(disk):  # not re-entrant
+            pass
+    assert not driver.snapshot_exists("lhsnap-other")
+    with driver.lock_snapshot(SNAP):
+        with pytest.raises(SnapshotBusy):
+            driver.delete_snapshot(SNAP)
+        with pytest.raises(SnapshotBusy):
+            driver.restore_snapshot(disk, SNAP, checksum, _ignore)
+    driver.write(disk, 0, b"x")  # released
+    driver.delete_snapshot(SNAP)
+
+
+_HOLDER = """
+import sys
+from pathlib import Path
+from lightkeeper.storage import DRIVERS
+with DRIVERS[sys.argv[1]](Path(sys.argv[2])).lock_disk(sys.argv[3]):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_disk_lock_excludes_another_process(
+    name: str, tmp_path: Path, driver: StorageDriver, disk: str
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, name, str(tmp_path), disk],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DiskBusy):
+            driver.create_snapshot(disk, SNAP, _ignore)
+        assert not driver.snapshot_exists(SNAP)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    driver.create_snapshot(disk, SNAP, _ignore)
+
+
+# -- fences, failures and crash points ---------------------------------------------------------
+
+
+def test_refused_fence_publishes_nothing(tmp_path: Path, driver: StorageDriver, disk: str) -> None:
+    """A worker that lost its lease must leave no snapshot and an unchanged disk."""
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    driver.write(disk, 0, b"changed since snapshot")
+    current = driver.disk_sha256(disk)
+
+    with pytest.raises(Refused):
+        driver.create_snapshot(disk, "lhsnap-second", _ignore, fence=_refuse)
+    assert not driver.snapshot_exists("lhsnap-second")
+    assert driver.snapshot_ids() == [SNAP]
+    with pytest.raises(Refused):
+        driver.restore_snapshot(disk, SNAP, checksum, _ignore, fence=_refuse)
+    assert driver.disk_sha256(disk) == current
+    _no_leftovers(driver, tmp_path)
+    driver.create_snapshot(disk, "lhsnap-second", _ignore)  # nothing was left in the way
+
+
+def _small_disk(driver: StorageDriver) -> str:
+    """Data in a few places: enough for one copy chunk (the hook runs after each chunk)."""
+    driver.create_disk(DISK, 16 * MiB)
+    for offset in (0, 5 * MiB):
+        driver.write(DISK, offset, _pattern(offset, 4096))
+    return DISK
+
+
+@pytest.mark.parametrize(("code", "error"), [(errno.ENOSPC, NoSpace), (errno.EIO, StorageIOError)])
+@pytest.mark.parametrize("operation", ["snapshot", "restore"])
+def test_failure_part_way_is_mapped_and_leaves_no_trace(
+    name: str, tmp_path: Path, code: int, error: type[StorageError], operation: str
+) -> None:
+    """The chunk hook every driver takes (fault injection) fails the copy after its first
+    chunk: the last instant before publishing, for a disk of one chunk."""
+    failing = [False]
+
+    def hook() -> None:
+        if failing[0]:
+            failing[0] = False  # one failure, at the first chunk of the next copy
+            raise OSError(code, os.strerror(code))
+
+    driver = DRIVERS[name](tmp_path, on_chunk=hook)
+    disk = _small_disk(driver)
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    driver.write(disk, 0, b"changed since snapshot")
+    current = driver.disk_sha256(disk)
+
+    failing[0] = True
+    with pytest.raises(error):
+        if operation == "snapshot":
+            driver.create_snapshot(disk, "lhsnap-second", _ignore)
+        else:
+            driver.restore_snapshot(disk, SNAP, checksum, _ignore)
+    assert not failing[0], "the copy never reached the hook"
+    assert not driver.snapshot_exists("lhsnap-second")
+    assert driver.snapshot_ids() == [SNAP]
+    assert driver.disk_sha256(disk) == current
+    _no_leftovers(driver, tmp_path)
+
+
+_CRASHER = """
+import os, sys
+from pathlib import Path
+from lightkeeper.storage import DRIVERS
+def crash():
+    os._exit(17)  # after the first chunk, SIGKILL-like: no cleanup handler runs
+driver = DRIVERS[sys.argv[1]](Path(sys.argv[2]), on_chunk=crash)
+if sys.argv[3] == "snapshot":
+    driver.create_snapshot(sys.argv[4], "lhsnap-crashed", lambda _: None)
+else:
+    driver.restore_snapshot(sys.argv[4], sys.argv[5], sys.argv[6], lambda _: None)
+"""
+
+
+@pytest.mark.parametrize("operation", ["snapshot", "restore"])
+def test_crash_part_way_leaves_old_data_and_cleanable_leftovers(
+    name: str, tmp_path: Path, driver: StorageDriver, operation: str
+) -> None:
+    """A process killed in the middle of a copy: the disk keeps its old content, the next
+    start's cleanup_temporary removes what the copy left, and a half-made snapshot is either
+    absent or listed by snapshot_ids (so orphan handling can delete it)."""
+    disk = _small_disk(driver)
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    driver.write(disk, 0, b"changed since snapshot")
+    current = driver.disk_sha256(disk)
+
+    args = [name, str(tmp_path), operation, disk, SNAP, checksum]
+    crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(_CRASHER), *args], check=False)
+    assert crashed.returncode == 17, "the copy never reached the crash point"
+
+    driver.cleanup_temporary()
+    assert sorted(tmp_path.rglob("*.tmp-*")) == []
+    assert driver.disk_sha256(disk) == current
+    for leftover in set(driver.snapshot_ids()) - {SNAP}:
+        assert leftover == "lhsnap-crashed"
+        driver.delete_snapshot(leftover)
+    assert driver.snapshot_ids() == [SNAP]
+    driver.restore_snapshot(disk, SNAP, checksum, _ignore)  # the old snapshot still works
+
+
+def test_quarantine_moves_a_snapshot_out_of_sight(
+    tmp_path: Path, driver: StorageDriver, disk: str
+) -> None:
+    driver.create_snapshot(disk, SNAP, _ignore)
+    moved = driver.quarantine_snapshot(SNAP)
+    assert moved.exists() and tmp_path / "quarantine" in moved.parents
+    assert driver.snapshot_ids() == [] and not driver.snapshot_exists(SNAP)
+    with pytest.raises(SnapshotNotFound):
+        driver.quarantine_snapshot(SNAP)
+
+
+# -- declared capabilities and the attachment ----------------------------------------------------
+
+
+def test_capabilities_are_declared_and_honoured(driver: StorageDriver, disk: str) -> None:
+    assert isinstance(driver.capabilities, Capabilities)
+    if not driver.capabilities.live_snapshot:
+
+        def take(_: str) -> None:
+            raise AssertionError("a driver without live snapshots asked the machine")
+
+        with pytest.raises(LiveSnapshotUnsupported):
+            driver.create_snapshot_live(disk, SNAP, take, _ignore)
+        assert not driver.snapshot_exists(SNAP)
+
+
+def test_attachment_names_what_a_hypervisor_opens(driver: StorageDriver, disk: str) -> None:
+    attachment = driver.attachment(disk)
+    assert attachment == driver.attachment(disk)
+    assert attachment.kind == "file"  # the only kind today; a new kind extends this test
+    assert attachment.path.is_file()
+    if shutil.which("qemu-img"):  # may be missing where only raw runs
+        info = subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(attachment.path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(info.stdout)["format"] == attachment.format
