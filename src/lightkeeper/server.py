@@ -181,8 +181,8 @@ def quarantine_orphan_snapshots(world: World) -> list[str]:
         deleted = resources.deleted_snapshot_ids(conn)
     orphans = [s for s in stored if s not in known]
     world.discard_deleted_snapshots({s: None for s in orphans if s in deleted})
-    with world.write() as conn:  # tombstones whose data is gone prove nothing any more
-        resources.forget_deleted_snapshots(conn, deleted - set(world.storage.snapshot_ids()))
+    with world.write() as conn:  # tombstones of data already gone prove nothing any more
+        resources.forget_deleted_snapshots(conn, deleted - set(stored))
     moved = []
     for snapshot_id in (s for s in orphans if s not in deleted):
         try:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute
-from lightkeeper.domain.model import Instance, InstanceState
+from lightkeeper.domain.model import Instance, InstanceState, Snapshot
 from lightkeeper.lighthouse.world import World
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
@@ -81,6 +81,12 @@ class Progress:
         while self.minimum > 0 and time.monotonic() - self.started < self.minimum:
             self._publish(force=True)
             time.sleep(min(PROGRESS_INTERVAL, self.minimum / 100))
+
+
+def subjects(world: World, job: Job) -> tuple[Instance | None, Snapshot | None]:
+    """The instance and snapshot a snapshot job works on, as they are now (None: gone)."""
+    with world.read() as conn:
+        return db.get_instance(conn, job.instance_id), db.get_snapshot(conn, job.snapshot_id or "")
 
 
 def progress(world: World, job: Job, snapshot_id: str, shown: int) -> Progress:

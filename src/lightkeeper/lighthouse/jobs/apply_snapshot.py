@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from lightkeeper import compute, storage
 from lightkeeper.domain.model import InstanceState, OperationState, SnapshotState
 from lightkeeper.lighthouse.jobs.base import JobKind, Params
-from lightkeeper.lighthouse.operations import fence, progress, retry_busy
+from lightkeeper.lighthouse.operations import fence, progress, retry_busy, subjects
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
 from lightkeeper.store.jobs import Job
@@ -31,9 +31,7 @@ class ApplySnapshot(JobKind[ApplyParams]):
         world = self.world
         snapshot_id = job.snapshot_id or ""
         params = self.params(job)
-        with world.read() as conn:
-            instance = db.get_instance(conn, job.instance_id)
-            snapshot = db.get_snapshot(conn, snapshot_id)
+        instance, snapshot = subjects(world, job)
         if instance is None or snapshot is None or snapshot.checksum is None:
             return self.compensate(job, "instance or snapshot no longer exists")
         try:

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 from lightkeeper import compute, storage
 from lightkeeper.domain.model import OperationState, SnapshotState
 from lightkeeper.lighthouse.jobs.base import JobKind, NoParams
-from lightkeeper.lighthouse.operations import progress, retry_busy, snapshot_disk
+from lightkeeper.lighthouse.operations import progress, retry_busy, snapshot_disk, subjects
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
 from lightkeeper.store.jobs import Job
@@ -20,9 +20,7 @@ class CreateSnapshot(JobKind[NoParams]):
     def run(self, job: Job) -> None:
         world = self.world
         snapshot_id = job.snapshot_id or ""
-        with world.read() as conn:
-            instance = db.get_instance(conn, job.instance_id)
-            snapshot = db.get_snapshot(conn, snapshot_id)
+        instance, snapshot = subjects(world, job)
         if instance is None or snapshot is None:
             return self.compensate(job, "instance or snapshot no longer exists")
         world.discard_snapshot_data(snapshot_id, instance.instance_id)  # an interrupted try's
