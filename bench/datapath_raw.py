@@ -56,7 +56,7 @@ def measure_ops(
         snap_s, checksum = take_snapshot(driver, disk, snap)
         snaps.append(snap_s)
         rolls.append(_rollback(driver, disk, snap, checksum))
-        driver.delete_snapshot(snap)
+        driver.delete_snapshot(disk, snap)
         copy = cp_then_fsync(image, scratch, cp_mode)
         cps.append(copy.cp_s)
         cp_fsyncs.append(copy.cp_fsync_s)

@@ -18,6 +18,7 @@ from lightkeeper.config import Settings
 from lightkeeper.domain import ids
 from lightkeeper.server import DEFAULT_BLUEPRINT, Services, open_services
 from lightkeeper.store.database import write
+from lightkeeper.store.tables import disks as disks_table
 from lightkeeper.store.tables import instances, snapshots, tags
 
 REGION = "ap-guangzhou"
@@ -59,7 +60,7 @@ def seed(
     empty) disk and power record, so CreateInstanceSnapshot can really run on it."""
     created, key = services.accounts.create(account)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    instance_rows = []
+    instance_rows, disk_rows = [], []
     for n in range(n_instances):
         instance_id, disk_id = ids.new_id(ids.INSTANCE), ids.new_id(ids.DISK)
         instance_rows.append(
@@ -85,21 +86,32 @@ def seed(
                 "latest_operation_state": None,
                 "latest_operation_request_id": None,
                 "latest_operation_started_at": None,
-                "disk_id": disk_id,
-                "disk_size_gb": 1,
                 "op_job": None,
-                "disk_job": None,
+            }
+        )
+        disk_rows.append(
+            {
+                "disk_id": disk_id,
+                "account_id": created.id,
+                "region": REGION,
+                "zone": ZONE,
+                "instance_id": instance_id,
+                "disk_usage": "SYSTEM_DISK",
+                "size_gb": 1,
+                "op_job": None,
+                "created_at": now,
             }
         )
     _bulk(services, instances, instance_rows)
+    _bulk(services, disks_table, disk_rows)
     world = services.world
     if disks:
-        for row in instance_rows:
-            world.storage.create_disk(row["disk_id"], 1024**3)
+        for row, disk_row in zip(instance_rows, disk_rows, strict=True):
+            world.storage.create_disk(disk_row["disk_id"], 1024**3)
             world.compute.create(
                 row["instance_id"],
                 "RUNNING",
-                world.storage.attachment(row["disk_id"]),
+                world.storage.attachment(disk_row["disk_id"]),
             )
     snapshot_rows, tag_rows = [], []
     for n in range(n_snapshots):
@@ -111,7 +123,7 @@ def seed(
                 "account_id": created.id,
                 "region": REGION,
                 "instance_id": owner["instance_id"],
-                "disk_id": owner["disk_id"],
+                "disk_id": disk_rows[n % n_instances]["disk_id"],
                 "disk_size_gb": 1,
                 "name": f"snap-{n}",
                 "state": "NORMAL",
@@ -133,5 +145,5 @@ def seed(
         key.secret_key,
         created.id,
         [r["instance_id"] for r in instance_rows],
-        [r["disk_id"] for r in instance_rows],
+        [r["disk_id"] for r in disk_rows],
     )

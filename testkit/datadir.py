@@ -84,9 +84,10 @@ class FinishedJobs:
 
 
 def stored_snapshots(data_dir: Path, storage: str) -> set[str]:
-    """The ids of the snapshots whose data is stored (raw: an image; qcow2: a marker)."""
-    suffix = "*.img" if storage == "raw" else "*.ref"
-    return {p.stem for p in (data_dir / "snapshots").glob(suffix)}
+    """The ids of the snapshots whose data is stored (raw: an image; qcow2: the record of an
+    internal snapshot, kept per disk)."""
+    pattern = "snapshots/*.img" if storage == "raw" else "disks/*.snapshots/*.size"
+    return {p.stem for p in data_dir.glob(pattern)}
 
 
 def snapshot_records(data_dir: Path) -> set[str]:

@@ -678,15 +678,15 @@ def check_settled(world: World, result: Result) -> None:
     server = world.server
     with read_only(server.data_dir) as db:
         held = db.execute(
-            "SELECT instance_id, op_job, disk_job FROM instances "
-            "WHERE op_job IS NOT NULL OR disk_job IS NOT NULL"
+            "SELECT instance_id, 'op_job', op_job FROM instances WHERE op_job IS NOT NULL"
+            " UNION ALL SELECT disk_id, 'op_job', op_job FROM disks WHERE op_job IS NOT NULL"
         ).fetchall()
         counts = db.execute(
             "SELECT account_id, region, COUNT(*) FROM snapshots GROUP BY account_id, region"
         ).fetchall()
         account_ids = dict(db.execute("SELECT name, id FROM accounts").fetchall())
     for row in held:
-        result.violation(f"instance {row[0]} still holds op_job={row[1]} disk_job={row[2]}")
+        result.violation(f"{row[0]} still holds {row[1]}={row[2]}")
     by_id = {account_ids[a.name]: n for n, a in enumerate(world.accounts)}
     for account_id, region, count in counts:
         quota = world.quota(by_id[account_id], region)

@@ -12,7 +12,13 @@ pytest_plugins = ["tests.support.guest"]  # the test guest fixtures: guest, reco
 
 # Modules whose tests run for minutes go first: ``-n 2`` then packs the short tests around
 # them instead of leaving one worker idle while the other finishes a crash harness.
-LONG_FIRST = ("reliability/test_crash_harness.py", "vm/", "reliability/test_faults.py")
+LONG_FIRST = (
+    "reliability/test_crash_harness.py",
+    "vm/",
+    "reliability/",
+    "lighthouse/test_crash_recovery.py",
+    "lighthouse/test_lease_fencing.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -174,23 +174,26 @@ def quarantine_orphan_snapshots(world: World) -> list[str]:
     crash between DeleteSnapshots' commit and its file deletion, a failed create whose data
     could not be removed) the data is deleted; any other is moved into the data dir's
     ``quarantine/``, never deleted: nothing proves its record was deleted rather than lost.
-    Data of snapshots being created has a record and is kept. Returns the quarantined ids."""
-    stored = world.storage.snapshot_ids()
+    Data of snapshots being created has a record and is kept. Records and tombstones are
+    keyed by snapshot id alone, so the listing is matched by snapshot id. Returns the
+    quarantined ids."""
+    stored = world.storage.snapshots()
+    stored_ids = {ref.snapshot_id for ref in stored}
     with world.read() as conn:
-        known = resources.existing_snapshot_ids(conn, stored)
+        known = resources.existing_snapshot_ids(conn, sorted(stored_ids))
         deleted = resources.deleted_snapshot_ids(conn)
-    orphans = [s for s in stored if s not in known]
-    world.discard_deleted_snapshots({s: None for s in orphans if s in deleted})
+    orphans = [ref for ref in stored if ref.snapshot_id not in known]
+    world.discard_deleted_snapshots({ref: None for ref in orphans if ref.snapshot_id in deleted})
     with world.write() as conn:  # tombstones of data already gone prove nothing any more
-        resources.forget_deleted_snapshots(conn, deleted - set(stored))
+        resources.forget_deleted_snapshots(conn, deleted - stored_ids)
     moved = []
-    for snapshot_id in (s for s in orphans if s not in deleted):
+    for ref in (ref for ref in orphans if ref.snapshot_id not in deleted):
         try:
-            world.storage.quarantine_snapshot(snapshot_id)
+            world.storage.quarantine_snapshot(ref.disk_id, ref.snapshot_id)
         except storage.StorageError as exc:
-            logger.warning("snapshot %s data without a record left in place: %s", snapshot_id, exc)
+            logger.warning("snapshot %s data without a record left in place: %s", ref, exc)
             continue
-        moved.append(snapshot_id)
+        moved.append(ref.snapshot_id)
     return moved
 
 

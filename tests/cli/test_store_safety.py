@@ -123,8 +123,9 @@ def test_orphan_snapshot_data_is_quarantined_not_deleted(
     server.stop()
     with sqlite3.connect(server.data_dir / "lightkeeper.db") as db:  # its record is lost
         db.execute("DELETE FROM snapshots WHERE snapshot_id = ?", (orphan,))
-    suffix = ".img" if storage == "raw" else ".ref"  # qcow2: the marker of an internal snapshot
-    data = (server.data_dir / "snapshots" / orphan).with_suffix(suffix)
+    # qcow2: the record of an internal snapshot, kept beside its disk
+    pattern = f"snapshots/{orphan}.img" if storage == "raw" else f"disks/*.snapshots/{orphan}.size"
+    (data,) = server.data_dir.glob(pattern)
     before = data.read_bytes()
     server.start()
     assert not data.exists()

@@ -3,6 +3,7 @@ machines must outlive (and be re-found by) the driver that started them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from types import ModuleType
 import pytest
 
 from lightkeeper.compute import StatusUnavailable
-from lightkeeper.compute.qemu import QemuDriver, detect_accel
+from lightkeeper.compute.qemu import QemuDriver, probe_kvm
 from lightkeeper.domain.attachment import file_attachment
 from tests.compute.conftest import console_ks, wait_console
 
@@ -30,7 +31,11 @@ def start_k(seen: list[tuple[int, bool]]) -> int:
 
 
 def test_live_snapshot_is_crash_consistent_and_rollback_continues(
-    drivers: Callable[[], QemuDriver], disk: Path, tmp_path: Path, records: ModuleType
+    drivers: Callable[[], QemuDriver],
+    disk: Path,
+    tmp_path: Path,
+    records: ModuleType,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     driver = drivers()
     driver.create(INSTANCE, "RUNNING", file_attachment(disk, "qcow2"))
@@ -65,9 +70,9 @@ def test_live_snapshot_is_crash_consistent_and_rollback_continues(
     assert start_k(seen) == k  # the guest found exactly the snapshot's records...
     wait_console(log, lambda s: s[-1][0] > k)  # ...and carries on after them
 
-    began = time.monotonic()
-    driver.stop(INSTANCE, force=False)  # ACPI power button, handled by the guest's acpid
-    assert time.monotonic() - began < 10, "SOFT stop fell back to quit"
+    with caplog.at_level(logging.WARNING, logger="lightkeeper.compute.qemu"):
+        driver.stop(INSTANCE, force=False)  # ACPI power button, handled by the guest's acpid
+    assert "ACPI power button; quitting" not in caplog.text, "SOFT stop fell back to quit"
     assert b"LKGUEST powerdown" in log.read_bytes()
     assert driver.status(INSTANCE) == "STOPPED"
 
@@ -92,7 +97,7 @@ def test_restarted_driver_reattaches_and_sees_deaths(
     third = drivers()
     assert third.status(INSTANCE) == "RUNNING"
     os.kill(pid, signal.SIGKILL)  # the machine dies on its own
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a wait, not a timing claim
     while third.status(INSTANCE) != "STOPPED":
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -115,6 +120,6 @@ def test_kvm_missing_cpu_features_means_tcg(tmp_path: Path) -> None:
         "exec sleep 30\n"
     )
     fake.chmod(0o755)
-    started_at = time.monotonic()
-    assert detect_accel.__wrapped__(str(fake)) == "tcg"
-    assert time.monotonic() - started_at < 2.5  # decided on the warning, not by timing out
+    accel, why = probe_kvm(str(fake))
+    assert (accel, why) == ("tcg", "the host's KVM lacks a feature of the default CPU model")
+    # decided on the warning, not by the guest's timing out

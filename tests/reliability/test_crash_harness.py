@@ -1,7 +1,7 @@
 """kill -9 of the real server at random moments under a random SDK workload, per storage
 driver (and once with real VMs); after every restart the invariants of docs/reliability.md
 hold. Then the stalled owner: two servers on one data dir, the owner of a running job
-SIGSTOPped past its lease and resumed. Sizes: LIGHTKEEPER_CRASH_KILLS (default 25 per
+SIGSTOPped past its lease and resumed. Sizes: LIGHTKEEPER_CRASH_KILLS (default 15 per
 driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default 3), LIGHTKEEPER_CRASH_STALLS (default 2 with
 raw, half that with qcow2), LIGHTKEEPER_CRASH_SEED (default: random, printed on failure).
 Longer runs: tools/crash_harness.py."""
@@ -19,7 +19,7 @@ from testkit.crash import STALLED_OWNER, Config, Stats, run
 
 from tests.support.drivers import storages
 
-KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "25"))
+KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "15"))
 QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "3"))
 STALLS = int(os.environ.get("LIGHTKEEPER_CRASH_STALLS", "2"))
 SEED = int(os.environ.get("LIGHTKEEPER_CRASH_SEED", random.randrange(10**6)))

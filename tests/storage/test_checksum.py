@@ -215,7 +215,7 @@ def test_large_sparse_disk_snapshots_and_restores_in_time_proportional_to_data(
     driver.write(disk, 5 * GiB + 12345, b"changed")
     driver.write(disk, 7 * GiB, b"new data in a hole")
     driver.restore_snapshot(disk, snap, checksum, lambda _: None)
-    assert driver.snapshot_checksum(snap) == checksum
+    assert driver.snapshot_checksum(disk, snap) == checksum
     assert driver.read(disk, 5 * GiB + 12345, MiB) == payload
     assert driver.read(disk, 7 * GiB, 18) == bytes(18)
 
@@ -226,7 +226,7 @@ def test_restore_accepts_a_legacy_plain_sha256(tmp_path: Path) -> None:
     driver.create_disk("lhdisk-old", 2 * MiB)
     driver.write("lhdisk-old", MiB - 2, b"legacy")
     driver.create_snapshot("lhdisk-old", "lhsnap-old", lambda _: None)
-    legacy = driver.snapshot_sha256("lhsnap-old")
+    legacy = driver.snapshot_sha256("lhdisk-old", "lhsnap-old")
     driver.write("lhdisk-old", 0, b"later")
 
     with pytest.raises(ChecksumMismatch):

@@ -34,11 +34,13 @@ from lightkeeper.storage import (
     SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
+    SnapshotRef,
     StorageDriver,
     StorageError,
     StorageIOError,
     make_driver,
 )
+from lightkeeper.storage.base import UNRECORDED_DISK
 
 MiB = 1024 * 1024
 DISK = "lhdisk-ab12cd34"
@@ -109,8 +111,8 @@ def test_round_trip_restores_snapshot_time_content(
     checksum = driver.create_snapshot(disk, SNAP, seen.append)
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(set(seen))
     assert checksum.startswith("b1m-sha256:")
-    assert checksum == driver.snapshot_checksum(SNAP)
-    assert driver.snapshot_sha256(SNAP) == before
+    assert checksum == driver.snapshot_checksum(DISK, SNAP)
+    assert driver.snapshot_sha256(DISK, SNAP) == before
 
     for offset in OFFSETS:
         driver.write(disk, offset, b"\xff" * 100)
@@ -123,7 +125,7 @@ def test_round_trip_restores_snapshot_time_content(
     assert driver.disk_sha256(disk) == before
     assert [driver.read(disk, o, 100) for o in OFFSETS] == [_pattern(i, 100) for i in range(5)]
     assert driver.read(disk, 10 * MiB, 25) == bytes(25)
-    assert driver.snapshot_exists(SNAP)  # restoring keeps the snapshot
+    assert driver.snapshot_exists(DISK, SNAP)  # restoring keeps the snapshot
     _no_leftovers(driver, tmp_path)
 
 
@@ -136,7 +138,7 @@ def test_checksums_follow_their_definitions(driver: StorageDriver) -> None:
     assert driver.disk_sha256(DISK) == plain
     checksum = driver.create_snapshot(DISK, SNAP, _ignore)
     assert checksum == reference_block_checksum(bytes(content))
-    assert driver.snapshot_sha256(SNAP) == plain
+    assert driver.snapshot_sha256(DISK, SNAP) == plain
     driver.write(DISK, 0, b"later")
     driver.restore_snapshot(DISK, SNAP, plain, _ignore)  # a legacy plain sha256 is accepted
     assert driver.read(DISK, 0, 5) == bytes(5)
@@ -221,7 +223,7 @@ def test_resize_grows_only_and_a_snapshot_keeps_its_size(driver: StorageDriver, 
         driver.resize_disk(disk, 64 * MiB)
     driver.resize_disk(disk, 128 * MiB)  # same size: nothing to do
     driver.write(disk, 100 * MiB, b"beyond the old end")
-    assert driver.snapshot_checksum(SNAP) == checksum
+    assert driver.snapshot_checksum(DISK, SNAP) == checksum
     driver.restore_snapshot(disk, SNAP, checksum, _ignore)
     assert driver.disk_size(disk) == 64 * MiB  # the snapshot's size comes back too
 
@@ -236,23 +238,89 @@ def test_missing_objects_raise_not_found(driver: StorageDriver, disk: str) -> No
     with pytest.raises(SnapshotNotFound):
         driver.restore_snapshot(disk, "lhsnap-missing", "0" * 64, _ignore)
     with pytest.raises(SnapshotNotFound):
-        driver.snapshot_sha256("lhsnap-missing")
+        driver.snapshot_sha256(DISK, "lhsnap-missing")
     with pytest.raises(SnapshotNotFound):
-        driver.snapshot_checksum("lhsnap-missing")
-    with pytest.raises(SnapshotNotFound), driver.lock_snapshot("lhsnap-missing"):
+        driver.snapshot_checksum(DISK, "lhsnap-missing")
+    with pytest.raises(SnapshotNotFound), driver.lock_snapshot(DISK, "lhsnap-missing"):
         pass
     assert not driver.disk_exists("lhdisk-missing")
-    assert not driver.snapshot_exists("lhsnap-missing")
+    assert not driver.snapshot_exists(DISK, "lhsnap-missing")
     driver.delete_disk("lhdisk-missing")  # deleting what is gone is fine
-    driver.delete_snapshot("lhsnap-missing")
+    driver.delete_snapshot(DISK, "lhsnap-missing")
 
     driver.create_snapshot(disk, SNAP, _ignore)
     with pytest.raises(SnapshotExists):
         driver.create_snapshot(disk, SNAP, _ignore)
-    assert driver.snapshot_ids() == [SNAP]
-    driver.delete_snapshot(SNAP)
-    driver.delete_snapshot(SNAP)  # idempotent
-    assert not driver.snapshot_exists(SNAP) and driver.snapshot_ids() == []
+    assert driver.snapshots() == [SnapshotRef(DISK, SNAP)]
+    driver.delete_snapshot(DISK, SNAP)
+    driver.delete_snapshot(DISK, SNAP)  # idempotent
+    assert not driver.snapshot_exists(DISK, SNAP) and driver.snapshots() == []
+
+
+OTHER = "lhdisk-other"
+
+
+def test_a_snapshot_asked_for_under_another_disk_is_not_found(
+    driver: StorageDriver, disk: str
+) -> None:
+    driver.create_disk(OTHER, MiB)
+    checksum = driver.create_snapshot(disk, SNAP, _ignore)
+    assert not driver.snapshot_exists(OTHER, SNAP)
+    for lookup in (driver.snapshot_sha256, driver.snapshot_checksum, driver.quarantine_snapshot):
+        with pytest.raises(SnapshotNotFound):
+            lookup(OTHER, SNAP)
+    with pytest.raises(SnapshotNotFound), driver.lock_snapshot(OTHER, SNAP):
+        pass
+    with pytest.raises(SnapshotNotFound):
+        driver.restore_snapshot(OTHER, SNAP, checksum, _ignore)
+    driver.delete_snapshot(OTHER, SNAP)  # not there: nothing to do
+    assert driver.snapshot_exists(DISK, SNAP) and driver.snapshot_checksum(DISK, SNAP) == checksum
+
+
+def test_snapshots_lists_disk_and_snapshot_pairs(driver: StorageDriver, disk: str) -> None:
+    driver.create_disk(OTHER, MiB)
+    driver.create_snapshot(OTHER, "lhsnap-b", _ignore)
+    driver.create_snapshot(disk, SNAP, _ignore)
+    assert driver.snapshots() == [SnapshotRef(DISK, SNAP), SnapshotRef(OTHER, "lhsnap-b")]
+    driver.delete_snapshot(OTHER, "lhsnap-b")
+    assert driver.snapshots() == [SnapshotRef(DISK, SNAP)]
+
+
+def _old_raw_snapshot(root: Path, driver: StorageDriver) -> None:
+    """Older versions kept ``snapshots/<snap>.img`` alone, without its disk."""
+    shutil.copyfile(root / "disks" / f"{DISK}.img", root / "snapshots" / f"{SNAP}.img")
+
+
+def _old_qcow2_snapshot(root: Path, driver: StorageDriver) -> None:
+    """Older versions kept a ``snapshots/<snap>.ref`` marker beside the internal snapshot."""
+    image = root / "disks" / f"{DISK}.qcow2"
+    subprocess.run(["qemu-img", "snapshot", "-c", SNAP, str(image)], check=True)
+    marker = {"disk": DISK, "size": driver.disk_size(DISK)}
+    (root / "snapshots" / f"{SNAP}.ref").write_text(json.dumps(marker))
+
+
+_OLD_LAYOUTS = {"raw": _old_raw_snapshot, "qcow2": _old_qcow2_snapshot}
+"""How each driver's older versions stored a snapshot (file paths: the one exception here)."""
+
+
+def test_a_snapshot_stored_by_an_older_version_is_found_and_restores(
+    tmp_path: Path, name: str, driver: StorageDriver, disk: str
+) -> None:
+    if name not in _OLD_LAYOUTS:
+        pytest.skip(f"{name} has no older layout")
+    content = driver.disk_sha256(disk)  # a plain sha256, as older versions recorded
+    _OLD_LAYOUTS[name](tmp_path, driver)
+    driver.write(disk, 0, b"later")
+    for _ in range(2):  # starting again over a migrated data dir changes nothing
+        driver = make_driver(name, tmp_path)
+        (ref,) = driver.snapshots()
+        assert ref.snapshot_id == SNAP and ref.disk_id in (DISK, UNRECORDED_DISK)
+        assert driver.snapshot_exists(DISK, SNAP) and driver.snapshot_sha256(DISK, SNAP) == content
+    assert not list((tmp_path / "snapshots").glob("*.ref"))
+    driver.restore_snapshot(disk, SNAP, content, _ignore)
+    assert driver.disk_sha256(disk) == content
+    driver.delete_snapshot(disk, SNAP)
+    assert driver.snapshots() == []
 
 
 @pytest.mark.parametrize("bad_id", ["../escape", "", "a/b", ".hidden", "x" * 65])
@@ -263,7 +331,7 @@ def test_ids_that_could_escape_the_directory_are_rejected(
         driver.disk_exists(bad_id)
     with pytest.raises(ValueError):
         driver.create_snapshot(disk, bad_id, _ignore)
-    assert driver.snapshot_ids() == []
+    assert driver.snapshots() == []
 
 
 # -- locks -------------------------------------------------------------------------------------
@@ -282,14 +350,14 @@ def test_locks_exclude_our_own_operations(driver: StorageDriver, disk: str) -> N
                 call()
         with pytest.raises(DiskBusy), driver.lock_disk(disk):  # not re-entrant
             pass
-    assert not driver.snapshot_exists("lhsnap-other")
-    with driver.lock_snapshot(SNAP):
+    assert not driver.snapshot_exists(DISK, "lhsnap-other")
+    with driver.lock_snapshot(DISK, SNAP):
         with pytest.raises(SnapshotBusy):
-            driver.delete_snapshot(SNAP)
+            driver.delete_snapshot(DISK, SNAP)
         with pytest.raises(SnapshotBusy):
             driver.restore_snapshot(disk, SNAP, checksum, _ignore)
     driver.write(disk, 0, b"x")  # released
-    driver.delete_snapshot(SNAP)
+    driver.delete_snapshot(DISK, SNAP)
 
 
 _HOLDER = """
@@ -316,7 +384,7 @@ def test_disk_lock_excludes_another_process(
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(DiskBusy):
             driver.create_snapshot(disk, SNAP, _ignore)
-        assert not driver.snapshot_exists(SNAP)
+        assert not driver.snapshot_exists(DISK, SNAP)
     finally:
         holder.stdin.close()
         holder.wait(timeout=10)
@@ -334,8 +402,8 @@ def test_refused_fence_publishes_nothing(tmp_path: Path, driver: StorageDriver, 
 
     with pytest.raises(Refused):
         driver.create_snapshot(disk, "lhsnap-second", _ignore, fence=_refuse)
-    assert not driver.snapshot_exists("lhsnap-second")
-    assert driver.snapshot_ids() == [SNAP]
+    assert not driver.snapshot_exists(DISK, "lhsnap-second")
+    assert driver.snapshots() == [SnapshotRef(DISK, SNAP)]
     with pytest.raises(Refused):
         driver.restore_snapshot(disk, SNAP, checksum, _ignore, fence=_refuse)
     assert driver.disk_sha256(disk) == current
@@ -378,8 +446,8 @@ def test_failure_part_way_is_mapped_and_leaves_no_trace(
         else:
             driver.restore_snapshot(disk, SNAP, checksum, _ignore)
     assert not failing[0], "the copy never reached the hook"
-    assert not driver.snapshot_exists("lhsnap-second")
-    assert driver.snapshot_ids() == [SNAP]
+    assert not driver.snapshot_exists(DISK, "lhsnap-second")
+    assert driver.snapshots() == [SnapshotRef(DISK, SNAP)]
     assert driver.disk_sha256(disk) == current
     _no_leftovers(driver, tmp_path)
 
@@ -404,7 +472,7 @@ def test_crash_part_way_leaves_old_data_and_cleanable_leftovers(
 ) -> None:
     """A process killed in the middle of a copy: the disk keeps its old content, the next
     start's cleanup_temporary removes what the copy left, and a half-made snapshot is either
-    absent or listed by snapshot_ids (so orphan handling can delete it)."""
+    absent or listed by snapshots() (so orphan handling can delete it)."""
     disk = _small_disk(driver)
     checksum = driver.create_snapshot(disk, SNAP, _ignore)
     driver.write(disk, 0, b"changed since snapshot")
@@ -417,10 +485,10 @@ def test_crash_part_way_leaves_old_data_and_cleanable_leftovers(
     driver.cleanup_temporary()
     assert sorted(tmp_path.rglob("*.tmp-*")) == []
     assert driver.disk_sha256(disk) == current
-    for leftover in set(driver.snapshot_ids()) - {SNAP}:
+    for leftover in {ref.snapshot_id for ref in driver.snapshots()} - {SNAP}:
         assert leftover == "lhsnap-crashed"
-        driver.delete_snapshot(leftover)
-    assert driver.snapshot_ids() == [SNAP]
+        driver.delete_snapshot(DISK, leftover)
+    assert driver.snapshots() == [SnapshotRef(DISK, SNAP)]
     driver.restore_snapshot(disk, SNAP, checksum, _ignore)  # the old snapshot still works
 
 
@@ -428,11 +496,11 @@ def test_quarantine_moves_a_snapshot_out_of_sight(
     tmp_path: Path, driver: StorageDriver, disk: str
 ) -> None:
     driver.create_snapshot(disk, SNAP, _ignore)
-    moved = driver.quarantine_snapshot(SNAP)
+    moved = driver.quarantine_snapshot(DISK, SNAP)
     assert moved.exists() and tmp_path / "quarantine" in moved.parents
-    assert driver.snapshot_ids() == [] and not driver.snapshot_exists(SNAP)
+    assert driver.snapshots() == [] and not driver.snapshot_exists(DISK, SNAP)
     with pytest.raises(SnapshotNotFound):
-        driver.quarantine_snapshot(SNAP)
+        driver.quarantine_snapshot(DISK, SNAP)
 
 
 # -- declared capabilities and the attachment ----------------------------------------------------
@@ -447,7 +515,7 @@ def test_capabilities_are_declared_and_honoured(driver: StorageDriver, disk: str
 
         with pytest.raises(LiveSnapshotUnsupported):
             driver.create_snapshot_live(disk, SNAP, take, _ignore)
-        assert not driver.snapshot_exists(SNAP)
+        assert not driver.snapshot_exists(DISK, SNAP)
 
 
 def test_attachment_names_what_a_hypervisor_opens(driver: StorageDriver, disk: str) -> None:

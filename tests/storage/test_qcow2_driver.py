@@ -22,6 +22,7 @@ from lightkeeper.storage import (
     Qcow2Driver,
     RawDriver,
     SnapshotExists,
+    SnapshotRef,
     StorageIOError,
     make_driver,
 )
@@ -95,22 +96,27 @@ def test_snapshot_markers_ids_and_idempotent_delete(
 ) -> None:
     driver.create_snapshot(disk, SNAP, _ignore)
     driver.create_snapshot(disk, "lhsnap-b", _ignore)
-    assert driver.snapshot_ids() == ["lhsnap-ab12cd34", "lhsnap-b"]
+    assert driver.snapshots() == [
+        SnapshotRef(DISK, "lhsnap-ab12cd34"),
+        SnapshotRef(DISK, "lhsnap-b"),
+    ]
     assert _tags(driver.disk_path(disk)) == [SNAP, "lhsnap-b"]
     with pytest.raises(SnapshotExists):
         driver.create_snapshot(disk, SNAP, _ignore)
 
-    driver.delete_snapshot(SNAP)
-    driver.delete_snapshot(SNAP)  # idempotent
-    assert not driver.snapshot_exists(SNAP)
-    assert driver.snapshot_ids() == ["lhsnap-b"]
+    driver.delete_snapshot(DISK, SNAP)
+    driver.delete_snapshot(DISK, SNAP)  # idempotent
+    assert not driver.snapshot_exists(DISK, SNAP)
+    assert driver.snapshots() == [SnapshotRef(DISK, "lhsnap-b")]
     assert _tags(driver.disk_path(disk)) == ["lhsnap-b"]
 
     # a marker whose tag is gone (crash, or deleted through QMP) is listed, not "existing"
     subprocess.run(["qemu-img", "snapshot", "-d", "lhsnap-b", str(driver.disk_path(disk))])
-    assert driver.snapshot_ids() == ["lhsnap-b"] and not driver.snapshot_exists("lhsnap-b")
-    driver.delete_snapshot("lhsnap-b")
-    assert driver.snapshot_ids() == []
+    assert driver.snapshots() == [SnapshotRef(DISK, "lhsnap-b")] and not driver.snapshot_exists(
+        DISK, "lhsnap-b"
+    )
+    driver.delete_snapshot(DISK, "lhsnap-b")
+    assert driver.snapshots() == []
     assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == []
 
 
@@ -120,8 +126,8 @@ def test_leftover_tag_of_an_interrupted_attempt_is_replaced(driver: Qcow2Driver,
     driver.write(disk, 0, b"newer")
     checksum = driver.create_snapshot(disk, SNAP, _ignore)
     assert _tags(image) == [SNAP]
-    assert driver.snapshot_sha256(SNAP) == driver.disk_sha256(disk)
-    assert checksum == driver.snapshot_checksum(SNAP)
+    assert driver.snapshot_sha256(DISK, SNAP) == driver.disk_sha256(disk)
+    assert checksum == driver.snapshot_checksum(DISK, SNAP)
 
 
 def test_restore_redo_record_is_completed_after_a_crash(
@@ -129,7 +135,7 @@ def test_restore_redo_record_is_completed_after_a_crash(
 ) -> None:
     """A crash inside ``snapshot -a`` is simulated by its redo record left behind."""
     checksum = driver.create_snapshot(disk, SNAP, _ignore)
-    expected = driver.snapshot_sha256(SNAP)
+    expected = driver.snapshot_sha256(DISK, SNAP)
     driver.write(disk, 0, b"changed")
     (tmp_path / "disks" / f"{disk}.restoring").write_text(SNAP)
     (tmp_path / "tmp" / "export.raw.tmp-0123abcd").write_bytes(b"half an export")
@@ -164,7 +170,7 @@ def holder(driver: Qcow2Driver, disk: str) -> Iterator[None]:
 def test_image_held_by_another_process_is_busy(driver: Qcow2Driver, disk: str) -> None:
     with pytest.raises(DiskBusy):
         driver.create_snapshot(disk, SNAP, _ignore)
-    assert not driver.snapshot_exists(SNAP) and driver.snapshot_ids() == []
+    assert not driver.snapshot_exists(DISK, SNAP) and driver.snapshots() == []
     with pytest.raises(DiskBusy):
         driver.write(disk, 0, b"x")
     with pytest.raises(DiskBusy):
@@ -211,7 +217,7 @@ def test_disk_layout_sectors_and_base_image(tmp_path: Path, driver: Qcow2Driver)
 def test_all_digit_ids_and_the_registry(tmp_path: Path, driver: Qcow2Driver, disk: str) -> None:
     with pytest.raises(ValueError):
         driver.create_snapshot(disk, "12345", _ignore)  # digits: a qemu snapshot id
-    assert driver.snapshot_ids() == []
+    assert driver.snapshots() == []
     assert isinstance(make_driver("qcow2", tmp_path), Qcow2Driver)
     assert driver.capabilities.live_snapshot
 
@@ -284,7 +290,7 @@ def test_live_snapshot_through_a_running_qemu(
         seen: list[int] = []
         live = driver.create_snapshot_live(disk, SNAP, take, seen.append)
         assert seen[0] == 0 and seen[-1] == 100
-        assert driver.snapshot_exists(SNAP) and driver.snapshot_checksum(SNAP) == live
+        assert driver.snapshot_exists(DISK, SNAP) and driver.snapshot_checksum(DISK, SNAP) == live
         with pytest.raises(DiskBusy):  # the daemon holds the image
             driver.create_snapshot(disk, "lhsnap-offline", _ignore)
         with pytest.raises(SnapshotExists):

@@ -156,7 +156,7 @@ def test_copy_failure_is_mapped_and_leaves_no_trace(
             driver.restore_snapshot(disk, SNAP, sha, _ignore)
 
     assert _temp_files(tmp_path) == []
-    assert not driver.snapshot_exists("lhsnap-second")
+    assert not driver.snapshot_exists(DISK, "lhsnap-second")
     assert driver.disk_sha256(disk) == current
 
 
@@ -167,8 +167,8 @@ def test_unsupported_copy_file_range_falls_back_to_read_write(
     before = driver.disk_sha256(disk)
     monkeypatch.setattr(os, "copy_file_range", _failing_copy(code))
     checksum = driver.create_snapshot(disk, SNAP, _ignore)
-    assert checksum == driver.snapshot_checksum(SNAP)
-    assert driver.snapshot_sha256(SNAP) == before
+    assert checksum == driver.snapshot_checksum(DISK, SNAP)
+    assert driver.snapshot_sha256(DISK, SNAP) == before
 
 
 def test_reflink_path_hashes_what_was_cloned(
@@ -185,8 +185,8 @@ def test_reflink_path_hashes_what_was_cloned(
     seen: list[int] = []
     disk_checksum = _file_checksum(tmp_path / "disks" / f"{disk}.img")
     assert driver.create_snapshot(disk, SNAP, seen.append) == disk_checksum
-    assert driver.snapshot_checksum(SNAP) == disk_checksum
-    assert driver.snapshot_sha256(SNAP) == driver.disk_sha256(disk)
+    assert driver.snapshot_checksum(DISK, SNAP) == disk_checksum
+    assert driver.snapshot_sha256(DISK, SNAP) == driver.disk_sha256(disk)
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen)
 
 
@@ -290,7 +290,7 @@ def test_restore_always_yields_snapshot_time_content(
         checksum = driver.create_snapshot(DISK, SNAP, _ignore)
         assert checksum == reference_block_checksum(snapshot_content)
         sha = hashlib.sha256(snapshot_content).hexdigest()
-        assert driver.snapshot_sha256(SNAP) == sha
+        assert driver.snapshot_sha256(DISK, SNAP) == sha
         apply(after)
         driver.restore_snapshot(DISK, SNAP, checksum, _ignore)
         assert driver.disk_sha256(DISK) == sha

@@ -18,6 +18,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -32,6 +33,8 @@ from typing import Any, Literal
 from lightkeeper.compute.base import ComputeError, PowerState, StatusCorrupt, StatusUnavailable
 from lightkeeper.compute.qmp import QMPClient, QMPCommandError, QMPError
 from lightkeeper.domain.attachment import Attachment
+
+logger = logging.getLogger("lightkeeper.compute.qemu")
 
 QEMU = "qemu-system-x86_64"
 Accel = Literal["auto", "kvm", "tcg"]
@@ -55,13 +58,21 @@ def _opt(path: Path) -> str:
 
 @functools.cache
 def detect_accel(qemu: str = QEMU) -> Literal["kvm", "tcg"]:
+    """The accelerator ``accel="auto"`` runs with, probed once per process and logged."""
+    accel, why = probe_kvm(qemu)
+    logger.info("qemu accelerator: %s (%s)", accel, why)
+    return accel
+
+
+def probe_kvm(qemu: str = QEMU) -> tuple[Literal["kvm", "tcg"], str]:
     """KVM only if a KVM guest actually executes: on some hosts /dev/kvm opens but the vCPU
     spins forever (seen on nested sandboxes), so firmware is booted and must reach HLT. And
     only if the host gives the vCPU every feature of QEMU's default CPU model: a nested host
     that lacks some ("host doesn't support requested feature: CPUID.01H:ECX.pni") still runs
-    the firmware, but a Linux guest then never prints a line (seen on a Firecracker host)."""
+    the firmware, but a Linux guest then never prints a line (seen on a Firecracker host).
+    Returns the choice and why it was made."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
+        return "tcg", "no usable /dev/kvm"
     with tempfile.TemporaryDirectory(prefix="lk-kvm-probe-") as tmp:
         sock = Path(tmp) / "qmp.sock"
         stderr = Path(tmp) / "stderr"
@@ -76,15 +87,15 @@ def detect_accel(qemu: str = QEMU) -> Literal["kvm", "tcg"]:
             while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.1)
                 if b"doesn't support requested feature" in stderr.read_bytes():
-                    return "tcg"
+                    return "tcg", "the host's KVM lacks a feature of the default CPU model"
                 with contextlib.suppress(QMPError):
                     with QMPClient(sock, timeout=1.0) as qmp:
                         regs = qmp.execute(
                             "human-monitor-command", {"command-line": "info registers"}
                         )
                     if isinstance(regs, str) and "HLT=1" in regs:  # SeaBIOS: no boot device
-                        return "kvm"
-            return "tcg"
+                        return "kvm", "a KVM guest ran its firmware to HLT"
+            return "tcg", "a KVM guest did not reach HLT within 3 s"
         finally:
             proc.kill()
             proc.wait()
@@ -343,6 +354,11 @@ class QemuDriver:
                     raise
                 if self._wait_exit(instance_id, self._soft_stop_timeout):
                     return
+                logger.warning(
+                    "%s: still running %.0f s after the ACPI power button; quitting it",
+                    instance_id,
+                    self._soft_stop_timeout,
+                )
             self._quit_locked(instance_id)
 
     def reboot(self, instance_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Instances, their system disks and snapshots, as plain values with the states Tencent uses."""
+"""Instances, disks and snapshots, as plain values with the states Tencent uses."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ class OperationState(StrEnum):
 class RestrictState(StrEnum):
     NORMAL = "NORMAL"
     RESOURCE_RESTRICT = "RESOURCE_RESTRICT"
+
+
+class DiskUsage(StrEnum):
+    SYSTEM_DISK = "SYSTEM_DISK"
+    DATA_DISK = "DATA_DISK"
 
 
 class BundleType(StrEnum):
@@ -91,6 +96,25 @@ GiB: Final = 1024**3
 
 
 @dataclass(frozen=True)
+class Disk:
+    """A disk of its own: its operation lock (``op_job``) is apart from its instance's."""
+
+    disk_id: str
+    account_id: int
+    region: str
+    zone: str
+    instance_id: str | None  # None: not attached
+    disk_usage: DiskUsage
+    size_gb: int
+    op_job: int | None  # the job holding the disk (a snapshot, a rollback)
+    created_at: dt.datetime
+
+    @property
+    def busy(self) -> bool:
+        return self.op_job is not None
+
+
+@dataclass(frozen=True)
 class Instance:
     instance_id: str
     account_id: int
@@ -113,11 +137,17 @@ class Instance:
     latest_operation_state: OperationState | None
     latest_operation_request_id: str | None
     latest_operation_started_at: dt.datetime | None
-    disk_id: str
-    disk_size_gb: int
     op_job: int | None
-    disk_job: int | None
+    system_disk: Disk
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def disk_id(self) -> str:
+        return self.system_disk.disk_id
+
+    @property
+    def disk_size_gb(self) -> int:
+        return self.system_disk.size_gb
 
     @property
     def power_operation_running(self) -> bool:
@@ -134,7 +164,7 @@ class Instance:
 
     @property
     def disk_busy(self) -> bool:
-        return self.disk_job is not None
+        return self.system_disk.busy
 
     @property
     def counts_for_snapshot_quota(self) -> bool:

@@ -24,6 +24,8 @@ from lightkeeper.domain import ids
 from lightkeeper.domain.model import (
     BUNDLE_TYPES,
     STORAGE_BUNDLE,
+    Disk,
+    DiskUsage,
     GiB,
     Instance,
     InstanceState,
@@ -114,10 +116,18 @@ class AdminService:
                 latest_operation_state=None,
                 latest_operation_request_id=None,
                 latest_operation_started_at=None,
-                disk_id=ids.new_id(ids.DISK),
-                disk_size_gb=disk_size_gb,
                 op_job=None,
-                disk_job=None,
+                system_disk=Disk(
+                    disk_id=ids.new_id(ids.DISK),
+                    account_id=account.id,
+                    region=region,
+                    zone=zone,
+                    instance_id=instance_id,
+                    disk_usage=DiskUsage.SYSTEM_DISK,
+                    size_gb=disk_size_gb,
+                    op_job=None,
+                    created_at=now,
+                ),
                 tags=dict(tags or {}),
             )
             db.reserve_instance(conn, instance_id, instance.disk_id)
@@ -166,7 +176,7 @@ class AdminService:
             db.delete_instance(conn, instance_id)
         self.world.compute.delete(instance_id)  # its machine lets go of the disk first
         for snapshot_id in removed:
-            self.world.storage.delete_snapshot(snapshot_id)
+            self.world.storage.delete_snapshot(instance.disk_id, snapshot_id)
         self.world.storage.delete_disk(instance.disk_id)
         return removed
 
@@ -177,7 +187,7 @@ class AdminService:
             if size_gb < instance.disk_size_gb:
                 raise AdminError("a system disk can only grow")
             self.world.storage.resize_disk(instance.disk_id, size_gb * GiB)
-            db.update_instance(conn, instance_id, disk_size_gb=size_gb)
+            db.update_disk(conn, instance.disk_id, size_gb=size_gb)
         return self.describe_instance(instance_id)
 
     def restrict(self, instance_id: str, restricted: bool = True) -> dict[str, Any]:
@@ -228,9 +238,10 @@ class AdminService:
         storage = self.world.storage
         return {
             "SnapshotId": snapshot_id,
-            "Sha256": storage.snapshot_sha256(snapshot_id),
+            "Sha256": storage.snapshot_sha256(snapshot.disk_id, snapshot_id),
             "Checksum": snapshot.checksum,
-            "Verified": storage.snapshot_checksum(snapshot_id) == snapshot.checksum,
+            "Verified": storage.snapshot_checksum(snapshot.disk_id, snapshot_id)
+            == snapshot.checksum,
         }
 
     # -- blueprints ------------------------------------------------------------------------------
@@ -277,7 +288,7 @@ class AdminService:
 
     @staticmethod
     def _require_idle(instance: Instance, disk_only: bool = False) -> None:
-        if instance.disk_job is not None or (not disk_only and instance.op_job is not None):
+        if instance.disk_busy or (not disk_only and instance.op_job is not None):
             raise AdminError(f"instance {instance.instance_id} has an operation in progress")
 
 

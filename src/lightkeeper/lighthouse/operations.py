@@ -86,7 +86,9 @@ class Progress:
 def subjects(world: World, job: Job) -> tuple[Instance | None, Snapshot | None]:
     """The instance and snapshot a snapshot job works on, as they are now (None: gone)."""
     with world.read() as conn:
-        return db.get_instance(conn, job.instance_id), db.get_snapshot(conn, job.snapshot_id or "")
+        return db.get_instance(conn, job.need_instance()), db.get_snapshot(
+            conn, job.snapshot_id or ""
+        )
 
 
 def progress(world: World, job: Job, snapshot_id: str, shown: int) -> Progress:

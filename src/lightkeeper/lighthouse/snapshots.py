@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection
 
+from lightkeeper import storage
 from lightkeeper.api.registry import Context, Reply
 from lightkeeper.domain import ids, rules
 from lightkeeper.domain.model import (
@@ -136,10 +137,11 @@ class SnapshotService:
                 NoParams(),
                 account_id=instance.account_id,
                 instance_id=instance_id,
+                disk_id=instance.disk_id,
                 snapshot_id=snapshot.snapshot_id,
                 request_id=ctx.request_id,
             )
-            db.update_instance(conn, instance_id, disk_job=job_id)
+            db.update_disk(conn, instance.disk_id, op_job=job_id)
         world.notify()
         return {"SnapshotId": snapshot.snapshot_id}
 
@@ -153,7 +155,7 @@ class SnapshotService:
             disk_id = _rollback_targets(conn, ctx, instance_id, snapshot_id)[0].disk_id
         power = probe(lambda: world.power_state(instance_id))
         disk_usable = probe(lambda: world.check_disk_usable(disk_id))
-        snapshot_usable = probe(lambda: world.check_snapshot_usable(snapshot_id))
+        snapshot_usable = probe(lambda: world.check_snapshot_usable(disk_id, snapshot_id))
         with world.write() as conn:
             instance, snapshot = _rollback_targets(conn, ctx, instance_id, snapshot_id)
             was_running = power() == "RUNNING"
@@ -167,6 +169,7 @@ class SnapshotService:
                 ApplyParams(was_running=was_running),
                 account_id=instance.account_id,
                 instance_id=instance_id,
+                disk_id=instance.disk_id,
                 snapshot_id=snapshot_id,
                 request_id=ctx.request_id,
             )
@@ -189,8 +192,8 @@ class SnapshotService:
                 latest_operation_request_id=ctx.request_id,
                 latest_operation_started_at=db.utcnow(),
                 op_job=job_id,
-                disk_job=job_id,
             )
+            db.update_disk(conn, instance.disk_id, op_job=job_id)
         world.notify()
         return {}
 
@@ -229,9 +232,9 @@ class SnapshotService:
         with world.read() as conn:
             before = db.get_snapshots(conn, ctx.principal.account_id, id_list)
         usable = {
-            s: probe(partial(world.check_snapshot_usable, s))
+            s: probe(partial(world.check_snapshot_usable, snapshot.disk_id, s))
             for s in id_list
-            if in_region(ctx, before.get(s)) is not None
+            if (snapshot := in_region(ctx, before.get(s))) is not None
         }
         with world.write() as conn:
             found = db.get_snapshots(conn, ctx.principal.account_id, id_list)
@@ -244,7 +247,9 @@ class SnapshotService:
             db.delete_snapshots(conn, id_list)
         # After the commit: data that cannot be removed now keeps its tombstone and is
         # removed at the next start.
-        world.discard_deleted_snapshots({s: found[s].instance_id for s in id_list})
+        world.discard_deleted_snapshots(
+            {storage.SnapshotRef(found[s].disk_id, s): found[s].instance_id for s in id_list}
+        )
         return {}
 
     # -- ModifySnapshotAttribute ------------------------------------------------------------

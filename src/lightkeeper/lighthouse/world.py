@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.errors import ApiError
+from lightkeeper.storage import SnapshotRef
 from lightkeeper.store import jobs, resources
 from lightkeeper.store.database import is_lock_timeout, write
 from lightkeeper.store.jobs import Job
@@ -76,24 +77,28 @@ class World:
         effect outside the database (a disk published, a machine started or stopped)."""
         jobs.hold(self.engine, job, self.options.job_lease_seconds)
 
-    def discard_snapshot_data(self, snapshot_id: str, instance_id: str | None = None) -> bool:
+    def discard_snapshot_data(
+        self, disk_id: str, snapshot_id: str, instance_id: str | None = None
+    ) -> bool:
         """Best effort; True once the data is gone. A running machine that holds the image
         deletes the snapshot itself (nobody else may write the image)."""
         try:
             if instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
                 self.compute.internal_snapshot_delete(instance_id, snapshot_id)
-            self.storage.delete_snapshot(snapshot_id)
+            self.storage.delete_snapshot(disk_id, snapshot_id)
         except (storage.StorageError, compute.ComputeError) as exc:
             logger.warning("snapshot %s data kept for now: %s", snapshot_id, exc)
             return False
         return True
 
-    def discard_deleted_snapshots(self, deleted: Mapping[str, str | None]) -> None:
-        """Remove the data of snapshots whose records (snapshot id -> instance id) were just
+    def discard_deleted_snapshots(self, deleted: Mapping[SnapshotRef, str | None]) -> None:
+        """Remove the data of snapshots whose records (snapshot -> instance id) were just
         deleted, and their tombstones with it. What cannot be removed now keeps its
         tombstone, which lets the next start delete it (server.py)."""
         gone = [
-            s for s, instance_id in deleted.items() if self.discard_snapshot_data(s, instance_id)
+            ref.snapshot_id
+            for ref, instance_id in deleted.items()
+            if self.discard_snapshot_data(ref.disk_id, ref.snapshot_id, instance_id)
         ]
         if not gone:
             return
@@ -121,11 +126,11 @@ class World:
         except storage.DiskBusy:
             raise ApiError("UnsupportedOperation.DiskBusy") from None
 
-    def check_snapshot_usable(self, snapshot_id: str) -> None:
-        if not self.storage.snapshot_exists(snapshot_id):
+    def check_snapshot_usable(self, disk_id: str, snapshot_id: str) -> None:
+        if not self.storage.snapshot_exists(disk_id, snapshot_id):
             raise ApiError("FailedOperation.SnapshotOperationFailed")
         try:
-            with self.storage.lock_snapshot(snapshot_id):
+            with self.storage.lock_snapshot(disk_id, snapshot_id):
                 pass
         except storage.SnapshotBusy:
             raise ApiError("UnsupportedOperation.SnapshotBusy") from None

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from . import faults
 from .base import (
+    UNRECORDED_DISK,
     Capabilities,
     ChecksumMismatch,
     ChunkHook,
@@ -21,6 +22,7 @@ from .base import (
     SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
+    SnapshotRef,
     StorageDriver,
     StorageError,
     StorageIOError,
@@ -45,9 +47,11 @@ __all__ = [
     "SnapshotBusy",
     "SnapshotExists",
     "SnapshotNotFound",
+    "SnapshotRef",
     "StorageDriver",
     "StorageError",
     "StorageIOError",
+    "UNRECORDED_DISK",
     "make_driver",
 ]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from lightkeeper.domain.attachment import Attachment
 
@@ -49,6 +49,18 @@ def checked_id(ident: str) -> str:
     if not _ID_RE.fullmatch(ident):
         raise ValueError(f"invalid storage id {ident!r}")
     return ident
+
+
+class SnapshotRef(NamedTuple):
+    """A stored snapshot: snapshots are addressed by their disk and their id together."""
+
+    disk_id: str
+    snapshot_id: str
+
+
+UNRECORDED_DISK = "unrecorded-disk"
+"""The disk ``snapshots()`` reports for data stored by an older version that did not record
+its disk (raw driver only); such a snapshot is found under any disk id."""
 
 
 class StorageError(Exception):
@@ -188,7 +200,7 @@ class DiskDatapath(Protocol):
         """
         ...
 
-    def delete_snapshot(self, snapshot_id: str) -> None:
+    def delete_snapshot(self, disk_id: str, snapshot_id: str) -> None:
         """Remove the snapshot's data; a missing snapshot is not an error."""
         ...
 
@@ -206,13 +218,13 @@ class Inspection(Protocol):
         """Hex sha256 of the logical content, holes counted as zeros."""
         ...
 
-    def snapshot_exists(self, snapshot_id: str) -> bool: ...
+    def snapshot_exists(self, disk_id: str, snapshot_id: str) -> bool: ...
 
-    def snapshot_sha256(self, snapshot_id: str) -> str:
+    def snapshot_sha256(self, disk_id: str, snapshot_id: str) -> str:
         """Hex sha256 of the snapshot's logical content, holes counted as zeros."""
         ...
 
-    def snapshot_checksum(self, snapshot_id: str) -> str:
+    def snapshot_checksum(self, disk_id: str, snapshot_id: str) -> str:
         """Block checksum of the stored snapshot (hole-cheap), comparable with what
         create_snapshot returned: the integrity check behind an admin "verify"."""
         ...
@@ -221,21 +233,22 @@ class Inspection(Protocol):
 class Housekeeping(Protocol):
     """Recovery after crashes and mutual exclusion: what a server start and the jobs need."""
 
-    def snapshot_ids(self) -> list[str]:
-        """Every snapshot whose data is stored, so orphans can be found after a crash."""
+    def snapshots(self) -> list[SnapshotRef]:
+        """Every snapshot whose data is stored (sorted), so orphans can be found after a
+        crash."""
         ...
 
     def cleanup_temporary(self) -> int:
         """Remove temp files abandoned by crashed copies; returns how many were removed."""
         ...
 
-    def quarantine_snapshot(self, snapshot_id: str) -> Path:
-        """Move a snapshot's data out of sight (``snapshot_ids`` no longer lists it) into the
+    def quarantine_snapshot(self, disk_id: str, snapshot_id: str) -> Path:
+        """Move a snapshot's data out of sight (``snapshots`` no longer lists it) into the
         ``quarantine/`` folder of the data dir, without deleting anything; returns where it
         went. For data whose record is missing: nobody can prove it is garbage."""
         ...
 
-    def lock_snapshot(self, snapshot_id: str) -> AbstractContextManager[None]:
+    def lock_snapshot(self, disk_id: str, snapshot_id: str) -> AbstractContextManager[None]:
         """Exclusive, non-blocking: raises SnapshotBusy if another holder has it."""
         ...
 
@@ -248,7 +261,8 @@ class Housekeeping(Protocol):
 
 
 class StorageDriver(DiskDatapath, Inspection, Housekeeping, Protocol):
-    """Disk images and their point-in-time snapshots, addressed by opaque ids.
+    """Disk images and their point-in-time snapshots, addressed by opaque ids: a snapshot by
+    its disk's id and its own (SnapshotNotFound when asked for under another disk).
 
     Ids such as ``lhdisk-ab12cd34`` / ``lhsnap-ab12cd34`` must match
     ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}`` (ValueError otherwise) because they may become file

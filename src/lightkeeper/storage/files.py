@@ -64,7 +64,10 @@ def unlink_quiet(path: Path) -> None:
 
 @contextmanager
 def atomic_file(
-    final: Path, exists_error: StorageError | None, fence: Fence = no_fence
+    final: Path,
+    exists_error: StorageError | None,
+    fence: Fence = no_fence,
+    record: Path | None = None,
 ) -> Iterator[int]:
     """Yield a temp file beside `final`; publish it only if the body succeeds.
 
@@ -72,15 +75,21 @@ def atomic_file(
     one, never a mixture. `exists_error` refuses to clobber an existing `final` (atomically,
     via link); None replaces it. `fence` is asked last, once the data is durable, so a
     refusal leaves `final` as it was. The temp stays flocked so `cleanup_temporary` skips it.
+    `record` (which must not exist) becomes a hard link to the same file before `final`
+    appears, so a published `final` always has it; it is removed again if publishing fails.
     """
     tmp = final.with_name(f"{final.name}{TMP_MARK}{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    published = False
+    published = linked = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield fd
         os.fsync(fd)
         fence()
+        if record is not None:
+            os.link(tmp, record)
+            linked = True
+            fsync_dir(record.parent)
         if exists_error is None:
             os.replace(tmp, final)
             published = True
@@ -96,6 +105,9 @@ def atomic_file(
         if not published:
             with suppress(OSError):
                 os.unlink(tmp)
+            if linked and record is not None:
+                with suppress(OSError):
+                    os.unlink(record)
         os.close(fd)
 
 

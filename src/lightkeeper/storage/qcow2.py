@@ -7,18 +7,27 @@ locking, so this module never parses qcow2 itself. Layout under `root`:
 
 * ``disks/<id>.qcow2`` and ``disks/<id>.lock`` (our flock, for our own operations);
 * ``disks/<id>.restoring`` — redo record of an apply in flight (see restore_snapshot);
-* ``snapshots/<id>.ref`` — marker mapping a snapshot id to its disk and virtual size,
-  since the protocol addresses snapshots by id alone and qemu-img 7.2 does not report a
-  snapshot's size (which an image grown later no longer has);
+* ``disks/<disk>.snapshots/<snap>.size`` — the record of a snapshot: its virtual size,
+  which qemu-img 7.2 does not report (an image grown later no longer has it), published
+  atomically before the tag is made and removed after the tag, under the disk lock;
 * ``tmp/`` — raw exports and write buffers; temps everywhere are ``*.tmp-<hex>``.
 
-Snapshot ids are the internal snapshot tags. Deleting a disk deletes its snapshots' data.
+Snapshot ids are the internal snapshot tags, so the same id may be a snapshot of two disks.
+A snapshot of a disk exists when both its record and its tag do; snapshots() lists the
+records, so a tag whose record was quarantined is out of sight and a record whose tag is
+gone (crash, QMP) is still reported for orphan cleanup. Deleting a disk deletes its
+snapshots' data (the tags) and leaves their records to delete_snapshot.
+
+Data dirs of older versions kept ``snapshots/<id>.ref`` markers (``{"disk", "size"}``):
+the driver turns each into its record at start-up, the record published before the marker
+is unlinked, so a crash in between only repeats the step (idempotent).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,6 +53,7 @@ from .base import (
     SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
+    SnapshotRef,
     StorageError,
     StorageIOError,
     checked_id,
@@ -63,6 +73,8 @@ from .files import (
     translated,
     unlink_quiet,
 )
+
+logger = logging.getLogger("lightkeeper.storage")
 
 SECTOR = 512
 """qemu sizes images (and raw offset windows) in whole sectors."""
@@ -150,6 +162,7 @@ class Qcow2Driver:
         self._on_chunk = on_chunk
         for directory in (root, self._disks, self._snapshots, self._tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._migrate_markers()
 
     # -- paths -------------------------------------------------------------------------
 
@@ -166,11 +179,11 @@ class Qcow2Driver:
     def _intent_path(self, disk_id: str) -> Path:
         return self._disks / f"{checked_id(disk_id)}.restoring"
 
-    def _marker_path(self, snapshot_id: str) -> Path:
+    def _record_path(self, disk_id: str, snapshot_id: str) -> Path:
         """Also rejects all-digit ids: qemu looks a tag up as a numeric snapshot id first."""
         if checked_id(snapshot_id).isdigit():
             raise ValueError(f"snapshot id {snapshot_id!r} would be taken for a qemu snapshot id")
-        return self._snapshots / f"{snapshot_id}.ref"
+        return self._disks / f"{checked_id(disk_id)}.snapshots" / f"{snapshot_id}.size"
 
     @contextmanager
     def _temp(self, directory: Path, name: str) -> Iterator[tuple[Path, int]]:
@@ -203,13 +216,13 @@ class Qcow2Driver:
             os.close(fd)
 
     @contextmanager
-    def lock_snapshot(self, snapshot_id: str) -> Iterator[None]:
-        """flock the marker: restore and delete take it, so neither pulls a snapshot from
+    def lock_snapshot(self, disk_id: str, snapshot_id: str) -> Iterator[None]:
+        """flock the record: restore and delete take it, so neither pulls a snapshot from
         under the other."""
         try:
-            fd = os.open(self._marker_path(snapshot_id), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self._record_path(disk_id, snapshot_id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise SnapshotNotFound(snapshot_id) from None
+            raise _missing(disk_id, snapshot_id) from None
         except OSError as exc:
             raise StorageIOError(str(exc)) from exc
         try:
@@ -279,6 +292,7 @@ class Qcow2Driver:
 
     def _snapshot_hash(
         self,
+        disk_id: str,
         snapshot_id: str,
         hasher: Callable[[int], ChecksumHasher],
         progress: ProgressCallback | None = None,
@@ -287,27 +301,56 @@ class Qcow2Driver:
         """Hash a stored snapshot. Force-share is safe: a snapshot's clusters are
         copy-on-write (refcount >= 2) and its table is swapped in by one header update,
         so a VM writing the image never changes what we read."""
-        disk_id, size = self._read_marker(snapshot_id)
+        size = self._read_record(disk_id, snapshot_id)
         if snapshot_id not in self._tags(disk_id):
-            raise SnapshotNotFound(snapshot_id)
+            raise _missing(disk_id, snapshot_id)
         source = self._snapshot_source(disk_id, snapshot_id, force_share)
-        return self._export(source, hasher, size, progress, SnapshotNotFound(snapshot_id))
+        return self._export(source, hasher, size, progress, _missing(disk_id, snapshot_id))
 
-    def _write_marker(self, snapshot_id: str, disk_id: str, size: int) -> None:
-        record = json.dumps({"disk": disk_id, "size": size}).encode()
-        with translated(), atomic_file(self._marker_path(snapshot_id), None) as fd:
-            pwrite_all(fd, record, 0)
+    def _write_record(self, disk_id: str, snapshot_id: str, size: int) -> None:
+        path = self._record_path(disk_id, snapshot_id)
+        with translated():
+            if not path.parent.is_dir():
+                path.parent.mkdir(mode=0o700, exist_ok=True)
+                fsync_dir(self._disks)
+            with atomic_file(path, None) as fd:
+                pwrite_all(fd, str(size).encode(), 0)
 
-    def _read_marker(self, snapshot_id: str) -> tuple[str, int]:
+    def _read_record(self, disk_id: str, snapshot_id: str) -> int:
         try:
-            record = json.loads(self._marker_path(snapshot_id).read_bytes())
-            return checked_id(record["disk"]), int(record["size"])
+            return int(self._record_path(disk_id, snapshot_id).read_bytes())
         except FileNotFoundError:
-            raise SnapshotNotFound(snapshot_id) from None
+            raise _missing(disk_id, snapshot_id) from None
         except OSError as exc:
             raise StorageIOError(str(exc)) from exc
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StorageIOError(f"unreadable marker of snapshot {snapshot_id}: {exc}") from exc
+        except ValueError as exc:
+            raise StorageIOError(f"unreadable record of snapshot {snapshot_id}: {exc}") from exc
+
+    def _drop_record(self, disk_id: str, snapshot_id: str) -> None:
+        path = self._record_path(disk_id, snapshot_id)
+        with translated():
+            unlink_quiet(path)
+            if path.parent.is_dir():
+                fsync_dir(path.parent)
+
+    def _migrate_markers(self) -> None:
+        """Turn the ``snapshots/<id>.ref`` markers of older versions into records (see the
+        module docstring); a marker of a busy disk waits for the next start."""
+        for marker in self._snapshots.glob("*.ref"):
+            try:
+                old = json.loads(marker.read_bytes())
+                disk_id, size = checked_id(old["disk"]), int(old["size"])
+            except FileNotFoundError:
+                continue  # migrated meanwhile by another process starting
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                logger.warning("snapshot marker %s left in place: %s", marker, exc)
+                continue
+            with suppress(DiskBusy), self.lock_disk(disk_id):
+                if marker.exists():
+                    self._write_record(disk_id, marker.stem, size)
+                    with translated():
+                        unlink_quiet(marker)
+                        fsync_dir(self._snapshots)
 
     def _drop_tag(self, disk_id: str, snapshot_id: str) -> None:
         """Delete every internal snapshot named `snapshot_id` (qemu allows duplicate names)."""
@@ -317,13 +360,11 @@ class Qcow2Driver:
 
     def _abandon(self, disk_id: str, snapshot_id: str) -> None:
         """Best-effort undo of a failed create; what stays (e.g. the image is held by a VM)
-        keeps its marker, so snapshot_ids() reports it for orphan cleanup."""
+        keeps its record, so snapshots() reports it for orphan cleanup."""
         with suppress(StorageError):
             if self.disk_exists(disk_id):
                 self._drop_tag(disk_id, snapshot_id)
-            with translated():
-                unlink_quiet(self._marker_path(snapshot_id))
-                fsync_dir(self._snapshots)
+            self._drop_record(disk_id, snapshot_id)
 
     def _finish_interrupted_restore(self, disk_id: str) -> bool:
         """Redo an apply that a crash interrupted (caller holds the disk lock).
@@ -469,9 +510,9 @@ class Qcow2Driver:
     ) -> str:
         """Offline ``qemu-img snapshot -c`` under the disk lock, then hash the snapshot.
 
-        The marker is written first, so a crash at any point leaves something
-        snapshot_ids() reports (and delete_snapshot removes) rather than a hidden tag. A
-        leftover tag of an interrupted attempt, which has no marker, is replaced. A refused
+        The record is written first, so a crash at any point leaves something
+        snapshots() reports (and delete_snapshot removes) rather than a hidden tag. A
+        leftover tag of an interrupted attempt, which has no record, is replaced. A refused
         ``fence`` abandons the snapshot like any other failure.
         """
         percent = _Percent(progress)
@@ -481,13 +522,13 @@ class Qcow2Driver:
             size = self._prepare(disk_id, snapshot_id)
             if snapshot_id in self._tags(disk_id):
                 self._drop_tag(disk_id, snapshot_id)
-            self._write_marker(snapshot_id, disk_id, size)
+            self._write_record(disk_id, snapshot_id, size)
             try:
                 path = str(self.disk_path(disk_id))
                 _run(["qemu-img", "snapshot", "-q", "-c", snapshot_id, path])
                 percent.emit(5)
                 checksum = self._snapshot_hash(
-                    snapshot_id, BlockHasher, percent.stage(5, 99), force_share=False
+                    disk_id, snapshot_id, BlockHasher, percent.stage(5, 99), force_share=False
                 )
                 fence()
             except BaseException:
@@ -516,11 +557,13 @@ class Qcow2Driver:
             size = self._prepare(disk_id, snapshot_id)
             if snapshot_id in self._tags(disk_id):
                 raise SnapshotExists(snapshot_id)
-            self._write_marker(snapshot_id, disk_id, size)
+            self._write_record(disk_id, snapshot_id, size)
             try:
                 take(snapshot_id)
                 percent.emit(5)
-                checksum = self._snapshot_hash(snapshot_id, BlockHasher, percent.stage(5, 99))
+                checksum = self._snapshot_hash(
+                    disk_id, snapshot_id, BlockHasher, percent.stage(5, 99)
+                )
                 fence()
             except BaseException:
                 self._abandon(disk_id, snapshot_id)
@@ -530,9 +573,9 @@ class Qcow2Driver:
 
     def _prepare(self, disk_id: str, snapshot_id: str) -> int:
         """Refuse an existing snapshot; return the disk's current virtual size."""
-        self._marker_path(snapshot_id)  # validates the id before anything is touched
+        self._record_path(disk_id, snapshot_id)  # validates the ids before anything is touched
         size = self.disk_size(disk_id)
-        if self.snapshot_exists(snapshot_id):
+        if self.snapshot_exists(disk_id, snapshot_id):
             raise SnapshotExists(snapshot_id)
         return size
 
@@ -560,17 +603,15 @@ class Qcow2Driver:
         """
         percent = _Percent(progress)
         percent.emit(0)
-        with self.lock_disk(disk_id), self.lock_snapshot(snapshot_id):
+        with self.lock_disk(disk_id), self.lock_snapshot(disk_id, snapshot_id):
             self._finish_interrupted_restore(disk_id)
-            owner, size = self._read_marker(snapshot_id)
-            if owner != disk_id:
-                raise ValueError(f"snapshot {snapshot_id} belongs to disk {owner}, not {disk_id}")
+            size = self._read_record(disk_id, snapshot_id)
 
             def hasher(_: int) -> ChecksumHasher:
                 return hasher_for(expected_checksum, size)
 
             actual = self._snapshot_hash(
-                snapshot_id, hasher, percent.stage(0, 95), force_share=False
+                disk_id, snapshot_id, hasher, percent.stage(0, 95), force_share=False
             )
             if actual != expected_checksum.lower():
                 raise ChecksumMismatch(expected_checksum, actual)
@@ -585,36 +626,35 @@ class Qcow2Driver:
                 fsync_dir(self._disks)
         percent.emit(100)
 
-    def delete_snapshot(self, snapshot_id: str) -> None:
-        """Removes the internal snapshot, then the marker; missing pieces are fine. A tag
-        already removed by the VM (QMP) needs no image lock: only the marker goes."""
+    def delete_snapshot(self, disk_id: str, snapshot_id: str) -> None:
+        """Removes the internal snapshot, then the record; missing pieces are fine."""
         try:
-            with self.lock_snapshot(snapshot_id):
-                disk_id, _ = self._read_marker(snapshot_id)
+            with self.lock_snapshot(disk_id, snapshot_id):
                 if self.disk_exists(disk_id):
                     with self.lock_disk(disk_id):
                         self._drop_tag(disk_id, snapshot_id)
-                with translated():
-                    unlink_quiet(self._marker_path(snapshot_id))
-                    fsync_dir(self._snapshots)
+                self._drop_record(disk_id, snapshot_id)
         except SnapshotNotFound:
             return
 
-    def snapshot_exists(self, snapshot_id: str) -> bool:
+    def snapshot_exists(self, disk_id: str, snapshot_id: str) -> bool:
         try:
-            disk_id, _ = self._read_marker(snapshot_id)
+            self._read_record(disk_id, snapshot_id)
             return snapshot_id in self._tags(disk_id)
         except (SnapshotNotFound, DiskNotFound):
             return False
 
-    def snapshot_ids(self) -> list[str]:
-        return sorted(p.stem for p in self._snapshots.glob("*.ref"))
+    def snapshots(self) -> list[SnapshotRef]:
+        return sorted(
+            SnapshotRef(record.parent.name.removesuffix(".snapshots"), record.stem)
+            for record in self._disks.glob("*.snapshots/*.size")
+        )
 
-    def snapshot_sha256(self, snapshot_id: str) -> str:
-        return self._snapshot_hash(snapshot_id, PlainSha256)
+    def snapshot_sha256(self, disk_id: str, snapshot_id: str) -> str:
+        return self._snapshot_hash(disk_id, snapshot_id, PlainSha256)
 
-    def snapshot_checksum(self, snapshot_id: str) -> str:
-        return self._snapshot_hash(snapshot_id, BlockHasher)
+    def snapshot_checksum(self, disk_id: str, snapshot_id: str) -> str:
+        return self._snapshot_hash(disk_id, snapshot_id, BlockHasher)
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -624,7 +664,7 @@ class Qcow2Driver:
         record, so the next operation on it retries and reports the error."""
         removed = 0
         with translated():
-            for directory in (self._disks, self._snapshots, self._tmp):
+            for directory in (self._disks, self._snapshots, self._tmp, *self._record_dirs()):
                 for tmp in directory.glob(f"*{TMP_MARK}*"):
                     removed += remove_if_abandoned(tmp)
         for intent in self._disks.glob("*.restoring"):
@@ -632,14 +672,21 @@ class Qcow2Driver:
                 removed += self._finish_interrupted_restore(intent.stem)
         return removed
 
-    def quarantine_snapshot(self, snapshot_id: str) -> Path:
-        """The marker moves to ``quarantine/snapshots/``; the internal snapshot stays inside
+    def quarantine_snapshot(self, disk_id: str, snapshot_id: str) -> Path:
+        """The record moves to ``quarantine/snapshots/``; the internal snapshot stays inside
         its disk image (taking it out would rewrite the image), still intact, until the disk
         is deleted or an operator drops the tag (``qemu-img snapshot -d``)."""
-        with self.lock_snapshot(snapshot_id), translated():
+        with self.lock_snapshot(disk_id, snapshot_id), translated():
             return quarantine_file(
-                self._marker_path(snapshot_id), self._snapshots.parent, "snapshots"
+                self._record_path(disk_id, snapshot_id), self._disks.parent, "snapshots"
             )
+
+    def _record_dirs(self) -> list[Path]:
+        return [path for path in self._disks.glob("*.snapshots") if path.is_dir()]
+
+
+def _missing(disk_id: str, snapshot_id: str) -> SnapshotNotFound:
+    return SnapshotNotFound(f"{snapshot_id} of disk {disk_id}")
 
 
 def _check_size(size_bytes: int) -> None:

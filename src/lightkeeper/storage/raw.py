@@ -2,7 +2,22 @@
 
 Raw is the simplest format that still makes snapshots cheap (sparse copy or reflink) and
 lets a crash-safe rename swap a whole disk atomically. Layout under `root`:
-``disks/<id>.img``, ``disks/<id>.lock``, ``snapshots/<id>.img``, temp files ``*.tmp-<hex>``.
+``disks/<id>.img``, ``disks/<id>.lock``, ``snapshots/<id>.img``, temp files ``*.tmp-<hex>``,
+and ``disks/<disk>.snapshots/<snap>.img``: the record of a snapshot's disk.
+
+The record is a hard link to the snapshot's image, made before the image is published (one
+more ``link`` of the same temp file, see files.atomic_file): a snapshot belongs to the disk
+whose record is the same inode as ``snapshots/<snap>.img``. Being the same file is what makes
+it crash-safe without a journal: a crash leaves either no image, or an image with its
+record; a leftover record of an attempt that never published (or of a deleted image) is a
+different inode, so it proves nothing, and cleanup_temporary removes it under its disk's
+lock. Deleting removes the record before the image, so no record keeps deleted data alive.
+
+The layout of older versions (``snapshots/<snap>.img`` alone) is this one without records,
+so nothing is migrated: the disk of such an image was never recorded and cannot be learned
+from its bytes, so it is found under any disk id (the service asks with the disk its
+database records) and listed under ``UNRECORDED_DISK``. Snapshot ids are unique across the
+disks of one data dir (SnapshotExists otherwise): the images share one folder.
 """
 
 from __future__ import annotations
@@ -16,9 +31,11 @@ from pathlib import Path
 from lightkeeper.domain.attachment import Attachment, file_attachment
 
 from .base import (
+    UNRECORDED_DISK,
     Capabilities,
     ChecksumMismatch,
     ChunkHook,
+    DiskBusy,
     DiskExists,
     DiskNotFound,
     Fence,
@@ -27,6 +44,7 @@ from .base import (
     SnapshotBusy,
     SnapshotExists,
     SnapshotNotFound,
+    SnapshotRef,
     StorageIOError,
     checked_id,
     no_chunk_hook,
@@ -84,8 +102,42 @@ class RawDriver:
     def _open_disk(self, disk_id: str, flags: int) -> AbstractContextManager[int]:
         return opened(self._disk_path(disk_id), flags, DiskNotFound(disk_id))
 
-    def _open_snapshot(self, snapshot_id: str) -> AbstractContextManager[int]:
-        return opened(self._snapshot_path(snapshot_id), os.O_RDONLY, SnapshotNotFound(snapshot_id))
+    def _record_path(self, disk_id: str, snapshot_id: str) -> Path:
+        return self._disks / f"{checked_id(disk_id)}.snapshots" / f"{checked_id(snapshot_id)}.img"
+
+    @contextmanager
+    def _open_snapshot(self, disk_id: str, snapshot_id: str) -> Iterator[int]:
+        """The image of `disk_id`'s snapshot; SnapshotNotFound if it is another disk's."""
+        missing = SnapshotNotFound(f"{snapshot_id} of disk {checked_id(disk_id)}")
+        with opened(self._snapshot_path(snapshot_id), os.O_RDONLY, missing) as fd:
+            image = os.fstat(fd)
+            mine = _inode(self._record_path(disk_id, snapshot_id)) == (image.st_dev, image.st_ino)
+            if not mine and self._owner(snapshot_id, image) != UNRECORDED_DISK:
+                raise missing  # another disk's (the scan runs only off the common path)
+            yield fd
+
+    def _owner(self, snapshot_id: str, image: os.stat_result) -> str:
+        """The disk whose record is the same file as `image`, else UNRECORDED_DISK."""
+        for record in self._disks.glob(f"*.snapshots/{checked_id(snapshot_id)}.img"):
+            if _inode(record) == (image.st_dev, image.st_ino):
+                return record.parent.name.removesuffix(".snapshots")
+        return UNRECORDED_DISK
+
+    def _new_record(self, disk_id: str, snapshot_id: str) -> Path:
+        """Clear the way for a new record (caller holds the disk lock and saw no image, so
+        any record there is a leftover)."""
+        record = self._record_path(disk_id, snapshot_id)
+        if not record.parent.is_dir():
+            record.parent.mkdir(mode=0o700, exist_ok=True)
+            fsync_dir(self._disks)
+        unlink_quiet(record)
+        return record
+
+    def _drop_record(self, disk_id: str, snapshot_id: str) -> None:
+        record = self._record_path(disk_id, snapshot_id)
+        unlink_quiet(record)
+        if record.parent.is_dir():
+            fsync_dir(record.parent)
 
     # -- locking -----------------------------------------------------------------------
 
@@ -106,10 +158,10 @@ class RawDriver:
             os.close(fd)
 
     @contextmanager
-    def lock_snapshot(self, snapshot_id: str) -> Iterator[None]:
+    def lock_snapshot(self, disk_id: str, snapshot_id: str) -> Iterator[None]:
         """flock the snapshot image itself: restore and delete take it, so a snapshot that
         another process is reading (or restoring from) is reported busy, not yanked away."""
-        with self._open_snapshot(snapshot_id) as fd:
+        with self._open_snapshot(disk_id, snapshot_id) as fd:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -206,9 +258,10 @@ class RawDriver:
         ):
             if final.exists():
                 raise SnapshotExists(snapshot_id)
+            record = self._new_record(disk_id, snapshot_id)
             size = os.fstat(src).st_size
             hasher = BlockHasher(size)
-            with atomic_file(final, SnapshotExists(snapshot_id), fence) as dst:
+            with atomic_file(final, SnapshotExists(snapshot_id), fence, record) as dst:
                 clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
                 os.fchmod(dst, 0o400)
             progress(100)
@@ -242,10 +295,13 @@ class RawDriver:
         `expected_checksum` is verified as such (cost then grows with the disk size).
         """
         disk = self._disk_path(disk_id)
-        with translated(), self.lock_disk(disk_id), self.lock_snapshot(snapshot_id):
+        with translated(), self.lock_disk(disk_id), self.lock_snapshot(disk_id, snapshot_id):
             if not disk.is_file():
                 raise DiskNotFound(disk_id)
-            with self._open_snapshot(snapshot_id) as src, atomic_file(disk, None, fence) as dst:
+            with (
+                self._open_snapshot(disk_id, snapshot_id) as src,
+                atomic_file(disk, None, fence) as dst,
+            ):
                 size = os.fstat(src).st_size
                 hasher = hasher_for(expected_checksum, size)
                 clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
@@ -254,24 +310,40 @@ class RawDriver:
                     raise ChecksumMismatch(expected_checksum, actual)
             progress(100)
 
-    def delete_snapshot(self, snapshot_id: str) -> None:
-        if not self.snapshot_exists(snapshot_id):
+    def delete_snapshot(self, disk_id: str, snapshot_id: str) -> None:
+        """The record goes first: a crash in between leaves an unrecorded image (listed, so
+        orphan cleanup finds it), never a record holding deleted data."""
+        if not self.snapshot_exists(disk_id, snapshot_id):
             return
-        with translated(), self.lock_snapshot(snapshot_id):
+        with translated(), self.lock_snapshot(disk_id, snapshot_id):
+            self._drop_record(disk_id, snapshot_id)
             unlink_quiet(self._snapshot_path(snapshot_id))
             fsync_dir(self._snapshots)
 
-    def snapshot_exists(self, snapshot_id: str) -> bool:
-        return self._snapshot_path(snapshot_id).is_file()
+    def snapshot_exists(self, disk_id: str, snapshot_id: str) -> bool:
+        try:
+            with translated(), self._open_snapshot(disk_id, snapshot_id):
+                return True
+        except SnapshotNotFound:
+            return False
 
-    def snapshot_ids(self) -> list[str]:
-        return sorted(p.stem for p in self._snapshots.glob("*.img"))
+    def snapshots(self) -> list[SnapshotRef]:
+        with translated():
+            owners: dict[tuple[int, int] | None, str] = {
+                _inode(record): record.parent.name.removesuffix(".snapshots")
+                for record in self._disks.glob("*.snapshots/*.img")
+            }
+            owners.pop(None, None)  # a record deleted meanwhile
+            return sorted(
+                SnapshotRef(owners.get(_inode(image), UNRECORDED_DISK), image.stem)
+                for image in self._snapshots.glob("*.img")
+            )
 
-    def snapshot_sha256(self, snapshot_id: str) -> str:
-        return self._content_checksum(self._open_snapshot(snapshot_id), PlainSha256)
+    def snapshot_sha256(self, disk_id: str, snapshot_id: str) -> str:
+        return self._content_checksum(self._open_snapshot(disk_id, snapshot_id), PlainSha256)
 
-    def snapshot_checksum(self, snapshot_id: str) -> str:
-        return self._content_checksum(self._open_snapshot(snapshot_id), BlockHasher)
+    def snapshot_checksum(self, disk_id: str, snapshot_id: str) -> str:
+        return self._content_checksum(self._open_snapshot(disk_id, snapshot_id), BlockHasher)
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -282,11 +354,28 @@ class RawDriver:
             for directory in (self._disks, self._snapshots):
                 for tmp in directory.glob(f"*{TMP_MARK}*"):
                     removed += remove_if_abandoned(tmp)
+            for record in self._disks.glob("*.snapshots/*.img"):
+                removed += self._remove_if_leftover(record)
         return removed
 
-    def quarantine_snapshot(self, snapshot_id: str) -> Path:
-        """The image moves to ``quarantine/snapshots/`` (under its lock: not while read)."""
-        with translated(), self.lock_snapshot(snapshot_id):
+    def _remove_if_leftover(self, record: Path) -> bool:
+        """A record that is not its snapshot's image is left by a crash; under its disk's
+        lock (skipped while busy) no create that is about to publish it can be running."""
+        try:
+            with self.lock_disk(record.parent.name.removesuffix(".snapshots")):
+                if _inode(record) == _inode(self._snapshots / record.name):
+                    return False
+                os.unlink(record)
+                fsync_dir(record.parent)
+                return True
+        except (DiskBusy, FileNotFoundError):
+            return False
+
+    def quarantine_snapshot(self, disk_id: str, snapshot_id: str) -> Path:
+        """The image moves to ``quarantine/snapshots/`` (under its lock: not while read); its
+        record is dropped first, like delete_snapshot does."""
+        with translated(), self.lock_snapshot(disk_id, snapshot_id):
+            self._drop_record(disk_id, snapshot_id)
             return quarantine_file(
                 self._snapshot_path(snapshot_id), self._snapshots.parent, "snapshots"
             )
@@ -299,3 +388,12 @@ class RawDriver:
             result = hasher(size)
             hash_sparse(fd, size, result, None, self._on_chunk)
             return result.hexdigest()
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """What tells two names of one file apart from two files (None: no such file)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino

@@ -50,7 +50,9 @@ class Job:
     id: int
     kind: str
     account_id: int
-    instance_id: str
+    instance_id: str | None
+    """None for a job on a disk no instance holds (e.g. a detached disk's backup)."""
+    disk_id: str | None
     snapshot_id: str | None
     request_id: str
     params: dict[str, Any]
@@ -59,6 +61,12 @@ class Job:
     owner: str = ""
     epoch: int = 0
     """The fencing token this worker claimed the job with."""
+
+    def need_instance(self) -> str:
+        """The instance of a kind that always works on one (power, rollback, snapshot)."""
+        if self.instance_id is None:
+            raise ValueError(f"job {self.id} ({self.kind}) names no instance")
+        return self.instance_id
 
 
 def owner_token() -> str:
@@ -90,8 +98,9 @@ def enqueue(
     kind: str,
     *,
     account_id: int,
-    instance_id: str,
+    instance_id: str | None,
     request_id: str,
+    disk_id: str | None = None,
     snapshot_id: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> int:
@@ -100,6 +109,7 @@ def enqueue(
             kind=kind,
             account_id=account_id,
             instance_id=instance_id,
+            disk_id=disk_id,
             snapshot_id=snapshot_id,
             request_id=request_id,
             state=PENDING,
@@ -181,6 +191,7 @@ def claim(
         kind=row.kind,
         account_id=row.account_id,
         instance_id=row.instance_id,
+        disk_id=row.disk_id,
         snapshot_id=row.snapshot_id,
         request_id=row.request_id,
         params=json.loads(row.params),

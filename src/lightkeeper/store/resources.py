@@ -32,6 +32,8 @@ from lightkeeper.domain.model import (
     QUOTA_EXCLUDED_BUNDLES,
     QUOTA_EXCLUDED_STATES,
     SETTLED_STATES,
+    Disk,
+    DiskUsage,
     Instance,
     InstanceState,
     OperationState,
@@ -42,6 +44,7 @@ from lightkeeper.domain.model import (
 from lightkeeper.store.tables import (
     blueprints,
     deleted_snapshots,
+    disks,
     instances,
     pending_instances,
     snapshots,
@@ -101,15 +104,34 @@ def tag_clause(id_column: Any, name: str, values: Sequence[str]) -> ColumnElemen
 
 
 _INSTANCE_COLUMNS = tuple(instances.c.keys())
+_DISK_COLUMNS = tuple(disks.c.keys())
 _SNAPSHOT_COLUMNS = tuple(snapshots.c.keys())
+
+# An instance is read with its system disk, one row per instance (ux_disks_system_disk).
+_WITH_SYSTEM_DISK = instances.join(
+    disks,
+    and_(
+        disks.c.instance_id == instances.c.instance_id,
+        disks.c.disk_usage == DiskUsage.SYSTEM_DISK.value,
+    ),
+)
+_SELECT_INSTANCES = select(instances, disks).select_from(_WITH_SYSTEM_DISK)
+
+
+def _disk(data: dict[str, Any]) -> Disk:
+    data["disk_usage"] = DiskUsage(data["disk_usage"])
+    return Disk(**data)
 
 
 def _instance(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Instance:
-    data = dict(zip(_INSTANCE_COLUMNS, row, strict=True))  # rows of select(instances)
+    """A row of ``_SELECT_INSTANCES``: the instance's columns, then its system disk's."""
+    split = len(_INSTANCE_COLUMNS)
+    data = dict(zip(_INSTANCE_COLUMNS, row[:split], strict=True))
     data["state"] = InstanceState(data["state"])
     data["restrict_state"] = RestrictState(data["restrict_state"])
     data["latest_operation_state"] = _operation_state(data["latest_operation_state"])
-    return Instance(**data, tags=dict(tag_map or {}))
+    disk = _disk(dict(zip(_DISK_COLUMNS, row[split:], strict=True)))
+    return Instance(**data, system_disk=disk, tags=dict(tag_map or {}))
 
 
 def _operation_state(value: str | None) -> OperationState | None:
@@ -119,13 +141,18 @@ def _operation_state(value: str | None) -> OperationState | None:
 def get_instance(
     conn: Connection, instance_id: str, account_id: int | None = None
 ) -> Instance | None:
-    query = select(instances).where(instances.c.instance_id == instance_id)
+    query = _SELECT_INSTANCES.where(instances.c.instance_id == instance_id)
     if account_id is not None:
         query = query.where(instances.c.account_id == account_id)
     row = conn.execute(query).first()
     if row is None:
         return None
     return _instance(row, tags_for(conn, [instance_id])[instance_id])
+
+
+def get_disk(conn: Connection, disk_id: str) -> Disk | None:
+    row = conn.execute(select(disks).where(disks.c.disk_id == disk_id)).first()
+    return None if row is None else _disk(dict(zip(_DISK_COLUMNS, row, strict=True)))
 
 
 def idle_instances(conn: Connection) -> list[tuple[str, InstanceState]]:
@@ -151,8 +178,7 @@ def list_instances(
     condition = and_(instances.c.account_id == account_id, instances.c.region == region, *where)
     total = conn.scalar(select(func.count()).select_from(instances).where(condition)) or 0
     rows = conn.execute(
-        select(instances)
-        .where(condition)
+        _SELECT_INSTANCES.where(condition)
         .order_by(*(order or (instances.c.created_at.desc(), instances.c.instance_id.desc())))
         .offset(offset)
         .limit(limit)
@@ -162,8 +188,10 @@ def list_instances(
 
 
 def insert_instance(conn: Connection, instance: Instance) -> None:
-    values = {k: v for k, v in instance.__dict__.items() if k != "tags"}
+    """The instance and its system disk, in the caller's transaction."""
+    values = {k: v for k, v in instance.__dict__.items() if k not in ("tags", "system_disk")}
     conn.execute(insert(instances).values(**values))
+    conn.execute(insert(disks).values(**instance.system_disk.__dict__))
     set_tags(conn, instance.instance_id, instance.tags)
 
 
@@ -172,20 +200,42 @@ class InstanceChanges(TypedDict, total=False):
 
     state: InstanceState
     restrict_state: RestrictState
-    disk_size_gb: int
     latest_operation: str
     latest_operation_state: OperationState
     latest_operation_request_id: str
     latest_operation_started_at: dt.datetime
     op_job: int | None
-    disk_job: int | None
 
 
 def update_instance(conn: Connection, instance_id: str, **values: Unpack[InstanceChanges]) -> None:
     conn.execute(update(instances).where(instances.c.instance_id == instance_id).values(**values))
 
 
+class DiskChanges(TypedDict, total=False):
+    """The columns of a disk that change after it is created."""
+
+    size_gb: int
+    op_job: int | None
+
+
+def update_disk(conn: Connection, disk_id: str, **values: Unpack[DiskChanges]) -> None:
+    conn.execute(update(disks).where(disks.c.disk_id == disk_id).values(**values))
+
+
+def release_disks(conn: Connection, job_id: int) -> None:
+    """Every disk the job holds is free again (whichever disks a kind locked)."""
+    conn.execute(update(disks).where(disks.c.op_job == job_id).values(op_job=None))
+
+
 def delete_instance(conn: Connection, instance_id: str) -> None:
+    """The instance and its system disk's row (data disks stay, detached)."""
+    conn.execute(
+        delete(disks).where(
+            disks.c.instance_id == instance_id,
+            disks.c.disk_usage == DiskUsage.SYSTEM_DISK.value,
+        )
+    )
+    conn.execute(update(disks).where(disks.c.instance_id == instance_id).values(instance_id=None))
     conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
     conn.execute(delete(tags).where(tags.c.resource_id == instance_id))
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -93,12 +94,34 @@ instances = Table(
     Column("latest_operation_state", String(12), nullable=True),
     Column("latest_operation_request_id", String(36), nullable=True),
     Column("latest_operation_started_at", DateTime, nullable=True),
-    Column("disk_id", String(16), nullable=False, unique=True),
-    Column("disk_size_gb", Integer, nullable=False),
     Column("op_job", Integer, nullable=True),  # job holding the instance (power op, rollback)
-    Column("disk_job", Integer, nullable=True),  # job holding the disk (snapshot, rollback)
     Index(
         "ix_instances_account_region_created", "account_id", "region", "created_at", "instance_id"
+    ),
+)
+
+# Every disk, system or data, attached to an instance or not. A disk's operation lock is its
+# own ``op_job`` (a snapshot, a rollback, a backup), apart from its instance's.
+disks = Table(
+    "disks",
+    metadata,
+    Column("disk_id", String(16), primary_key=True),
+    Column("account_id", Integer, _fk("accounts.id"), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("zone", String(40), nullable=False),
+    Column("instance_id", String(16), nullable=True),  # NULL: not attached
+    Column("disk_usage", String(12), nullable=False),  # SYSTEM_DISK | DATA_DISK
+    Column("size_gb", Integer, nullable=False),
+    Column("op_job", Integer, nullable=True),  # job holding the disk
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_disks_instance", "instance_id", "disk_usage"),
+    # One system disk per instance, on both engines (a partial unique index).
+    Index(
+        "ux_disks_system_disk",
+        "instance_id",
+        unique=True,
+        sqlite_where=text("disk_usage = 'SYSTEM_DISK'"),
+        postgresql_where=text("disk_usage = 'SYSTEM_DISK'"),
     ),
 )
 
@@ -153,7 +176,8 @@ jobs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(24), nullable=False),
     Column("account_id", Integer, nullable=False),
-    Column("instance_id", String(16), nullable=False),
+    Column("instance_id", String(16), nullable=True),  # NULL: a job on a detached disk
+    Column("disk_id", String(16), nullable=True),  # the disk it works on, if any
     Column("snapshot_id", String(16), nullable=True),
     Column("request_id", String(36), nullable=False),
     Column("state", String(12), nullable=False),

@@ -35,11 +35,11 @@ class ApplySnapshot(JobKind[ApplyParams]):
         if instance is None or snapshot is None or snapshot.checksum is None:
             return self.compensate(job, "instance or snapshot no longer exists")
         try:
-            if world.compute.status(job.instance_id) == "RUNNING":
+            if world.compute.status(job.need_instance()) == "RUNNING":
                 world.hold(job)
-                world.compute.stop(job.instance_id, force=True)  # "forcibly shut down" first
+                world.compute.stop(job.need_instance(), force=True)  # "forcibly shut down" first
             with world.job_write(job) as conn:
-                db.update_instance(conn, job.instance_id, state=InstanceState.STOPPED)
+                db.update_instance(conn, job.need_instance(), state=InstanceState.STOPPED)
         except compute.ComputeError as exc:
             return self.compensate(job, f"could not stop the instance: {exc}")
         shown = progress(world, job, snapshot_id, snapshot.percent)
@@ -71,25 +71,25 @@ class ApplySnapshot(JobKind[ApplyParams]):
             )
             db.update_instance(
                 conn,
-                job.instance_id,
+                job.need_instance(),
                 state=InstanceState.STARTING if restart else InstanceState.STOPPED,
                 latest_operation_state=OperationState.SUCCESS,
                 op_job=None,
-                disk_job=None,
             )
+            db.release_disks(conn, job.id)
             jobs.finish(conn, job, jobs.SUCCESS)
         if restart:
             self._restart(job)
 
     def _restart(self, job: Job) -> None:
         try:
-            self.world.compute.start(job.instance_id)
+            self.world.compute.start(job.need_instance())
             state = InstanceState.RUNNING
         except compute.ComputeError as exc:
-            logger.warning("restart after rollback of %s failed: %s", job.instance_id, exc)
+            logger.warning("restart after rollback of %s failed: %s", job.need_instance(), exc)
             state = InstanceState.STOPPED
         with self.world.write() as conn:
-            db.update_instance(conn, job.instance_id, state=state)
+            db.update_instance(conn, job.need_instance(), state=state)
 
     def undo(self, conn: Connection, job: Job) -> None:
         if job.snapshot_id:

@@ -56,8 +56,9 @@ class JobKind(ABC, Generic[P]):
         params: P,
         *,
         account_id: int,
-        instance_id: str,
+        instance_id: str | None,
         request_id: str,
+        disk_id: str | None = None,
         snapshot_id: str | None = None,
     ) -> int:
         """Queue a job of this kind in the caller's transaction; returns its id."""
@@ -66,6 +67,7 @@ class JobKind(ABC, Generic[P]):
             cls.name,
             account_id=account_id,
             instance_id=instance_id,
+            disk_id=disk_id,
             request_id=request_id,
             snapshot_id=snapshot_id,
             params=params.model_dump(),
@@ -92,24 +94,26 @@ class JobKind(ABC, Generic[P]):
             "job %s (%s, request %s) failed: %s", job.id, job.kind, job.request_id, reason
         )
         world = self.world
-        with world.read() as conn:
-            before = db.get_instance(conn, job.instance_id)
+        instance_id = job.instance_id
+        before = None
+        if instance_id is not None:
+            with world.read() as conn:
+                before = db.get_instance(conn, instance_id)
         settled = None
-        if before is not None and before.op_job == job.id:
-            settled = settled_state(world, job.instance_id)
+        if instance_id is not None and before is not None and before.op_job == job.id:
+            settled = settled_state(world, instance_id)
         with world.job_write(job) as conn:
-            instance = db.get_instance(conn, job.instance_id)
+            instance = None if instance_id is None else db.get_instance(conn, instance_id)
             self.undo(conn, job)
+            db.release_disks(conn, job.id)
             if instance is not None:
                 values: db.InstanceChanges = {}
-                if instance.disk_job == job.id:
-                    values["disk_job"] = None
                 if instance.op_job == job.id:
                     values["op_job"] = None
                     values["latest_operation_state"] = OperationState.FAILED
                     values["state"] = settled if settled is not None else instance.state
                 if values:
-                    db.update_instance(conn, job.instance_id, **values)
+                    db.update_instance(conn, instance.instance_id, **values)
             jobs.finish(conn, job, jobs.FAILED, reason[:1000])
         self.undone(job)
 

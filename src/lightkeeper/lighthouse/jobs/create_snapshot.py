@@ -23,7 +23,8 @@ class CreateSnapshot(JobKind[NoParams]):
         instance, snapshot = subjects(world, job)
         if instance is None or snapshot is None:
             return self.compensate(job, "instance or snapshot no longer exists")
-        world.discard_snapshot_data(snapshot_id, instance.instance_id)  # an interrupted try's
+        # an interrupted try's data
+        world.discard_snapshot_data(instance.disk_id, snapshot_id, instance.instance_id)
         shown = progress(world, job, snapshot_id, snapshot.percent)
         try:
             checksum = retry_busy(lambda: snapshot_disk(world, job, instance, shown))
@@ -39,7 +40,7 @@ class CreateSnapshot(JobKind[NoParams]):
                 latest_operation_state=OperationState.SUCCESS,
                 checksum=checksum,
             )
-            db.update_instance(conn, job.instance_id, disk_job=None)
+            db.release_disks(conn, job.id)
             jobs.finish(conn, job, jobs.SUCCESS)
 
     def undo(self, conn: Connection, job: Job) -> None:
@@ -47,5 +48,6 @@ class CreateSnapshot(JobKind[NoParams]):
             db.delete_snapshots(conn, [job.snapshot_id])  # frees the quota it held
 
     def undone(self, job: Job) -> None:
-        if job.snapshot_id:
-            self.world.discard_deleted_snapshots({job.snapshot_id: job.instance_id})
+        if job.snapshot_id and job.disk_id:  # else its tombstone lets the next start do it
+            ref = storage.SnapshotRef(job.disk_id, job.snapshot_id)
+            self.world.discard_deleted_snapshots({ref: job.instance_id})

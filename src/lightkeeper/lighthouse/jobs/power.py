@@ -37,13 +37,13 @@ class Power(JobKind[P]):
         try:
             self.world.hold(job)
             self.act(driver, job)
-            state = InstanceState(driver.status(job.instance_id))
+            state = InstanceState(driver.status(job.need_instance()))
         except compute.ComputeError as exc:
             return self.compensate(job, f"{job.kind} failed: {exc}")
         with self.world.job_write(job) as conn:
             db.update_instance(
                 conn,
-                job.instance_id,
+                job.need_instance(),
                 state=state,
                 latest_operation_state=OperationState.SUCCESS,
                 op_job=None,
@@ -56,7 +56,7 @@ class StartInstances(Power[NoParams]):
     params_type = NoParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
-        driver.start(job.instance_id)
+        driver.start(job.need_instance())
 
 
 class StopInstances(Power[StopParams]):
@@ -64,7 +64,7 @@ class StopInstances(Power[StopParams]):
     params_type = StopParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
-        driver.stop(job.instance_id, force=self.params(job).stop_type == "HARD")
+        driver.stop(job.need_instance(), force=self.params(job).stop_type == "HARD")
 
 
 class RebootInstances(Power[NoParams]):
@@ -72,4 +72,4 @@ class RebootInstances(Power[NoParams]):
     params_type = NoParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
-        driver.reboot(job.instance_id)
+        driver.reboot(job.need_instance())
