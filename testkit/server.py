@@ -13,17 +13,21 @@ import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from lightkeeper.store.database import WRITE_LOCK_KEY
 
 LIGHTKEEPER = [sys.executable, "-m", "lightkeeper"]
 
@@ -41,13 +45,16 @@ def run_cli(
     env: dict[str, str] | None = None,
     input_bytes: bytes | None = None,
     in_process: bool = False,
+    database: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``lightkeeper ARGS [--data-dir D]`` in a new process (``in_process``: in this one, for
-    commands that only build a world; not with ``env``, which would need a process of its own).
-    Raises when it fails, unless ``check`` is false."""
+    """``lightkeeper ARGS [--data-dir D] [--database URL]`` in a new process (``in_process``:
+    in this one, for commands that only build a world; not with ``env``, which would need a
+    process of its own). Raises when it fails, unless ``check`` is false."""
     command = [*LIGHTKEEPER, *args]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
+    if database is not None:
+        command += ["--database", database]
     if in_process and env is None:
         result = run_in_process(command[len(LIGHTKEEPER) :], input_bytes)
     else:
@@ -125,6 +132,7 @@ class Server:
     args: tuple[str, ...] = ()
     nofile: int | None = None  # RLIMIT_NOFILE (soft and hard) of the server process
     env: dict[str, str] = field(default_factory=dict)  # added to the inherited environment
+    database: str | None = None  # a PostgreSQL URL (testkit/postgres.py); None: SQLite
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -151,6 +159,7 @@ class Server:
                 str(self.data_dir),
                 "--port",
                 str(self.port),
+                *(("--database", self.database) if self.database else ()),
                 *self.args,
             ],
             stdout=log,
@@ -212,8 +221,32 @@ class Server:
             check=check,
             input_bytes=input_bytes,
             in_process=check if in_process is None else in_process,
+            database=self.database,
         )
         return json.loads(result.stdout) if "--json" in args and result.returncode == 0 else result
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Hold the database's write lock from another connection, as another node would:
+        SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory write lock (store/database.py)."""
+        if self.database is None:
+            db = sqlite3.connect(self.data_dir / "lightkeeper.db", isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield
+                db.execute("ROLLBACK")
+            finally:
+                db.close()
+            return
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database)
+        conninfo = f"host={url.query['host']} user={url.username} dbname={url.database}"
+        with psycopg.connect(conninfo) as pg:
+            pg.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+            yield
+            pg.rollback()
 
     def create_account(self, name: str) -> Account:
         data = self.admin("account", "create", name, "--json")

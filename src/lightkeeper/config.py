@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lightkeeper.api.forwarded import Network, parse_networks
 from lightkeeper.regions import DEFAULT_REGIONS, Region
+from lightkeeper.store.database import normalise_url
 
 logger = logging.getLogger("lightkeeper.config")
 
@@ -87,6 +88,11 @@ class Settings(BaseModel):
         if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
             raise ValueError("must be a list of IP addresses or CIDRs")
         return parse_networks(items)
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_url(value)
 
     @field_validator("log_level")
     @classmethod

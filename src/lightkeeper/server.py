@@ -68,7 +68,8 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     A database that does not exist yet is only created in a data dir without disk or
     snapshot data: see ``guard_existing_data``."""
     url = settings.database_url or sqlite_url(settings.data_dir)
-    engine = open_engine(url)
+    # Job workers, the lease heartbeat, the supervisor and the API's threads share the pool.
+    engine = open_engine(url, pool_size=settings.workers + 8)
     if database_is_new(engine):
         guard_existing_data(settings.data_dir, existing_data)
     migrate(engine)

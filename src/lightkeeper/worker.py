@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import Engine
 
 from lightkeeper.store import jobs
-from lightkeeper.store.database import is_lock_timeout
+from lightkeeper.store.database import is_disconnect, is_lock_timeout
 from lightkeeper.store.jobs import Job
 
 logger = logging.getLogger("lightkeeper.worker")
@@ -159,5 +159,22 @@ class Worker:
                 logger.warning("job %s (%s): database locked; it runs again", job.id, job.kind)
                 jobs.defer(self.engine, job, DEFER_SECONDS, "waiting: database locked")
                 return
+            if is_disconnect(exc):  # nor is a database restart: the job resumes, as after kill -9
+                logger.warning(
+                    "job %s (%s): database connection lost; it runs again once the "
+                    "database answers",
+                    job.id,
+                    job.kind,
+                )
+                self._defer_when_possible(job, "waiting: database connection lost")
+                return
             logger.exception("job %s (%s) crashed", job.id, job.kind)
             self.on_give_up(job, f"internal error: {exc}")
+
+    def _defer_when_possible(self, job: Job, reason: str) -> None:
+        """Defer ``job``; if the database cannot take even that, its lease runs out and the
+        job is claimed again like a dead worker's (nothing is lost either way)."""
+        try:
+            jobs.defer(self.engine, job, DEFER_SECONDS, reason)
+        except Exception as exc:
+            logger.warning("job %s: could not defer (%s); its lease will expire", job.id, exc)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
 from testkit import world
 from testkit.server import Account, Server, free_port
+
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
 
 
 def _create(server: Server, account: Account, instance_id: str) -> str:
@@ -47,7 +49,7 @@ def test_concurrent_creates_from_two_servers_never_exceed_the_quota(
     make_server: Callable[..., Server],
 ) -> None:
     first = make_server("--snapshot-quota-max", "3", "--transition-seconds", "0")
-    second = Server(first.data_dir, free_port(), first.args)
+    second = Server(first.data_dir, free_port(), first.args, database=first.database)
     second.start()
     try:
         account = world.new_account(first)
@@ -80,10 +82,8 @@ def test_reads_answer_while_writers_wait_for_the_write_lock(
     account = world.new_account(server)
     instance_ids = [world.create_instance(server, account)["InstanceId"] for _ in range(4)]
     c = world.client(server, account)
-    holder = sqlite3.connect(server.data_dir / "lightkeeper.db", isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
-        with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(4) as pool:
+        with server.write_lock():
             waiting = [pool.submit(_create, server, account, i) for i in instance_ids]
             time.sleep(0.3)  # the creates are now waiting for the lock
             for _ in range(10):
@@ -91,8 +91,5 @@ def test_reads_answer_while_writers_wait_for_the_write_lock(
                 described = c.DescribeInstances(models.DescribeInstancesRequest())
                 assert described.TotalCount == 4
             assert not any(f.done() for f in waiting), "the lock holder should block creates"
-            holder.execute("ROLLBACK")
-            outcomes = [f.result() for f in waiting]
-    finally:
-        holder.close()
+        outcomes = [f.result() for f in waiting]
     assert all(o.startswith("ok:") for o in outcomes), outcomes

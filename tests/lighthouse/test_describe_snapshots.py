@@ -16,6 +16,8 @@ from testkit.server import Account, Server
 
 from lightkeeper.lighthouse.models import RESPONSE_FIELDS
 
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
+
 UNKNOWN_ID = "lhsnap-zz9zz9zz"
 
 

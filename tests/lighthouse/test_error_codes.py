@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import itertools
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,8 @@ from tencentcloud.lighthouse.v20200324 import models
 from tencentcloud.lighthouse.v20200324.lighthouse_client import LighthouseClient as Client
 from testkit import clients, world
 from testkit.server import Account, Server, free_port
+
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
 
 UNKNOWN_INSTANCE = "lhins-00000000"
 UNKNOWN_SNAPSHOT = "lhsnap-00000000"
@@ -343,13 +344,8 @@ def test_create_while_stopping(slow_power: Server) -> None:
 def test_create_quota_lock_timeout(make_server: Callable[..., Server]) -> None:
     srv = make_server("--quota-lock-timeout", "0.5", "--transition-seconds", "0")
     c, instance_id, _ = setup(srv)
-    db = sqlite3.connect(srv.data_dir / "lightkeeper.db", isolation_level=None)
-    try:
-        db.execute("BEGIN IMMEDIATE")  # the quota lock is the database write lock
+    with srv.write_lock():  # the quota lock is the database write lock
         failure = error("InternalError.GetSnapshotAllocQuotaLockError", create(c, instance_id))
-        db.execute("ROLLBACK")
-    finally:
-        db.close()
     assert failure.message == "Failed to get the snapshot quota lock."
     world.wait_normal(c, create(c, instance_id)().SnapshotId)  # released: accepted again
 

@@ -19,6 +19,8 @@ from testkit.server import Account, Server, free_port
 
 from lightkeeper.lighthouse.models import RESPONSE_FIELDS
 
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
+
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 

@@ -13,6 +13,8 @@ from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 from testkit import world
 from testkit.server import Account, Server, free_port
 
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 def _quotas(c: lighthouse_client.LighthouseClient, *names: str) -> dict[str, tuple[int, int]]:
     """name -> (available, total)."""

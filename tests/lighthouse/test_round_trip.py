@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import pytest
 from tencentcloud.lighthouse.v20200324 import models
 from testkit import world
 from testkit.server import Server
+
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
 
 PATTERN = os.urandom(4 * world.MiB)
 OFFSETS = (0, 100 * world.MiB, 513 * world.MiB, 1020 * world.MiB)

@@ -13,6 +13,8 @@ from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 from testkit import world
 from testkit.server import Account, Server, free_port
 
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
+
 UNKNOWN_ID = "lhsnap-zz9zz9zz"
 FAKE_IDS = [f"lhsnap-{i:08d}" for i in range(101)]
 

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from testkit import clients, world
 from testkit.server import Account, Server
+
+pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
 
 
 def _tccli(server: Server, account: Account, home: Path, *args: str) -> Any:

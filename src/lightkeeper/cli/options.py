@@ -27,7 +27,7 @@ from lightkeeper.config import (
 )
 from lightkeeper.server import ExistingData, Services, open_services
 from lightkeeper.storage import StorageError
-from lightkeeper.store.database import StoreUnavailable, one_line
+from lightkeeper.store.database import StoreUnavailable, one_line, shown_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +62,15 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 
 def config_options(func: F) -> F:
     func = click.option(
+        "--database",
+        "database_url",
+        envvar="LIGHTKEEPER_DATABASE_URL",
+        expose_value=False,
+        callback=_remember_database,
+        help="Database URL: postgresql://USER@HOST/DB to share one database between nodes "
+        "(default: SQLite in the data dir).",
+    )(func)
+    func = click.option(
         "--data-dir",
         envvar="LIGHTKEEPER_DATA_DIR",
         # no file_okay=False: click would report a file here in three lines of usage text;
@@ -82,6 +91,13 @@ def config_options(func: F) -> F:
     return func
 
 
+def _remember_database(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Every command takes ``--database``; it reaches the settings through ``ctx.meta`` so
+    that no command's signature has to carry it."""
+    if value:
+        ctx.meta["database_url"] = value
+
+
 def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -> Settings:
     """The TOML file (including tables like ``regions``) under the resolved options, validated.
 
@@ -91,6 +107,8 @@ def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -
     # ``()`` is what click gives a repeatable option that was not used: it means "not set",
     # not "empty", so a list from the TOML file (``trusted_proxy = [...]``) still applies.
     merged.update({k: v for k, v in values.items() if v is not None and v != ()})
+    if "database_url" in ctx.meta:  # a flag or LIGHTKEEPER_DATABASE_URL, over the TOML key
+        merged["database_url"] = ctx.meta["database_url"]
     os.umask(0o077)  # every file this process creates (database, images, state) is owner-only
     try:
         settings = build_settings(merged)
@@ -114,7 +132,9 @@ def open_or_fail(settings: Settings, existing_data: ExistingData = "refuse") -> 
     except ConfigError as exc:  # e.g. a data dir whose database is missing
         fail(str(exc))
     except Exception as exc:  # a database that cannot be opened is an operator problem
-        fail(f"cannot open the database in {settings.data_dir}: {failure_line(exc)}")
+        url = settings.database_url
+        where = shown_url(url) if url else f"in {settings.data_dir}"
+        fail(f"cannot open the database {where}: {failure_line(exc)}")
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.call_on_close(services.engine.dispose)

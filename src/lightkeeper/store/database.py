@@ -1,7 +1,15 @@
 """Open the database and bring its schema to the newest migration.
 
-SQLite is the embedded default (WAL, a busy timeout, foreign keys on); any SQLAlchemy URL
-works, e.g. ``postgresql+psycopg://`` for several servers sharing one database.
+SQLite is the embedded default (WAL, a busy timeout, foreign keys on); PostgreSQL
+(``postgresql+psycopg://``, psycopg 3) lets several servers share one database. Both give
+the transactions the same meaning, which is what the rules rely on:
+
+* a write transaction holds the database's one write lock from its start to its commit
+  (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock taken first),
+  so a check-then-insert such as the snapshot quota never interleaves with another, on any
+  node; waiting for it is bounded by the caller's lock timeout;
+* a read transaction sees one snapshot (SQLite's deferred transaction; PostgreSQL's
+  REPEATABLE READ), so a count and the page it describes agree.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -26,6 +35,35 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'lightkeeper.db'}"
+
+
+class UnsupportedDatabase(ValueError):
+    """A database URL of an engine Lightkeeper does not run on."""
+
+
+_EXPECTED = "use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+
+def normalise_url(url: str) -> str:
+    """``sqlite:///path`` or ``postgresql+psycopg://...``; plain ``postgresql://`` and
+    ``postgres://`` mean psycopg 3, the one PostgreSQL driver installed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UnsupportedDatabase(f"not a database URL ({_EXPECTED})") from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        return url
+    raise UnsupportedDatabase(f"unsupported database {parsed.drivername!r} ({_EXPECTED})")
+
+
+def shown_url(url: str) -> str:
+    """A database URL as logs and errors may show it: its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unparsable URL)"
 
 
 DEFAULT_LOCK_TIMEOUT = 10.0
@@ -136,8 +174,12 @@ def reads_are_local(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def open_engine(url: str) -> Engine:
-    """An engine with the pragmas and transaction behaviour every connection needs."""
+def open_engine(url: str, pool_size: int = 8) -> Engine:
+    """An engine with the pragmas and transaction behaviour every connection needs.
+
+    ``pool_size``: PostgreSQL connections kept open (the server sizes it from its worker
+    threads and the API's thread pool); SQLite needs no bound."""
+    url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": DEFAULT_LOCK_TIMEOUT}
@@ -147,9 +189,61 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         _WRITERS[engine] = threading.RLock()
         return engine
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=DEFAULT_LOCK_TIMEOUT,
+        pool_pre_ping=True,  # a connection the server cut (a restart) is replaced, not used
+        pool_recycle=3600,
+        isolation_level="READ COMMITTED",
+    )
     _STATES[engine] = StoreState()
+    event.listen(engine, "begin", _postgresql_begin)
     return engine
+
+
+# The key of the advisory lock every write transaction takes first ("LKWR").
+WRITE_LOCK_KEY = 0x4C4B5752
+
+
+def _postgresql_begin(conn: Connection) -> None:
+    """The write lock (see the module docstring) or a read snapshot, as the first statements
+    of the transaction. ``SET LOCAL`` ends with it: a pooled connection keeps no setting."""
+    options = conn.get_execution_options()
+    raw = conn.connection.dbapi_connection
+    assert raw is not None  # a connection inside "begin" is always checked out
+    statements: tuple[str, ...]
+    if options.get("write"):
+        timeout = float(options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+        statements = (
+            f"SET LOCAL lock_timeout = {max(int(timeout * 1000), 1)}",
+            f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})",
+        )
+    else:
+        statements = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",)
+    cursor = raw.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # As for SQLite: callers catch SQLAlchemy's errors, which SQLAlchemy only wraps
+        # around its own statements (a lock timeout is the quota lock timing out).
+        raise DBAPIError.instance(
+            statement,
+            None,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=conn.dialect.is_disconnect(exc, raw, cursor),
+        ) from exc
+    finally:
+        cursor.close()
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database cut the connection (restarted, or the network failed): nothing was
+    committed by the failed statement, and a new connection will be made for the next."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @contextmanager
@@ -210,9 +304,12 @@ def one_line(exc: BaseException) -> str:
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
-    """SQLite's "database is locked" / PostgreSQL's lock_not_available."""
-    text = str(getattr(exc, "orig", exc)).lower()
-    return isinstance(exc, OperationalError) and ("locked" in text or "lock" in text)
+    """SQLite's "database is locked" / PostgreSQL's lock_not_available (55P03)."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) == "55P03":
+        return True
+    text = str(orig).lower()
+    return isinstance(exc, OperationalError) and ("locked" in text or "lock timeout" in text)
 
 
 def head_revision() -> str:

@@ -331,9 +331,9 @@ def list_snapshots(
     limit: int,
 ) -> tuple[int, list[Snapshot]]:
     where = list(where)
-    raw = _sqlite_driver(conn)
-    if raw is not None and not where:
-        return _list_snapshots_sqlite(raw, account_id, region, offset, limit)
+    driver = _driver(conn)
+    if driver is not None and not where:
+        return _list_snapshots_plain(*driver, account_id, region, offset, limit)
     region_clause = snapshots.c.region == region if region is not None else true()
     condition = and_(snapshots.c.account_id == account_id, region_clause, *where)
     total = conn.scalar(select(func.count()).select_from(snapshots).where(condition)) or 0
@@ -348,15 +348,20 @@ def list_snapshots(
     return total, [_snapshot(r, tag_map[r.snapshot_id]) for r in rows]
 
 
-def _sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
-    """The sqlite3 connection under ``conn``, inside the transaction SQLAlchemy began on it
-    (so several statements still read one snapshot); None on other databases."""
-    if conn.dialect.name != "sqlite":
+# The DBAPI parameter marker of each engine the plain-SQL path runs on.
+_MARKS = {"sqlite": "?", "postgresql": "%s"}
+
+
+def _driver(conn: Connection) -> tuple[Any, str] | None:
+    """The driver connection under ``conn`` (sqlite3 or psycopg) and its parameter marker,
+    inside the transaction SQLAlchemy began on it (so several statements still read one
+    snapshot); None on other databases."""
+    mark = _MARKS.get(conn.dialect.name)
+    if mark is None:
         return None
     if not conn.in_transaction():
         conn.begin()
-    driver = conn.connection.driver_connection
-    return driver if isinstance(driver, sqlite3.Connection) else None
+    return conn.connection.driver_connection, mark
 
 
 _SNAPSHOT_SELECT = ", ".join(_SNAPSHOT_COLUMNS)
@@ -364,27 +369,29 @@ _SNAPSHOT_CREATED = _SNAPSHOT_COLUMNS.index("created_at")
 _SNAPSHOT_CORRUPT = _SNAPSHOT_COLUMNS.index("corrupt")
 
 
-def _list_snapshots_sqlite(
-    raw: sqlite3.Connection, account_id: int, region: str | None, offset: int, limit: int
+def _list_snapshots_plain(
+    raw: Any, mark: str, account_id: int, region: str | None, offset: int, limit: int
 ) -> tuple[int, list[Snapshot]]:
-    """``list_snapshots`` without filters, the hot path of DescribeSnapshots, in plain SQL:
-    the same statements SQLAlchemy would send, without its per-statement overhead (which
-    outweighs SQLite's own work on a page; docs/performance.md). Same rows, order and types."""
-    condition = "account_id = ?"
+    """``list_snapshots`` without filters, the hot path of DescribeSnapshots, in plain SQL on
+    the driver connection (sqlite3 or psycopg, whose ``execute`` both return a cursor): the
+    same statements SQLAlchemy would send, without its per-statement overhead (which
+    outweighs the database's own work on a page; docs/performance.md). Same rows, order and
+    types on both engines."""
+    condition = f"account_id = {mark}"
     params: list[Any] = [account_id]
     if region is not None:
-        condition += " AND region = ?"
+        condition += f" AND region = {mark}"
         params.append(region)
     total = raw.execute(f"SELECT count(*) FROM snapshots WHERE {condition}", params).fetchall()
     rows = raw.execute(
         f"SELECT {_SNAPSHOT_SELECT} FROM snapshots WHERE {condition} "
-        "ORDER BY created_at DESC, snapshot_id DESC LIMIT ? OFFSET ?",
+        f"ORDER BY created_at DESC, snapshot_id DESC LIMIT {mark} OFFSET {mark}",
         [*params, limit, offset],
     ).fetchall()
     ids = [row[0] for row in rows]
     tag_map: dict[str, dict[str, str]] = {i: {} for i in ids}
     if ids:
-        marks = ", ".join("?" * len(ids))
+        marks = ", ".join([mark] * len(ids))
         for resource_id, key, value in raw.execute(
             f"SELECT resource_id, key, value FROM tags WHERE resource_id IN ({marks}) "
             "ORDER BY resource_id, key",
@@ -534,9 +541,11 @@ def delete_blueprint(conn: Connection, blueprint_id: str) -> bool:
 
 
 def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
-    """A cheap reader of ``auth_version`` (bumped by triggers on every credential change) and
-    of the schema version, on a plain sqlite3 connection of its own: far cheaper than a pooled
+    """A cheap reader of ``auth_version`` (bumped by triggers on every credential change, by
+    whichever node), on a plain driver connection of its own: far cheaper than a pooled
     SQLAlchemy query (docs/performance.md). None for databases without those triggers."""
+    if engine.dialect.name == "postgresql":
+        return _postgresql_auth_version(engine)
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or not Path(database).is_file():
         return None
@@ -554,5 +563,38 @@ def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
         if not rows:
             return None
         return int(rows[0][0]) << 32 | int(schema[0][0]) & 0xFFFFFFFF
+
+    return read
+
+
+def _postgresql_auth_version(engine: Engine) -> Callable[[], int | None]:
+    """The version row read on one autocommit connection, opened again after a failure (a
+    database restart): until it answers, the version is unknown and nothing is cached."""
+    import psycopg
+
+    url = engine.url
+    params: dict[str, Any] = {
+        "host": url.query.get("host", url.host),
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    lock = threading.Lock()
+    held: list[psycopg.Connection[Any]] = []
+
+    def read() -> int | None:
+        with lock:
+            try:
+                if not held:
+                    held.append(psycopg.connect(autocommit=True, connect_timeout=5, **params))
+                row = held[0].execute("SELECT version FROM auth_version WHERE id = 1").fetchone()
+            except psycopg.Error:
+                for conn in held:
+                    conn.close()
+                held.clear()
+                return None
+        return None if row is None else int(row[0])
 
     return read
