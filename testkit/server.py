@@ -160,6 +160,8 @@ class Server:
                 "--port",
                 str(self.port),
                 *(("--database", self.database) if self.database else ()),
+                # Servers of one data dir on this host need names of their own.
+                *(() if "--node" in self.args else ("--node", f"test-{self.port}")),
                 *self.args,
             ],
             stdout=log,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lightkeeper.api.forwarded import Network, parse_networks
 from lightkeeper.regions import DEFAULT_REGIONS, Region
 from lightkeeper.store.database import normalise_url
+from lightkeeper.store.nodes import checked_name, default_name
 
 logger = logging.getLogger("lightkeeper.config")
 
@@ -69,6 +70,7 @@ class Settings(BaseModel):
     max_queued_jobs: int = Field(default=1000, ge=1)
     restart_after_rollback: bool = False
     workers: int = Field(default=4, ge=1, le=64)
+    node: str = Field(default_factory=default_name)  # this server's name among its database's
     job_lease_seconds: float = Field(default=6.0, ge=0.5, le=3600)
 
     @field_validator("rate_limits")
@@ -88,6 +90,11 @@ class Settings(BaseModel):
         if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
             raise ValueError("must be a list of IP addresses or CIDRs")
         return parse_networks(items)
+
+    @field_validator("node")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        return checked_name(value)
 
     @field_validator("database_url")
     @classmethod

@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from lightkeeper import compute, storage
 from lightkeeper.api.registry import ASGIApp
 from lightkeeper.config import API_VERSION, SERVICE, ConfigError, Settings
+from lightkeeper.heartbeat import Heartbeat
 from lightkeeper.lighthouse.admin import abandon_unfinished_creations
 from lightkeeper.lighthouse.world import Options, World
 from lightkeeper.storage.files import QUARANTINE, fsync_dir
-from lightkeeper.store import resources
+from lightkeeper.store import nodes, resources
 from lightkeeper.store.accounts import Account, AccountStore, ApiKey
 from lightkeeper.store.database import (
+    StoreUnavailable,
     migrate,
     open_engine,
     reads_are_local,
@@ -251,13 +254,24 @@ def create_app(services: Services) -> ASGIApp:
         threads=settings.workers,
         lease_seconds=settings.job_lease_seconds,
         wake=services.jobs_ready,
+        node=settings.node,
     )
+    heartbeat = Heartbeat(services.engine, settings.node, heartbeat_interval(settings))
 
     def recover() -> None:
+        register_node(services)  # again: an app built without ``serve`` (tests, bench)
         recover_store(world)
+        worker.every(heartbeat.interval, heartbeat.beat, "node-heartbeat")
         if world.compute.supervised:  # re-attach to machines that outlived the last server
             worker.every(SUPERVISE_SECONDS, operations.reconcile, "supervisor")
         worker.start()
+
+    def shut_down() -> None:
+        worker.stop()
+        try:
+            nodes.stopped(services.engine, settings.node)
+        except (SQLAlchemyError, StoreUnavailable) as exc:  # it shows DOWN instead
+            logger.warning("node %s: could not record the stop: %s", settings.node, exc)
 
     credentials = CredentialStore(services.engine)
     keys: KeyStore = credentials
@@ -266,7 +280,7 @@ def create_app(services: Services) -> ASGIApp:
         keys = CachedKeyStore(credentials, reader)
     health = StoreHealth(services.engine, settings.data_dir)
     frontend = Frontend(
-        health=health.problem,
+        health=lambda: health.problem() or heartbeat.problem(),
         registry=build_registry(RegionService(settings.regions), world),
         keys=keys,
         version=API_VERSION,
@@ -283,4 +297,25 @@ def create_app(services: Services) -> ASGIApp:
         "1 if the database and data dir take writes (what /healthz checks), else 0.",
         registry=frontend.metrics.registry,
     ).set_function(health.writable)
-    return build_app(frontend, on_startup=[recover], on_shutdown=[worker.stop])
+    heartbeat.instrument(frontend.metrics.registry, lambda: worker.take_overs)
+    return build_app(frontend, on_startup=[recover], on_shutdown=[shut_down])
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    """As often as job leases are renewed: a node is down (3 missed beats) about when the
+    leases of its jobs run out."""
+    return settings.job_lease_seconds / 3
+
+
+def register_node(services: Services) -> None:
+    """Take this server's node name in the database before it serves (NodeTaken if a live
+    server holds it)."""
+    settings = services.settings
+    nodes.register(
+        services.engine,
+        settings.node,
+        f"{settings.host}:{settings.port}",
+        settings.storage,
+        settings.compute,
+        heartbeat_interval(settings),
+    )

@@ -37,12 +37,16 @@ class Worker:
         poll_seconds: float = 0.2,
         lease_seconds: float = LEASE_SECONDS,
         wake: threading.Event | None = None,
+        node: str | None = None,
     ) -> None:
         """``wake``: set by whoever commits a job (``World.notify``), created before both."""
         self.engine = engine
         self.executors = executors
         self.on_give_up = on_give_up
         self.owner = jobs.owner_token()
+        self.node = node
+        self.take_overs = 0
+        """Jobs this worker claimed from an owner whose lease had expired (a dead node's)."""
         self.lease_seconds = lease_seconds
         self._threads = threads
         self._poll = poll_seconds
@@ -109,7 +113,9 @@ class Worker:
             try:
                 with self._lock:
                     running = set(self._running)
-                job = jobs.claim(self.engine, self.owner, self.lease_seconds, running)
+                job = jobs.claim(
+                    self.engine, self.owner, self.lease_seconds, running, node=self.node
+                )
             except Exception:
                 logger.exception("could not claim a job")
                 job = None
@@ -117,6 +123,11 @@ class Worker:
                 self._wake.wait(self._poll)
                 self._wake.clear()
                 continue
+            if job.taken_over_from is not None:
+                self.take_overs += 1
+                logger.info(
+                    "job %s (%s): taken over from %s", job.id, job.kind, job.taken_over_from
+                )
             self._run(job)
 
     def _run(self, job: Job) -> None:

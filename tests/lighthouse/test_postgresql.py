@@ -102,3 +102,36 @@ def test_a_key_disabled_anywhere_fails_at_the_next_request_to_every_node(
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_a_killed_nodes_job_is_taken_over_by_another(
+    postgres_server: Postgres, tmp_path: Path
+) -> None:
+    """Two nodes on one database and one data dir; the node running a paced create is
+    SIGKILLed; the other claims the job once its lease has run out and finishes it."""
+    database = postgres_server.create_database(f"takeover{time.time_ns() % 10**9}")
+    args = ("--transition-seconds", "0", "--operation-seconds", "4", "--job-lease-seconds", "1.5")
+    nodes = [
+        Server(tmp_path / "data", free_port(), ("--node", f"n{n}", *args), database=database)
+        for n in range(2)
+    ]
+    for node in nodes:
+        node.start()
+    try:
+        account = world.new_account(nodes[0], "takeover")
+        instance = world.create_instance(nodes[0], account)["InstanceId"]
+        snapshot_id = world.create_snapshot(world.client(nodes[0], account), instance)
+        running = world.wait_for(
+            lambda: {n["Name"]: n["RunningJobs"] for n in nodes[0].admin("node", "list", "--json")},
+            lambda jobs: sum(jobs.values()) == 1,
+        )
+        owner = next(n for n in nodes if running[f"n{nodes.index(n)}"] == 1)
+        survivor = nodes[1 - nodes.index(owner)]
+        owner.kill()
+        snapshot = world.wait_normal(world.client(survivor, account), snapshot_id, timeout=60)
+        assert snapshot.Percent == 100
+        metrics = httpx.get(f"{survivor.url}/metrics", timeout=5).text
+        assert "lightkeeper_job_lease_takeovers_total 1.0" in metrics
+    finally:
+        for node in nodes:
+            node.stop()

@@ -12,9 +12,12 @@ from rich.table import Table
 
 from lightkeeper.cli import access_commands, world_commands
 from lightkeeper.cli.options import config_options, emit, fail, open_or_fail, settings_from
+from lightkeeper.lighthouse.views import iso
 from lightkeeper.server import Services
+from lightkeeper.store import nodes
 from lightkeeper.store.accounts import AccountError
 from lightkeeper.store.principals import UserStore
+from lightkeeper.store.resources import utcnow
 
 json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 account_flag = click.option("--account", required=True, help="Account name.")
@@ -133,6 +136,37 @@ def _key_state_command(name: str, enabled: bool | None) -> None:
 _key_state_command("disable", False)
 _key_state_command("enable", True)
 _key_state_command("delete", None)
+
+
+@admin.group()
+def node() -> None:
+    """The servers (nodes) of this database."""
+
+
+@node.command("list")
+@config_options
+@json_flag
+def node_list(data_dir: Path | None, as_json: bool) -> None:
+    """Every node: its address, state (UP, DOWN: heartbeat missed, STOPPED), last heartbeat,
+    drivers and the jobs it is running."""
+    services = _services(data_dir)
+    now = utcnow()
+    rows = [
+        {
+            "Name": n.name,
+            "Address": n.address,
+            "State": str(n.state(now)),
+            "LastHeartbeat": iso(n.heartbeat_at),
+            "Host": n.host,
+            "Pid": n.pid,
+            "Storage": n.storage,
+            "Compute": n.compute,
+            "RunningJobs": n.running_jobs,
+        }
+        for n in nodes.list_nodes(services.engine)
+    ]
+    emit(rows, as_json, lambda: _table(rows))
+
 
 for _group in (*access_commands.COMMANDS, *world_commands.COMMANDS):
     admin.add_command(_group)

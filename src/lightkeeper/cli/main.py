@@ -20,7 +20,13 @@ from lightkeeper.cli.options import (
     settings_from,
 )
 from lightkeeper.config import ConfigError, Settings
-from lightkeeper.server import EXISTING_DATA_CHOICES, ExistingData, ensure_first_account
+from lightkeeper.server import (
+    EXISTING_DATA_CHOICES,
+    ExistingData,
+    ensure_first_account,
+    register_node,
+)
+from lightkeeper.store.nodes import NodeTaken
 
 
 @click.group(cls=StoreErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,6 +74,7 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("quota-lock-timeout", {"type": str, "help": "Seconds to wait for the quota lock [5]."}),
     ("max-queued-jobs", {"type": str, "help": "Queue depth that answers SystemBusy [1000]."}),
     ("workers", {"type": str, "help": "Job worker threads [4]."}),
+    ("node", {"help": "This server's name among the servers of its database [host name]."}),
     ("job-lease-seconds", {"type": str, "help": "Lease a worker renews on a running job [6]."}),
 ]
 
@@ -116,6 +123,10 @@ def serve(ctx: click.Context, /, demo: bool, existing_data: ExistingData, **valu
     except ConfigError as exc:
         fail(str(exc))
     services = open_or_fail(settings, existing_data)
+    try:
+        register_node(services)
+    except NodeTaken as exc:
+        fail(str(exc))
     created = ensure_first_account(services)
     endpoint = f"{settings.host}:{settings.port}"
     if created is not None:

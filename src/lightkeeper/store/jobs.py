@@ -61,6 +61,8 @@ class Job:
     owner: str = ""
     epoch: int = 0
     """The fencing token this worker claimed the job with."""
+    taken_over_from: str | None = None
+    """The owner whose expired lease this claim took over (None: a PENDING job's first)."""
 
     def need_instance(self) -> str:
         """The instance of a kind that always works on one (power, rollback, snapshot)."""
@@ -143,6 +145,7 @@ def claim(
     running: Collection[int] | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    node: str | None = None,
 ) -> Job | None:
     """Take the oldest runnable job: PENDING, or RUNNING with an expired lease.
 
@@ -151,6 +154,7 @@ def claim(
     ``owner`` is taken. A job of ours that is no longer running (its outcome could not be
     recorded) is taken again once its lease has expired, so it is never stuck. ``clock``
     (seconds since the epoch, as ``lease_until``) lets a test expire a lease without waiting.
+    ``node``: the claiming server's node name, recorded in ``jobs.node``.
     """
     with write(engine) as conn:
         # Read the clock once the write lock is held: taken before, a long wait for the lock
@@ -180,6 +184,7 @@ def claim(
             .values(
                 state=RUNNING,
                 owner=owner,
+                node=node,
                 lease_until=now + lease_seconds,
                 attempts=row.attempts + 1,
                 epoch=row.epoch + 1,
@@ -199,6 +204,7 @@ def claim(
         created_at=row.created_at,
         owner=owner,
         epoch=row.epoch + 1,
+        taken_over_from=row.owner if row.state == RUNNING and row.owner != owner else None,
     )
 
 

@@ -184,6 +184,7 @@ jobs = Table(
     Column("params", String(1024), nullable=False, server_default="{}"),
     Column("message", String(1024), nullable=True),
     Column("owner", String(128), nullable=True),
+    Column("node", String(64), nullable=True),  # the node whose worker claimed it last
     Column("lease_until", Float, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     # The lease's fencing token: every claim bumps it; every commit of the job's effects is
@@ -229,6 +230,22 @@ pending_instances = Table(
     Column("instance_id", String(16), primary_key=True),
     Column("disk_id", String(16), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False),
+)
+
+# Every server of the database, registered at start and kept fresh by its heartbeat
+# (store/nodes.py): what ``admin node list`` shows and what tells a live node from a dead one.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("address", String(128), nullable=False),  # host:port its API listens on
+    Column("host", String(255), nullable=False),  # the machine's host name
+    Column("pid", Integer, nullable=False),
+    Column("storage", String(16), nullable=False),
+    Column("compute", String(16), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),
+    Column("heartbeat_seconds", Float, nullable=False),  # its interval: staleness is relative
 )
 
 # One row (id 1) the health check writes to learn whether a database whose last write failed

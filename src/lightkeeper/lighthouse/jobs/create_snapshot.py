@@ -26,8 +26,19 @@ class CreateSnapshot(JobKind[NoParams]):
         # an interrupted try's data
         world.discard_snapshot_data(instance.disk_id, snapshot_id, instance.instance_id)
         shown = progress(world, job, snapshot_id, snapshot.percent)
+
+        def copy() -> str:
+            try:
+                return snapshot_disk(world, job, instance, shown)
+            except storage.SnapshotExists:
+                # Published meanwhile by an earlier attempt of this job whose owner stalled
+                # between its fence and its publish (it then commits nothing): the id is this
+                # job's alone, so that data is replaced, not taken for a clash.
+                world.discard_snapshot_data(instance.disk_id, snapshot_id, instance.instance_id)
+                return snapshot_disk(world, job, instance, shown)
+
         try:
-            checksum = retry_busy(lambda: snapshot_disk(world, job, instance, shown))
+            checksum = retry_busy(copy)
         except (storage.StorageError, compute.ComputeError) as exc:
             return self.compensate(job, f"snapshot copy failed: {exc}")
         shown.finish()
