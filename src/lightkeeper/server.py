@@ -37,6 +37,7 @@ from lightkeeper.store.database import (
 )
 from lightkeeper.store.health import StoreHealth
 from lightkeeper.store.principals import CredentialStore, purge_expired_sessions
+from lightkeeper.store.shared import shared_counters
 
 logger = logging.getLogger("lightkeeper.server")
 
@@ -235,7 +236,7 @@ def create_app(services: Services) -> ASGIApp:
     from prometheus_client import Gauge
 
     from lightkeeper.api.app import Frontend, build_app
-    from lightkeeper.api.auth import CachedKeyStore, KeyStore
+    from lightkeeper.api.auth import CachedKeyStore, KeyStore, ReplayGuard
     from lightkeeper.api.ratelimit import RateLimiter
     from lightkeeper.lighthouse.actions import build_registry
     from lightkeeper.lighthouse.authorization import CamAuthorizer
@@ -279,6 +280,8 @@ def create_app(services: Services) -> ASGIApp:
     if reader is not None:  # SQLite: cache keys, checked against a version bumped on changes
         keys = CachedKeyStore(credentials, reader)
     health = StoreHealth(services.engine, settings.data_dir)
+    shared = shared_counters(services.engine)  # counted with the other nodes, or here
+    counts, nonces = shared if shared is not None else (None, None)
     frontend = Frontend(
         health=lambda: health.problem() or heartbeat.problem(),
         registry=build_registry(RegionService(settings.regions), world),
@@ -287,7 +290,8 @@ def create_app(services: Services) -> ASGIApp:
         service=SERVICE,
         regions=settings.region_codes(),
         rate_limits=settings.rate_limits,
-        limiter=RateLimiter(enabled=settings.rate_limit),
+        limiter=RateLimiter(enabled=settings.rate_limit, counts=counts),
+        replay=ReplayGuard(nonces=nonces),
         authorizer=CamAuthorizer(),
         inline_reads=reads_are_local(services.engine),
         trusted_proxies=settings.trusted_proxy,

@@ -5,11 +5,15 @@ reaches, and the official SDK works through the proxy unchanged (issue #13)."""
 from __future__ import annotations
 
 import shutil
+import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import httpx
+import psycopg
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
@@ -106,3 +110,49 @@ def test_a_key_disabled_through_one_node_fails_on_every_node(cluster: Cluster) -
         with pytest.raises(TencentCloudSDKException) as info:
             clients.lighthouse(endpoint, account).DescribeRegions(regions)
         assert info.value.code == "AuthFailure.SecretIdNotFound"
+
+
+def _describe(cluster: Cluster, account: Account) -> str:
+    try:
+        cluster.client(account).DescribeSnapshots(models.DescribeSnapshotsRequest())
+        return "ok"
+    except TencentCloudSDKException as exc:
+        return str(exc.code)
+
+
+def test_the_rate_limit_counts_across_the_nodes(
+    cluster: Cluster, postgres_server: Postgres
+) -> None:
+    """60 DescribeSnapshots of one principal in (as nearly as the machine allows) one second,
+    spread over the three nodes: 20 succeed in each second they arrived in, not 20 per node.
+    The per-second counts are the cluster's own (``rate_counts``)."""
+    account = world.new_account(cluster.nodes[0], "limits")
+    time.sleep(1.02 - time.time() % 1)  # start right after a second begins
+    with ThreadPoolExecutor(30) as pool:
+        outcomes = Counter(pool.map(lambda _: _describe(cluster, account), range(60)))
+    assert set(outcomes) == {"ok", "RequestLimitExceeded"}, outcomes
+    with psycopg.connect(postgres_server.conninfo("cluster")) as db:
+        counts = [row[0] for row in db.execute(
+            "SELECT count FROM rate_counts WHERE action = 'DescribeSnapshots' AND principal = %s",
+            (f"{account.uin}/",),
+        )]  # fmt: skip
+    assert sum(counts) == 60, counts  # every request counted once, whichever node it reached
+    assert outcomes["ok"] == sum(min(count, 20) for count in counts), (outcomes, counts)
+    assert max(counts) > 20  # the limit was reached in a second: refusals are the cluster's
+    assert len(_served(cluster, "DescribeSnapshots")) == 3
+
+
+def test_a_v1_request_replayed_to_another_node_is_refused(cluster: Cluster) -> None:
+    account = world.new_account(cluster.nodes[0], "replay")
+    body = urllib.parse.urlencode(
+        clients.v1_params(account, cluster.endpoint, "DescribeRegions", {}, nonce=424242)
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    answers = [
+        httpx.post(f"http://{cluster.endpoint}/", content=body, headers=headers, timeout=30).json()
+        for _ in range(3)  # round robin: three nodes
+    ]
+    assert answers[0]["Response"]["TotalCount"] == 15
+    for replayed in answers[1:]:
+        error = replayed["Response"]["Error"]
+        assert error["Code"] == "AuthFailure.SignatureFailure" and "Nonce" in error["Message"]

@@ -64,24 +64,45 @@ class CachedKeyStore:
         return principal
 
 
-class ReplayGuard:
-    """Remembers v1 ``(SecretId, Nonce, Timestamp)`` triples for the timestamp window."""
+Nonce = tuple[str, str, str]  # (SecretId, Nonce, Timestamp)
 
-    def __init__(self, window: int = TIMESTAMP_WINDOW) -> None:
-        self._window = window
-        self._seen: dict[tuple[str, str, str], float] = {}
+
+class Nonces(Protocol):
+    def first_use(self, key: Nonce, expires: float, now: float) -> bool:
+        """Remember ``key`` until ``expires``; False if it is remembered already."""
+
+
+class LocalNonces:
+    """The nonces this process has seen (one node; SQLite)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Nonce, float] = {}
         self._lock = threading.Lock()
         self._next_prune = 0.0
 
-    def check_and_remember(self, key: tuple[str, str, str], now: float) -> None:
+    def first_use(self, key: Nonce, expires: float, now: float) -> bool:
         with self._lock:
             if now >= self._next_prune:
                 self._seen = {k: t for k, t in self._seen.items() if t > now}
                 self._next_prune = now + 10
-            expires = self._seen.get(key)
-            if expires is not None and expires > now:
-                raise ApiError.variant("AuthFailure.SignatureFailure#replay")
-            self._seen[key] = now + 2 * self._window
+            held = self._seen.get(key)
+            if held is not None and held > now:
+                return False
+            self._seen[key] = expires
+        return True
+
+
+class ReplayGuard:
+    """Remembers v1 ``(SecretId, Nonce, Timestamp)`` triples for the timestamp window, in
+    this process or (``nonces``) in the database every node shares."""
+
+    def __init__(self, window: int = TIMESTAMP_WINDOW, nonces: Nonces | None = None) -> None:
+        self._window = window
+        self._nonces = nonces if nonces is not None else LocalNonces()
+
+    def check_and_remember(self, key: Nonce, now: float) -> None:
+        if not self._nonces.first_use(key, now + 2 * self._window, now):
+            raise ApiError.variant("AuthFailure.SignatureFailure#replay")
 
 
 def _require_int(name: str, value: str | None) -> int:

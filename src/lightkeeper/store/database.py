@@ -211,6 +211,8 @@ def _postgresql_begin(conn: Connection) -> None:
     """The write lock (see the module docstring) or a read snapshot, as the first statements
     of the transaction. ``SET LOCAL`` ends with it: a pooled connection keeps no setting."""
     options = conn.get_execution_options()
+    if options.get("autonomous"):  # one atomic statement of its own (store/shared.py)
+        return
     raw = conn.connection.dbapi_connection
     assert raw is not None  # a connection inside "begin" is always checked out
     statements: tuple[str, ...]

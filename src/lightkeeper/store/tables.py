@@ -248,6 +248,26 @@ nodes = Table(
     Column("heartbeat_seconds", Float, nullable=False),  # its interval: staleness is relative
 )
 
+# What the nodes of one PostgreSQL database count together (store/shared.py): requests per
+# second per action, region and principal (the rate limits), and the v1 nonces seen (the
+# replay guard). One node on SQLite counts in memory instead.
+rate_counts = Table(
+    "rate_counts",
+    metadata,
+    Column("second", Integer, primary_key=True),
+    Column("action", String(64), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("principal", String(160), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+replay_nonces = Table(
+    "replay_nonces",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # sha256 of SecretId, Nonce, Timestamp
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
 # One row (id 1) the health check writes to learn whether a database whose last write failed
 # takes writes again (store/health.py).
 store_probe = Table(
