@@ -359,9 +359,16 @@ class Snapshots:
 
 class Storm:
     def __init__(
-        self, world: World, clients: int, seconds: float, seed: int = 0, stalls: int = 0
+        self,
+        world: World,
+        clients: int,
+        seconds: float,
+        seed: int = 0,
+        stalls: int = 0,
+        bursts: bool = False,
     ) -> None:
         self.world = world
+        self.bursts = bursts
         self.clients = clients
         self.seconds = seconds
         self.seed = seed
@@ -510,6 +517,31 @@ class Storm:
             result.by_transport.update(transports)
             result.requests += sum(codes.values())
 
+    def burster(self) -> None:
+        """With rate limits on: now and then 30 DescribeRegions of one principal at the start
+        of a second, so the limit is passed however slowly the machine serves the storm (its
+        own rate depends on the machine; the limit must still be seen to work)."""
+        world = self.world
+        key, host = world.accounts[0], world.server.endpoint
+
+        def one(_: int) -> str:
+            with httpx.Client(base_url=world.server.url, timeout=60) as http:
+                response = signed_request(http, key, host, "DescribeRegions", {}, None)
+            problem = envelope_problem(response)
+            if problem is not None:
+                self.result.violation(f"DescribeRegions (burst): {problem}")
+                return "<malformed>"
+            return code_of(response)
+
+        with ThreadPoolExecutor(30) as pool:
+            while not self.stop.wait(1.02 - time.time() % 1):
+                codes = Counter(pool.map(one, range(30)))
+                with self.result.lock:
+                    self.result.by_code.update(codes)
+                    self.result.requests += sum(codes.values())
+                if self.stop.wait(1.0):
+                    return
+
     def sampler(self) -> None:
         """Quota never exceeded, seen through the API while the storm runs."""
         world = self.world
@@ -613,6 +645,8 @@ class Storm:
         helpers = [threading.Thread(target=self.sampler, daemon=True)]
         if self.stalls:
             helpers.append(threading.Thread(target=self.staller, name="staller", daemon=True))
+        if self.bursts:
+            helpers.append(threading.Thread(target=self.burster, name="burster", daemon=True))
         started = time.monotonic()
         for thread in [*threads, *helpers]:
             thread.start()
@@ -781,7 +815,7 @@ def run_storm(
             server.start()
         world = build_world(servers[0])
         world.peers = servers[1:]
-        storm = Storm(world, clients, seconds, seed, stalls)
+        storm = Storm(world, clients, seconds, seed, stalls, bursts=rate_limit)
         result = storm.run()
         result.storage = storage
         result.settle_seconds = wait_settled(world)

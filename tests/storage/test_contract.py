@@ -411,6 +411,27 @@ def test_refused_fence_publishes_nothing(tmp_path: Path, driver: StorageDriver, 
     driver.create_snapshot(disk, "lhsnap-second", _ignore)  # nothing was left in the way
 
 
+def test_a_fenced_delete_removes_nothing_when_refused_and_waits_for_the_disk(
+    driver: StorageDriver, disk: str
+) -> None:
+    """A job discarding an earlier attempt's data: a worker that lost its lease removes
+    nothing, and the deletion runs under the disk lock (so it cannot interleave with
+    another worker's copy of the same disk)."""
+    driver.create_snapshot(disk, SNAP, _ignore)
+    with pytest.raises(Refused):
+        driver.delete_snapshot(disk, SNAP, fence=_refuse)
+    assert driver.snapshot_exists(disk, SNAP)
+    with driver.lock_disk(disk), pytest.raises(DiskBusy):
+        driver.delete_snapshot(disk, SNAP, fence=_ignore_fence)
+    assert driver.snapshot_exists(disk, SNAP)
+    driver.delete_snapshot(disk, SNAP, fence=_ignore_fence)
+    assert not driver.snapshot_exists(disk, SNAP)
+
+
+def _ignore_fence() -> None:
+    """A fence that lets everything through (the worker still holds its lease)."""
+
+
 def _small_disk(driver: StorageDriver) -> str:
     """Data in a few places: enough for one copy chunk (the hook runs after each chunk)."""
     driver.create_disk(DISK, 16 * MiB)

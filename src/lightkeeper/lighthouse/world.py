@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.errors import ApiError
-from lightkeeper.storage import SnapshotRef
+from lightkeeper.storage import Fence, SnapshotRef
 from lightkeeper.store import jobs, resources
 from lightkeeper.store.database import is_lock_timeout, write
 from lightkeeper.store.jobs import Job
@@ -78,14 +78,20 @@ class World:
         jobs.hold(self.engine, job, self.options.job_lease_seconds)
 
     def discard_snapshot_data(
-        self, disk_id: str, snapshot_id: str, instance_id: str | None = None
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        instance_id: str | None = None,
+        *,
+        fence: Fence | None = None,
     ) -> bool:
         """Best effort; True once the data is gone. A running machine that holds the image
-        deletes the snapshot itself (nobody else may write the image)."""
+        deletes the snapshot itself (nobody else may write the image). ``fence``: see
+        ``StorageDriver.delete_snapshot`` (a job's discard; ``LeaseLost`` passes through)."""
         try:
             if instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
                 self.compute.internal_snapshot_delete(instance_id, snapshot_id)
-            self.storage.delete_snapshot(disk_id, snapshot_id)
+            self.storage.delete_snapshot(disk_id, snapshot_id, fence=fence)
         except (storage.StorageError, compute.ComputeError) as exc:
             logger.warning("snapshot %s data kept for now: %s", snapshot_id, exc)
             return False

@@ -200,8 +200,15 @@ class DiskDatapath(Protocol):
         """
         ...
 
-    def delete_snapshot(self, disk_id: str, snapshot_id: str) -> None:
-        """Remove the snapshot's data; a missing snapshot is not an error."""
+    def delete_snapshot(
+        self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
+    ) -> None:
+        """Remove the snapshot's data; a missing snapshot is not an error.
+
+        With a ``fence`` (a job discarding an earlier attempt's data) the deletion runs under
+        the disk lock and ``fence`` is called right before anything is removed: a worker that
+        lost its lease then removes nothing, and one that stalls after its fence holds the
+        disk lock, so the job's new owner cannot publish in between."""
         ...
 
 

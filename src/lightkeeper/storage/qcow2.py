@@ -626,13 +626,19 @@ class Qcow2Driver:
                 fsync_dir(self._disks)
         percent.emit(100)
 
-    def delete_snapshot(self, disk_id: str, snapshot_id: str) -> None:
+    def delete_snapshot(
+        self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
+    ) -> None:
         """Removes the internal snapshot, then the record; missing pieces are fine."""
         try:
             with self.lock_snapshot(disk_id, snapshot_id):
                 if self.disk_exists(disk_id):
                     with self.lock_disk(disk_id):
+                        if fence is not None:
+                            fence()
                         self._drop_tag(disk_id, snapshot_id)
+                elif fence is not None:
+                    fence()
                 self._drop_record(disk_id, snapshot_id)
         except SnapshotNotFound:
             return

@@ -25,7 +25,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from lightkeeper.domain.attachment import Attachment, file_attachment
@@ -310,12 +310,20 @@ class RawDriver:
                     raise ChecksumMismatch(expected_checksum, actual)
             progress(100)
 
-    def delete_snapshot(self, disk_id: str, snapshot_id: str) -> None:
+    def delete_snapshot(
+        self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
+    ) -> None:
         """The record goes first: a crash in between leaves an unrecorded image (listed, so
-        orphan cleanup finds it), never a record holding deleted data."""
+        orphan cleanup finds it), never a record holding deleted data. Only a fenced delete
+        takes the disk lock: DeleteSnapshots must not wait for another snapshot's copy."""
         if not self.snapshot_exists(disk_id, snapshot_id):
             return
-        with translated(), self.lock_snapshot(disk_id, snapshot_id):
+        with translated(), ExitStack() as held:
+            if fence is not None:
+                held.enter_context(self.lock_disk(disk_id))
+            held.enter_context(self.lock_snapshot(disk_id, snapshot_id))
+            if fence is not None:
+                fence()
             self._drop_record(disk_id, snapshot_id)
             unlink_quiet(self._snapshot_path(snapshot_id))
             fsync_dir(self._snapshots)

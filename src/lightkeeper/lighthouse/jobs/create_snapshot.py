@@ -7,7 +7,13 @@ from sqlalchemy import Connection
 from lightkeeper import compute, storage
 from lightkeeper.domain.model import OperationState, SnapshotState
 from lightkeeper.lighthouse.jobs.base import JobKind, NoParams
-from lightkeeper.lighthouse.operations import progress, retry_busy, snapshot_disk, subjects
+from lightkeeper.lighthouse.operations import (
+    fence,
+    progress,
+    retry_busy,
+    snapshot_disk,
+    subjects,
+)
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
 from lightkeeper.store.jobs import Job
@@ -23,19 +29,21 @@ class CreateSnapshot(JobKind[NoParams]):
         instance, snapshot = subjects(world, job)
         if instance is None or snapshot is None:
             return self.compensate(job, "instance or snapshot no longer exists")
-        # an interrupted try's data
-        world.discard_snapshot_data(instance.disk_id, snapshot_id, instance.instance_id)
+        # An interrupted try's data, removed only while this worker holds the job (fenced,
+        # under the disk lock): a stalled worker must never delete its successor's copy.
+        world.discard_snapshot_data(
+            instance.disk_id, snapshot_id, instance.instance_id, fence=fence(world, job)
+        )
         shown = progress(world, job, snapshot_id, snapshot.percent)
 
         def copy() -> str:
             try:
                 return snapshot_disk(world, job, instance, shown)
-            except storage.SnapshotExists:
-                # Published meanwhile by an earlier attempt of this job whose owner stalled
-                # between its fence and its publish (it then commits nothing): the id is this
-                # job's alone, so that data is replaced, not taken for a clash.
-                world.discard_snapshot_data(instance.disk_id, snapshot_id, instance.instance_id)
-                return snapshot_disk(world, job, instance, shown)
+            except storage.SnapshotExists as exc:
+                # Published meanwhile by an earlier attempt whose owner stalled between its
+                # fence and its publish (it commits nothing): the id is this job's alone, so
+                # the job runs again, and its fenced discard above removes that data first.
+                raise jobs.Deferred(f"data of an earlier attempt appeared: {exc}") from exc
 
         try:
             checksum = retry_busy(copy)
