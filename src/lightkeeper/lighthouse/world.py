@@ -133,13 +133,16 @@ class World:
             raise ApiError("UnsupportedOperation.DiskBusy") from None
 
     def check_snapshot_usable(self, disk_id: str, snapshot_id: str) -> None:
+        missing = ApiError("FailedOperation.SnapshotOperationFailed")
         if not self.storage.snapshot_exists(disk_id, snapshot_id):
-            raise ApiError("FailedOperation.SnapshotOperationFailed")
+            raise missing
         try:
             with self.storage.lock_snapshot(disk_id, snapshot_id):
                 pass
         except storage.SnapshotBusy:
             raise ApiError("UnsupportedOperation.SnapshotBusy") from None
+        except storage.SnapshotNotFound:  # deleted since it was seen (a racing delete)
+            raise missing from None
 
 
 def probe(check: Callable[[], T]) -> Callable[[], T]:
