@@ -21,13 +21,29 @@ KEEP_SECONDS = 5  # rows of older seconds are deleted
 NONCE_PRUNE_SECONDS = 10.0
 
 
+class _Every:
+    """True at most once per ``interval`` (of whatever clock the caller passes): which
+    request of this node also deletes the rows that ran out."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def due(self, now: float) -> bool:
+        with self._lock:
+            if now - self._last < self._interval:
+                return False
+            self._last = now
+            return True
+
+
 class DatabaseCounts:
     """``api.ratelimit.Counts`` in ``rate_counts``."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._pruned = 0
-        self._lock = threading.Lock()
+        self._prune = _Every(KEEP_SECONDS)
 
     def add(self, key: tuple[str, str, str], second: int) -> int:
         action, region, principal = key
@@ -40,19 +56,12 @@ class DatabaseCounts:
         ).returning(rate_counts.c.count)
         with _autonomous(self._engine) as conn:
             count = int(conn.execute(statement).scalar_one())
-            if self._due(second):
+            if self._prune.due(second):
                 conn.execute(
                     delete(rate_counts).where(rate_counts.c.second < second - KEEP_SECONDS)
                 )
             conn.commit()
         return count
-
-    def _due(self, second: int) -> bool:
-        with self._lock:
-            if second - self._pruned < KEEP_SECONDS:
-                return False
-            self._pruned = second
-            return True
 
 
 class DatabaseNonces:
@@ -61,8 +70,7 @@ class DatabaseNonces:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._pruned = 0.0
-        self._lock = threading.Lock()
+        self._prune = _Every(NONCE_PRUNE_SECONDS)
 
     def first_use(self, key: tuple[str, str, str], expires: float, now: float) -> bool:
         digest = hashlib.sha256("\0".join(key).encode()).hexdigest()
@@ -74,17 +82,10 @@ class DatabaseNonces:
         ).returning(replay_nonces.c.digest)
         with _autonomous(self._engine) as conn:
             first = conn.execute(statement).first() is not None
-            if self._due(now):
+            if self._prune.due(now):
                 conn.execute(delete(replay_nonces).where(replay_nonces.c.expires_at <= now))
             conn.commit()
         return first
-
-    def _due(self, now: float) -> bool:
-        with self._lock:
-            if now - self._pruned < NONCE_PRUNE_SECONDS:
-                return False
-            self._pruned = now
-            return True
 
 
 def _autonomous(engine: Engine) -> Connection:
