@@ -35,11 +35,11 @@ class ApplySnapshot(JobKind[ApplyParams]):
         if instance is None or snapshot is None or snapshot.checksum is None:
             return self.compensate(job, "instance or snapshot no longer exists")
         try:
-            if world.compute.status(job.need_instance()) == "RUNNING":
+            if world.compute.status(instance.instance_id) == "RUNNING":
                 world.hold(job)
-                world.compute.stop(job.need_instance(), force=True)  # "forcibly shut down" first
+                world.compute.stop(instance.instance_id, force=True)  # "forcibly shut down" first
             with world.job_write(job) as conn:
-                db.update_instance(conn, job.need_instance(), state=InstanceState.STOPPED)
+                db.update_instance(conn, instance.instance_id, state=InstanceState.STOPPED)
         except compute.ComputeError as exc:
             return self.compensate(job, f"could not stop the instance: {exc}")
         shown = progress(world, job, snapshot_id, snapshot.percent)
@@ -71,7 +71,7 @@ class ApplySnapshot(JobKind[ApplyParams]):
             )
             db.update_instance(
                 conn,
-                job.need_instance(),
+                instance.instance_id,
                 state=InstanceState.STARTING if restart else InstanceState.STOPPED,
                 latest_operation_state=OperationState.SUCCESS,
                 op_job=None,
@@ -82,14 +82,15 @@ class ApplySnapshot(JobKind[ApplyParams]):
             self._restart(job)
 
     def _restart(self, job: Job) -> None:
+        instance_id = job.need_instance()
         try:
-            self.world.compute.start(job.need_instance())
+            self.world.compute.start(instance_id)
             state = InstanceState.RUNNING
         except compute.ComputeError as exc:
-            logger.warning("restart after rollback of %s failed: %s", job.need_instance(), exc)
+            logger.warning("restart after rollback of %s failed: %s", instance_id, exc)
             state = InstanceState.STOPPED
         with self.world.write() as conn:
-            db.update_instance(conn, job.need_instance(), state=state)
+            db.update_instance(conn, instance_id, state=state)
 
     def undo(self, conn: Connection, job: Job) -> None:
         if job.snapshot_id:
