@@ -52,6 +52,31 @@ def extra_seconds(rng: random.Random) -> float:
     return rng.uniform(*(SHORT_EXTRA if rng.random() < 0.5 else LONG_EXTRA))
 
 
+def freeze(pid: int, timeout: float = 5.0) -> None:
+    """SIGSTOP ``pid`` and return once every thread of it has stopped: the signal is
+    delivered asynchronously, so a check made right after ``kill`` (is the database lock
+    free?) could be overtaken by the process still running a few instructions more and
+    taking the lock."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while not _stopped(pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pid {pid} did not stop within {timeout} s of SIGSTOP")
+        time.sleep(0.001)
+
+
+def _stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is in the stopped state (``T``) or gone."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # a thread that ended meanwhile
+        if state not in ("T", "t", "X", "Z"):
+            return False
+    return True
+
+
 def database_writable(data_dir: Path, timeout: float) -> bool:
     """Whether the database write lock can be taken within ``timeout`` (taken and given back
     at once). A process stopped inside a write transaction blocks every writer: SQLite cannot
@@ -78,7 +103,7 @@ def stall_owner(
     another claim of it was seen (at most TAKEOVER_BOUND s more) and ``extra`` s more have
     passed, calling ``during`` meanwhile (the workload, through the other server); SIGCONT."""
     stall = Stall(job["id"], job["kind"], job["instance_id"], pid)
-    os.kill(pid, signal.SIGSTOP)
+    freeze(pid)
     started = time.monotonic()
     try:
         if not database_writable(data_dir, timeout=2.0):

@@ -25,6 +25,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 from tencentcloud.lighthouse.v20200324 import models
 from testkit import world
 from testkit.server import Server, free_port
+from testkit.stall import database_writable, freeze
 
 LEASE = 1.0
 PACED = 2.0  # --operation-seconds: how long each attempt of a create/apply lasts at least
@@ -103,8 +104,8 @@ def _frozen(server: Server) -> Iterator[None]:
     would wait for it (writes fail cleanly, nothing is taken over) until it resumes."""
     assert server.process is not None
     for _ in range(100):
-        server.process.send_signal(signal.SIGSTOP)
-        if _database_writable(server.data_dir):
+        freeze(server.process.pid)
+        if database_writable(server.data_dir, timeout=0.5):
             break
         server.process.send_signal(signal.SIGCONT)
         time.sleep(0.01)
@@ -114,18 +115,6 @@ def _frozen(server: Server) -> Iterator[None]:
         yield
     finally:
         server.process.send_signal(signal.SIGCONT)
-
-
-def _database_writable(data_dir: Path) -> bool:
-    db = sqlite3.connect(data_dir / "lightkeeper.db", timeout=0.5, isolation_level=None)
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        db.close()
 
 
 def _start(c: Any, instance_id: str) -> str | None:
