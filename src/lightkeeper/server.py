@@ -106,6 +106,7 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
             job_lease_seconds=settings.job_lease_seconds,
         ),
         notify=jobs_ready.set,
+        node=settings.node,
     )
     return Services(
         settings=settings,
@@ -256,6 +257,7 @@ def create_app(services: Services) -> ASGIApp:
         lease_seconds=settings.job_lease_seconds,
         wake=services.jobs_ready,
         node=settings.node,
+        pool=world.storage.pool,
     )
     heartbeat = Heartbeat(services.engine, settings.node, heartbeat_interval(settings))
 
@@ -322,4 +324,5 @@ def register_node(services: Services) -> None:
         settings.storage,
         settings.compute,
         heartbeat_interval(settings),
+        pool=services.world.storage.pool,
     )

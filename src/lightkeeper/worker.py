@@ -38,13 +38,17 @@ class Worker:
         lease_seconds: float = LEASE_SECONDS,
         wake: threading.Event | None = None,
         node: str | None = None,
+        pool: str | None = None,
     ) -> None:
-        """``wake``: set by whoever commits a job (``World.notify``), created before both."""
+        """``wake``: set by whoever commits a job (``World.notify``), created before both.
+        ``node``, ``pool``: this server's node name and storage pool, which decide the jobs
+        it may claim (``jobs.claim``)."""
         self.engine = engine
         self.executors = executors
         self.on_give_up = on_give_up
         self.owner = jobs.owner_token()
         self.node = node
+        self.pool = pool
         self.take_overs = 0
         """Jobs this worker claimed from an owner whose lease had expired (a dead node's)."""
         self.lease_seconds = lease_seconds
@@ -114,7 +118,12 @@ class Worker:
                 with self._lock:
                     running = set(self._running)
                 job = jobs.claim(
-                    self.engine, self.owner, self.lease_seconds, running, node=self.node
+                    self.engine,
+                    self.owner,
+                    self.lease_seconds,
+                    running,
+                    node=self.node,
+                    pool=self.pool,
                 )
             except Exception:
                 logger.exception("could not claim a job")

@@ -148,7 +148,7 @@ def node() -> None:
 @json_flag
 def node_list(data_dir: Path | None, as_json: bool) -> None:
     """Every node: its address, state (UP, DOWN: heartbeat missed, STOPPED), last heartbeat,
-    drivers and the jobs it is running."""
+    drivers, storage pool and the jobs it is running."""
     services = _services(data_dir)
     now = utcnow()
     rows = [
@@ -160,6 +160,7 @@ def node_list(data_dir: Path | None, as_json: bool) -> None:
             "Host": n.host,
             "Pid": n.pid,
             "Storage": n.storage,
+            "Pool": n.pool,
             "Compute": n.compute,
             "RunningJobs": n.running_jobs,
         }

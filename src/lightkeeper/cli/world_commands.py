@@ -18,6 +18,11 @@ from lightkeeper.store.accounts import AccountError
 
 T = TypeVar("T")
 json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+node_option = click.option(
+    "--node",
+    help="The node to run it on, one reaching this data dir's storage pool [the UP node of "
+    "the pool with the fewest instances; none UP: any node].",
+)
 
 
 def _admin(data_dir: Path | None) -> AdminService:
@@ -67,6 +72,7 @@ def instance() -> None:
 )
 @click.option("--blueprint", default=DEFAULT_BLUEPRINT, show_default=True)
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE, repeatable.")
+@node_option
 @config_options
 @json_flag
 def instance_create(
@@ -79,6 +85,7 @@ def instance_create(
     state: str,
     blueprint: str,
     tags: tuple[str, ...],
+    node: str | None,
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -98,6 +105,7 @@ def instance_create(
             state=state,
             blueprint_id=blueprint,
             tags=parsed,
+            node=node,
         )
     )
     _show(created, as_json)
@@ -117,6 +125,7 @@ def instance_create(
 @click.option("--name")
 @click.option("--state", type=click.Choice(["RUNNING", "STOPPED"]), default="STOPPED")
 @click.option("--blueprint", default=DEFAULT_BLUEPRINT, show_default=True)
+@node_option
 @config_options
 @json_flag
 def instance_import(
@@ -127,6 +136,7 @@ def instance_import(
     name: str | None,
     state: str,
     blueprint: str,
+    node: str | None,
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -134,7 +144,14 @@ def instance_import(
     admin = _admin(data_dir)
     imported = _run(
         lambda: admin.import_instance(
-            account, region, disk_image, zone=zone, name=name, state=state, blueprint_id=blueprint
+            account,
+            region,
+            disk_image,
+            zone=zone,
+            name=name,
+            state=state,
+            blueprint_id=blueprint,
+            node=node,
         )
     )
     _show(imported, as_json)

@@ -13,6 +13,7 @@ INSTANCE = "lhins"
 SNAPSHOT = "lhsnap"
 DISK = "lhdisk"
 BLUEPRINT = "lhbp"
+POOL = "lhpool"  # a storage pool (storage/files.py: the id file of a data dir)
 
 
 def new_id(prefix: str) -> str:

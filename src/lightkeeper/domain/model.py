@@ -108,6 +108,8 @@ class Disk:
     size_gb: int
     op_job: int | None  # the job holding the disk (a snapshot, a rollback)
     created_at: dt.datetime
+    pool: str | None = None
+    """The storage pool holding its data (None: recorded before pools, any node's)."""
 
     @property
     def busy(self) -> bool:
@@ -139,6 +141,8 @@ class Instance:
     latest_operation_started_at: dt.datetime | None
     op_job: int | None
     system_disk: Disk
+    node: str | None = None
+    """The node whose compute driver runs it (None: not placed, any node's does)."""
     tags: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -35,6 +35,7 @@ from lightkeeper.lighthouse.views import instance_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
 from lightkeeper.storage.images import image_info
+from lightkeeper.store import nodes
 from lightkeeper.store import resources as db
 from lightkeeper.store.accounts import AccountStore
 from lightkeeper.store.database import StoreUnavailable
@@ -73,7 +74,9 @@ class AdminService:
         blueprint_id: str,
         tags: dict[str, str] | None = None,
         base_image: Path | None = None,
+        node: str | None = None,
     ) -> dict[str, Any]:
+        """``node``: the node to place it on (default: ``nodes.least_loaded``)."""
         account = self.accounts.get(account_name)
         if region not in self.regions:
             raise AdminError(f"unknown region {region!r}")
@@ -88,6 +91,8 @@ class AdminService:
         if not 1 <= disk_size_gb <= 16384:
             raise AdminError("disk size must be between 1 and 16384 GB")
         bundle_id, cpu, memory = BUNDLES[bundle_type]
+        pool = self.world.storage.pool
+        node = self._placement(node, pool)
         now = db.utcnow()
         with self.world.write() as conn:  # short: check and reserve; nothing copied here
             image = db.get_blueprint(conn, blueprint_id)
@@ -117,6 +122,7 @@ class AdminService:
                 latest_operation_request_id=None,
                 latest_operation_started_at=None,
                 op_job=None,
+                node=node,
                 system_disk=Disk(
                     disk_id=ids.new_id(ids.DISK),
                     account_id=account.id,
@@ -127,6 +133,7 @@ class AdminService:
                     size_gb=disk_size_gb,
                     op_job=None,
                     created_at=now,
+                    pool=pool,
                 ),
                 tags=dict(tags or {}),
             )
@@ -162,9 +169,11 @@ class AdminService:
         )
 
     def describe_instance(self, instance_id: str) -> dict[str, Any]:
+        """The API's view, and where it lives: its node and its disk's pool."""
         with self.world.read() as conn:
             instance = self._instance(conn, instance_id)
-            return instance_view(instance, db.get_blueprint(conn, instance.blueprint_id))
+            view = instance_view(instance, db.get_blueprint(conn, instance.blueprint_id))
+        return {**view, "Node": instance.node, "Pool": instance.system_disk.pool}
 
     def delete_instance(self, instance_id: str) -> list[str]:
         """Deletes the instance and, as the real service does, all its snapshots."""
@@ -270,6 +279,24 @@ class AdminService:
                 raise AdminError(f"blueprint {blueprint_id!r} does not exist")
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _placement(self, node: str | None, pool: str) -> str | None:
+        """The node a new instance whose disk is made in ``pool`` goes to: ``node`` if it
+        reaches that pool, else the least loaded UP node of the pool (None: none is UP, the
+        instance is not placed and any node runs it)."""
+        engine = self.world.engine
+        if node is None:
+            return nodes.least_loaded(engine, pool)
+        found = nodes.get_node(engine, node)
+        if found is None:
+            known = ", ".join(n.name for n in nodes.list_nodes(engine)) or "none"
+            raise AdminError(f"unknown node {node!r} (nodes of this database: {known})")
+        if found.pool is not None and found.pool != pool:
+            raise AdminError(
+                f"node {node!r} reaches storage pool {found.pool}, not {pool} where this "
+                "command makes the disk: run it with that node's --data-dir"
+            )
+        return node
 
     def _register(self, instance: Instance, state: str) -> None:
         """Tell the compute driver about the instance and the power state it should be in."""

@@ -115,12 +115,13 @@ class InstanceService:
         world = self.world
         with world.read() as conn:
             found = [
-                i
+                instance
                 for i in id_list
-                if in_region(ctx, db.get_instance(conn, i, ctx.principal.account_id))
+                if (instance := in_region(ctx, db.get_instance(conn, i, ctx.principal.account_id)))
+                is not None
             ]
         powers: dict[str, Callable[[], object]] = {
-            i: probe(partial(world.power_state, i)) for i in found
+            i.instance_id: probe(partial(world.power_state, i)) for i in found
         }
         with world.write() as conn:
             targets: list[tuple[Instance, InstanceState]] = []
@@ -137,6 +138,7 @@ class InstanceService:
                     account_id=instance.account_id,
                     instance_id=instance.instance_id,
                     request_id=ctx.request_id,
+                    needs=kind.needs(instance),
                 )
                 db.update_instance(
                     conn,

@@ -109,7 +109,7 @@ def snapshot_disk(world: World, job: Job, instance: Instance, progress: Progress
     if (
         isinstance(world.compute, LiveSnapshotCompute)
         and world.storage.capabilities.live_snapshot
-        and world.compute.status(instance.instance_id) == "RUNNING"
+        and world.machine_state(instance) == "RUNNING"
     ):
         machine = world.compute
 
@@ -124,11 +124,12 @@ def snapshot_disk(world: World, job: Job, instance: Instance, progress: Progress
     return world.storage.create_snapshot(instance.disk_id, snapshot_id, progress, fence=fence_)
 
 
-def settled_state(world: World, instance_id: str) -> InstanceState | None:
+def settled_state(world: World, instance: Instance) -> InstanceState | None:
     """What the machine really is doing, for an instance whose operation ended (failed or
-    not); None when the driver cannot tell."""
+    not); None when the driver cannot tell (``World.machine_state``: the recorded state
+    when another node runs the machine)."""
     try:
-        return InstanceState(world.compute.status(instance_id))
+        return InstanceState(world.machine_state(instance))
     except compute.ComputeError:
         return None
 
@@ -144,10 +145,11 @@ class Operations:
         is STOPPED; one still running after a server restart is RUNNING). Returns changes."""
         world = self.world
         with world.read() as conn:
-            idle = db.idle_instances(conn)
+            idle = db.idle_instances(conn, world.node)  # another node supervises its own
         changed = 0
-        for instance_id, shown in idle:
-            actual = settled_state(world, instance_id)
+        for instance in idle:
+            instance_id, shown = instance.instance_id, instance.state
+            actual = settled_state(world, instance)
             if actual is not None and actual != shown:
                 with world.write() as conn:
                     current = db.get_instance(conn, instance_id)

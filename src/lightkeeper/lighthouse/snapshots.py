@@ -95,9 +95,10 @@ class SnapshotService:
         tags = rules.check_tags([(t.Key, t.Value) for t in req.Tags or []])
         world = self.world
         with world.read() as conn:
-            disk_id = find_instance(conn, ctx, instance_id).disk_id
-        power = probe(lambda: world.power_state(instance_id))
-        disk_usable = probe(lambda: world.check_disk_usable(disk_id))
+            before = find_instance(conn, ctx, instance_id)
+        power = probe(lambda: world.power_state(before))
+        disk = before.system_disk
+        disk_usable = probe(lambda: world.check_disk_usable(disk.disk_id, disk.pool))
         with world.write(
             world.options.quota_lock_timeout, "InternalError.GetSnapshotAllocQuotaLockError"
         ) as conn:
@@ -140,6 +141,7 @@ class SnapshotService:
                 disk_id=instance.disk_id,
                 snapshot_id=snapshot.snapshot_id,
                 request_id=ctx.request_id,
+                needs=CreateSnapshot.needs(instance),
             )
             db.update_disk(conn, instance.disk_id, op_job=job_id)
         world.notify()
@@ -152,10 +154,13 @@ class SnapshotService:
         snapshot_id = check_id(ids.SNAPSHOT, req.SnapshotId)
         world = self.world
         with world.read() as conn:
-            disk_id = _rollback_targets(conn, ctx, instance_id, snapshot_id)[0].disk_id
-        power = probe(lambda: world.power_state(instance_id))
-        disk_usable = probe(lambda: world.check_disk_usable(disk_id))
-        snapshot_usable = probe(lambda: world.check_snapshot_usable(disk_id, snapshot_id))
+            before = _rollback_targets(conn, ctx, instance_id, snapshot_id)[0]
+        power = probe(lambda: world.power_state(before))
+        disk = before.system_disk
+        disk_usable = probe(lambda: world.check_disk_usable(disk.disk_id, disk.pool))
+        snapshot_usable = probe(
+            lambda: world.check_snapshot_usable(disk.disk_id, snapshot_id, disk.pool)
+        )
         with world.write() as conn:
             instance, snapshot = _rollback_targets(conn, ctx, instance_id, snapshot_id)
             was_running = power() == "RUNNING"
@@ -172,6 +177,7 @@ class SnapshotService:
                 disk_id=instance.disk_id,
                 snapshot_id=snapshot_id,
                 request_id=ctx.request_id,
+                needs=ApplySnapshot.needs(instance),
             )
             db.update_snapshot(
                 conn,
@@ -231,8 +237,11 @@ class SnapshotService:
         world = self.world
         with world.read() as conn:
             before = db.get_snapshots(conn, ctx.principal.account_id, id_list)
+            pools = db.disk_pools(conn, [s.disk_id for s in before.values()])
         usable = {
-            s: probe(partial(world.check_snapshot_usable, snapshot.disk_id, s))
+            s: probe(
+                partial(world.check_snapshot_usable, snapshot.disk_id, s, pools[snapshot.disk_id])
+            )
             for s in id_list
             if (snapshot := in_region(ctx, before.get(s))) is not None
         }
@@ -246,9 +255,13 @@ class SnapshotService:
                 usable[snapshot_id]()
             db.delete_snapshots(conn, id_list)
         # After the commit: data that cannot be removed now keeps its tombstone and is
-        # removed at the next start.
+        # removed at the next start (of a node of its pool: data this node does not reach).
         world.discard_deleted_snapshots(
-            {storage.SnapshotRef(found[s].disk_id, s): found[s].instance_id for s in id_list}
+            {
+                storage.SnapshotRef(found[s].disk_id, s): found[s].instance_id
+                for s in id_list
+                if world.reaches(pools[found[s].disk_id])
+            }
         )
         return {}
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from lightkeeper import compute, storage
 from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
+from lightkeeper.domain.model import Instance, InstanceState
 from lightkeeper.errors import ApiError
 from lightkeeper.storage import Fence, SnapshotRef
 from lightkeeper.store import jobs, resources
@@ -47,6 +48,23 @@ class World:
     options: Options = field(default_factory=Options)
     notify: Callable[[], None] = lambda: None
     """Called after a job is committed (the worker's wake-up, given at construction)."""
+    node: str | None = None
+    """This server's node name (``--node``): which placed instances its compute runs."""
+
+    # -- what is this node's (issue #13): the one test every probe and job asks ---------------
+
+    def runs(self, instance: Instance) -> bool:
+        """This node's compute driver reaches the instance's machine: an unplaced one, one
+        placed here, or on a node sharing this node's data dir on this host (the rule
+        ``jobs.claim`` applies too, so a job this node runs always finds its machine)."""
+        if instance.node is None or instance.node == self.node:
+            return True
+        with self.read() as conn:
+            return instance.node in jobs.neighbours(conn, self.storage.pool)
+
+    def reaches(self, pool: str | None) -> bool:
+        """This node's storage is the pool a disk is in (a disk of no recorded pool: yes)."""
+        return pool is None or pool == self.storage.pool
 
     def read(self) -> Connection:
         return self.engine.connect()
@@ -114,16 +132,27 @@ class World:
         except OperationalError as exc:  # harmless: the next start clears them
             logger.warning("tombstones of %s kept for now: %s", gone, exc)
 
-    def power_state(self, instance_id: str) -> PowerState:
+    def machine_state(self, instance: Instance) -> PowerState:
+        """What the instance's machine is doing, asked of this node's compute driver when it
+        runs the instance; for one another node runs, the state the database records (that
+        node's own jobs ask its machine again). ComputeError passes."""
+        if not self.runs(instance):
+            return "RUNNING" if instance.state == InstanceState.RUNNING else "STOPPED"
+        return self.compute.status(instance.instance_id)
+
+    def power_state(self, instance: Instance) -> PowerState:
         try:
-            return self.compute.status(instance_id)
+            return self.machine_state(instance)
         except compute.StatusUnavailable:
             raise ApiError("FailedOperation.DescribeInstanceStatus") from None
         except compute.ComputeError:
             raise ApiError("InternalError.DescribeInstanceStatus") from None
 
-    def check_disk_usable(self, disk_id: str) -> None:
-        """The disk image exists and nobody else holds it."""
+    def check_disk_usable(self, disk_id: str, pool: str | None = None) -> None:
+        """The disk image exists and nobody else holds it. Unknown outside the disk's pool:
+        the job, on a node of that pool, checks again (and fails cleanly)."""
+        if not self.reaches(pool):
+            return
         if not self.storage.disk_exists(disk_id):
             raise ApiError("ResourceNotFound.DiskNotFound")
         try:
@@ -132,7 +161,11 @@ class World:
         except storage.DiskBusy:
             raise ApiError("UnsupportedOperation.DiskBusy") from None
 
-    def check_snapshot_usable(self, disk_id: str, snapshot_id: str) -> None:
+    def check_snapshot_usable(
+        self, disk_id: str, snapshot_id: str, pool: str | None = None
+    ) -> None:
+        if not self.reaches(pool):  # as for check_disk_usable
+            return
         missing = ApiError("FailedOperation.SnapshotOperationFailed")
         if not self.storage.snapshot_exists(disk_id, snapshot_id):
             raise missing

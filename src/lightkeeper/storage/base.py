@@ -266,6 +266,12 @@ class Housekeeping(Protocol):
         """
         ...
 
+    @property
+    def pool(self) -> str:
+        """The id of the storage these disks live in (``lhpool-xxxxxxxx``), the same for
+        every node that reaches it: which nodes may run a job on a disk (issue #13)."""
+        ...
+
 
 class StorageDriver(DiskDatapath, Inspection, Housekeeping, Protocol):
     """Disk images and their point-in-time snapshots, addressed by opaque ids: a snapshot by

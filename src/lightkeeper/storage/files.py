@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from lightkeeper.domain import ids
+
 from .base import (
     DiskBusy,
     Fence,
@@ -22,6 +24,7 @@ from .base import (
 )
 
 TMP_MARK = ".tmp-"
+POOL_FILE = "pool-id"
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -178,3 +181,32 @@ def quarantine_file(path: Path, root: Path, kind: str) -> Path:
     fsync_dir(target_dir)
     fsync_dir(path.parent)
     return target
+
+
+def pool_id(root: Path) -> str:
+    """The id of the pool ``root`` is: read from its ``pool-id`` file, written once (owner-only,
+    published with a link so two nodes starting together agree on one). Nodes sharing a data
+    dir, or an NFS mount of it, therefore see the same pool (store/nodes.py, issue #13)."""
+    path = root / POOL_FILE
+    with translated():
+        try:
+            return _read_pool_id(path)
+        except FileNotFoundError:
+            pass
+        try:
+            with atomic_file(path, _PoolIdWritten(path)) as fd:
+                os.write(fd, ids.new_id(ids.POOL).encode() + b"\n")
+        except _PoolIdWritten:  # another node published its id first: that one holds
+            pass
+        return _read_pool_id(path)
+
+
+class _PoolIdWritten(StorageError):
+    """Another process wrote the pool id between our read and our publication."""
+
+
+def _read_pool_id(path: Path) -> str:
+    value = path.read_text(encoding="ascii", errors="replace").strip()
+    if not ids.is_valid(ids.POOL, value):
+        raise StorageIOError(f"{path} holds {value[:40]!r}, not a pool id (lhpool-xxxxxxxx)")
+    return value

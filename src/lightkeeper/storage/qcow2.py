@@ -68,6 +68,7 @@ from .files import (
     check_range,
     flock_current,
     fsync_dir,
+    pool_id,
     quarantine_file,
     remove_if_abandoned,
     translated,
@@ -162,6 +163,7 @@ class Qcow2Driver:
         self._on_chunk = on_chunk
         for directory in (root, self._disks, self._snapshots, self._tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.pool = pool_id(root)
         self._migrate_markers()
 
     # -- paths -------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from .files import (
     flock_current,
     fsync_dir,
     opened,
+    pool_id,
     quarantine_file,
     remove_if_abandoned,
     translated,
@@ -77,6 +78,7 @@ class RawDriver:
         self._on_chunk = on_chunk
         for directory in (root, self._disks, self._snapshots):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.pool = pool_id(root)
         # Copies still try a reflink each time (a copy may cross filesystems); this only
         # declares what the data dir's filesystem does.
         self.capabilities = Capabilities(reflink=reflink_works(self._snapshots))

@@ -20,11 +20,22 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from lightkeeper.store.database import write
 from lightkeeper.store.resources import utcnow
-from lightkeeper.store.tables import jobs
+from lightkeeper.store.tables import jobs, nodes
 
 PENDING = "PENDING"
 RUNNING = "RUNNING"
@@ -105,7 +116,11 @@ def enqueue(
     disk_id: str | None = None,
     snapshot_id: str | None = None,
     params: dict[str, Any] | None = None,
+    need_node: str | None = None,
+    need_pool: str | None = None,
 ) -> int:
+    """``need_node`` / ``need_pool``: only a node of that name / reaching that storage pool
+    may claim the job (None: any)."""
     result = conn.execute(
         insert(jobs).values(
             kind=kind,
@@ -118,6 +133,8 @@ def enqueue(
             params=json.dumps(params or {}),
             attempts=0,
             created_at=utcnow(),
+            need_node=need_node,
+            need_pool=need_pool,
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -138,6 +155,18 @@ def release_dead_owners(engine: Engine, me: str) -> int:
     return len(dead)
 
 
+def _neighbours(pool: str | None) -> Select[tuple[str]]:
+    """The nodes on this host that reach ``pool``: they share its data dir, so each reaches
+    the machines of the others (the compute drivers keep them there: power records, QMP
+    sockets), and may take over a job that needs one of their machines."""
+    return select(nodes.c.name).where(nodes.c.pool == pool, nodes.c.host == socket.gethostname())
+
+
+def neighbours(conn: Connection, pool: str | None) -> set[str]:
+    """``_neighbours`` as names: whose machines this node reaches besides its own."""
+    return set(conn.scalars(_neighbours(pool)))
+
+
 def claim(
     engine: Engine,
     owner: str,
@@ -146,6 +175,7 @@ def claim(
     *,
     clock: Callable[[], float] = time.time,
     node: str | None = None,
+    pool: str | None = None,
 ) -> Job | None:
     """Take the oldest runnable job: PENDING, or RUNNING with an expired lease.
 
@@ -154,7 +184,10 @@ def claim(
     ``owner`` is taken. A job of ours that is no longer running (its outcome could not be
     recorded) is taken again once its lease has expired, so it is never stuck. ``clock``
     (seconds since the epoch, as ``lease_until``) lets a test expire a lease without waiting.
-    ``node``: the claiming server's node name, recorded in ``jobs.node``.
+    ``node``: the claiming server's node name, recorded in ``jobs.node``; with ``pool``
+    (the storage pool it reaches) what decides which jobs it may take (``need_node``: that
+    node or one of its ``neighbours``; ``need_pool``): a job another node must run waits for
+    that node (or a neighbour), never lost.
     """
     with write(engine) as conn:
         # Read the clock once the write lock is held: taken before, a long wait for the lock
@@ -171,7 +204,13 @@ def claim(
                 or_(
                     jobs.c.state == PENDING,
                     and_(jobs.c.state == RUNNING, jobs.c.lease_until < now, not_ours),
-                )
+                ),
+                or_(
+                    jobs.c.need_node.is_(None),
+                    jobs.c.need_node == node,
+                    jobs.c.need_node.in_(_neighbours(pool)),
+                ),
+                or_(jobs.c.need_pool.is_(None), jobs.c.need_pool == pool),
             )
             .order_by(jobs.c.id)
             .limit(1)

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select
 from lightkeeper.store.database import write
 from lightkeeper.store.jobs import RUNNING
 from lightkeeper.store.resources import utcnow
-from lightkeeper.store.tables import jobs, nodes
+from lightkeeper.store.tables import instances, jobs, nodes
 
 MISSED_BEATS = 3
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -44,6 +44,7 @@ class Node:
     started_at: dt.datetime
     heartbeat_at: dt.datetime
     heartbeat_seconds: float  # 0: stopped cleanly
+    pool: str | None  # the storage pool it reaches (None: registered before pools)
     running_jobs: int
 
     def state(self, now: dt.datetime) -> NodeState:
@@ -69,7 +70,13 @@ def default_name() -> str:
 
 
 def register(
-    engine: Engine, name: str, address: str, storage: str, compute: str, interval: float
+    engine: Engine,
+    name: str,
+    address: str,
+    storage: str,
+    compute: str,
+    interval: float,
+    pool: str | None = None,
 ) -> None:
     """Take ``name`` for this process; NodeTaken if a live process of another pid or host
     holds it (two servers under one name would each think the other's jobs theirs)."""
@@ -96,6 +103,7 @@ def register(
                 started_at=now,
                 heartbeat_at=now,
                 heartbeat_seconds=interval,
+                pool=pool,
             )
         )
 
@@ -150,6 +158,28 @@ def list_nodes(engine: Engine) -> list[Node]:
         )
         rows = conn.execute(select(nodes).order_by(nodes.c.name)).all()
     return [Node(**r._asdict(), running_jobs=int(running.get(r.name, 0))) for r in rows]
+
+
+def get_node(engine: Engine, name: str) -> Node | None:
+    return next((n for n in list_nodes(engine) if n.name == name), None)
+
+
+def least_loaded(engine: Engine, pool: str) -> str | None:
+    """Where a new instance whose disk is made in ``pool`` goes by default: the UP node of
+    that pool placed with the fewest instances (ties by name); None when none is UP."""
+    now = utcnow()
+    up = [n.name for n in list_nodes(engine) if n.pool == pool and n.state(now) == NodeState.UP]
+    if not up:
+        return None
+    with engine.connect() as conn:
+        placed: dict[str, int] = dict(
+            conn.execute(
+                select(instances.c.node, func.count())
+                .where(instances.c.node.in_(up))
+                .group_by(instances.c.node)
+            ).all()
+        )
+    return min(up, key=lambda name: (placed.get(name, 0), name))
 
 
 def job_counts(engine: Engine) -> list[tuple[str, str, int]]:

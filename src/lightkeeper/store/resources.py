@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     true,
     update,
@@ -155,14 +156,27 @@ def get_disk(conn: Connection, disk_id: str) -> Disk | None:
     return None if row is None else _disk(dict(zip(_DISK_COLUMNS, row, strict=True)))
 
 
-def idle_instances(conn: Connection) -> list[tuple[str, InstanceState]]:
-    """(id, state) of every instance in a settled state without an operation in progress."""
+def disk_pools(conn: Connection, disk_ids: Iterable[str]) -> dict[str, str | None]:
+    """disk id -> its storage pool, for each of ``disk_ids`` (a disk gone since: None)."""
+    wanted = sorted(set(disk_ids))
+    found: dict[str, str | None] = dict.fromkeys(wanted)
+    if wanted:
+        query = select(disks.c.disk_id, disks.c.pool).where(disks.c.disk_id.in_(wanted))
+        found.update({r.disk_id: r.pool for r in conn.execute(query)})
+    return found
+
+
+def idle_instances(conn: Connection, node: str | None) -> list[Instance]:
+    """Every instance that node ``node`` runs (placed there, or nowhere) in a settled state
+    without an operation in progress (without its tags)."""
     rows = conn.execute(
-        select(instances.c.instance_id, instances.c.state).where(
-            instances.c.op_job.is_(None), instances.c.state.in_(sorted(SETTLED_STATES))
+        _SELECT_INSTANCES.where(
+            instances.c.op_job.is_(None),
+            instances.c.state.in_(sorted(SETTLED_STATES)),
+            or_(instances.c.node.is_(None), instances.c.node == node),
         )
     )
-    return [(r.instance_id, InstanceState(r.state)) for r in rows]
+    return [_instance(r) for r in rows]
 
 
 def list_instances(

@@ -95,6 +95,7 @@ instances = Table(
     Column("latest_operation_request_id", String(36), nullable=True),
     Column("latest_operation_started_at", DateTime, nullable=True),
     Column("op_job", Integer, nullable=True),  # job holding the instance (power op, rollback)
+    Column("node", String(64), nullable=True),  # the node running it; NULL: not placed
     Index(
         "ix_instances_account_region_created", "account_id", "region", "created_at", "instance_id"
     ),
@@ -114,6 +115,7 @@ disks = Table(
     Column("size_gb", Integer, nullable=False),
     Column("op_job", Integer, nullable=True),  # job holding the disk
     Column("created_at", DateTime, nullable=False),
+    Column("pool", String(16), nullable=True),  # the storage pool of its data; NULL: any
     Index("ix_disks_instance", "instance_id", "disk_usage"),
     # One system disk per instance, on both engines (a partial unique index).
     Index(
@@ -193,6 +195,10 @@ jobs = Table(
     Column("created_at", DateTime, nullable=False),
     Column("started_at", DateTime, nullable=True),
     Column("finished_at", DateTime, nullable=True),
+    # Who may claim it (lighthouse/placement.py; NULL: anyone): the instance's node when
+    # it needs the machine, a node of the disk's pool when it needs the disk.
+    Column("need_node", String(64), nullable=True),
+    Column("need_pool", String(16), nullable=True),
     Index("ix_jobs_state", "state"),
     Index("ix_jobs_instance", "instance_id"),
 )
@@ -246,6 +252,7 @@ nodes = Table(
     Column("started_at", DateTime, nullable=False),
     Column("heartbeat_at", DateTime, nullable=False),
     Column("heartbeat_seconds", Float, nullable=False),  # its interval: staleness is relative
+    Column("pool", String(16), nullable=True),  # the storage pool it reaches
 )
 
 # What the nodes of one PostgreSQL database count together (store/shared.py): requests per

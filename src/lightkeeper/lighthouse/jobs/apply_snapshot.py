@@ -35,7 +35,7 @@ class ApplySnapshot(JobKind[ApplyParams]):
         if instance is None or snapshot is None or snapshot.checksum is None:
             return self.compensate(job, "instance or snapshot no longer exists")
         try:
-            if world.compute.status(instance.instance_id) == "RUNNING":
+            if world.machine_state(instance) == "RUNNING":
                 world.hold(job)
                 world.compute.stop(instance.instance_id, force=True)  # "forcibly shut down" first
             with world.job_write(job) as conn:

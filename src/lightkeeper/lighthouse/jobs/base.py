@@ -17,7 +17,8 @@ from typing import ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection
 
-from lightkeeper.domain.model import OperationState
+from lightkeeper.domain.model import Instance, OperationState
+from lightkeeper.domain.placement import Needs, Uses, job_needs
 from lightkeeper.lighthouse.operations import settled_state
 from lightkeeper.lighthouse.world import World
 from lightkeeper.store import jobs
@@ -45,6 +46,8 @@ class JobKind(ABC, Generic[P]):
     name: ClassVar[str]
     """The kind as stored in ``jobs.kind``: never renamed (existing databases hold it)."""
     params_type: type[P]
+    uses: ClassVar[Uses] = Uses.MACHINE_UNLESS_STOPPED
+    """What the kind needs of its instance: which nodes may run it (``needs``)."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -60,8 +63,11 @@ class JobKind(ABC, Generic[P]):
         request_id: str,
         disk_id: str | None = None,
         snapshot_id: str | None = None,
+        needs: Needs | None = None,
     ) -> int:
-        """Queue a job of this kind in the caller's transaction; returns its id."""
+        """Queue a job of this kind in the caller's transaction; returns its id. ``needs``:
+        the nodes that may run it (``needs(instance)``; default any)."""
+        needs = needs or Needs()
         return jobs.enqueue(
             conn,
             cls.name,
@@ -71,7 +77,14 @@ class JobKind(ABC, Generic[P]):
             request_id=request_id,
             snapshot_id=snapshot_id,
             params=params.model_dump(),
+            need_node=needs.node,
+            need_pool=needs.pool,
         )
+
+    @classmethod
+    def needs(cls, instance: Instance) -> Needs:
+        """Which nodes may run this kind's job on ``instance`` as it is now."""
+        return job_needs(cls.uses, instance)
 
     def params(self, job: Job) -> P:
         return self.params_type.model_validate(job.params)
@@ -100,8 +113,8 @@ class JobKind(ABC, Generic[P]):
             with world.read() as conn:
                 before = db.get_instance(conn, instance_id)
         settled = None
-        if instance_id is not None and before is not None and before.op_job == job.id:
-            settled = settled_state(world, instance_id)
+        if before is not None and before.op_job == job.id:
+            settled = settled_state(world, before)
         with world.job_write(job) as conn:
             instance = None if instance_id is None else db.get_instance(conn, instance_id)
             self.undo(conn, job)

@@ -8,6 +8,7 @@ from typing import Literal, TypeVar
 
 from lightkeeper import compute
 from lightkeeper.domain.model import InstanceState, OperationState
+from lightkeeper.domain.placement import Uses
 from lightkeeper.lighthouse.jobs.base import JobKind, NoParams, Params
 from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
@@ -27,6 +28,8 @@ P = TypeVar("P", bound=Params)
 class Power(JobKind[P]):
     """The stored kind is the API action's name, which is also the instance's
     LatestOperation (``rules.POWER_RULES``)."""
+
+    uses = Uses.MACHINE
 
     @abstractmethod
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
