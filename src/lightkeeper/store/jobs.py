@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from lightkeeper.store.database import write
+from lightkeeper.store.processes import may_be_running
 from lightkeeper.store.resources import utcnow
 from lightkeeper.store.tables import jobs, nodes
 
@@ -93,17 +94,11 @@ def _owner_is_dead(owner: str | None, me: str) -> bool:
         return True
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    if not pid.isdigit():
         return False
-    if int(pid) == os.getpid():
+    if host == socket.gethostname() and int(pid) == os.getpid():
         return owner != me
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not may_be_running(host, int(pid))
 
 
 def enqueue(

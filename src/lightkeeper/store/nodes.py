@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select
 
 from lightkeeper.store.database import write
 from lightkeeper.store.jobs import RUNNING
+from lightkeeper.store.processes import may_be_running
 from lightkeeper.store.resources import utcnow
 from lightkeeper.store.tables import instances, jobs, nodes
 
@@ -112,17 +113,9 @@ def _alive_elsewhere(held: Node, host: str, pid: int) -> bool:
     """Whether the process that holds a fresh heartbeat may still be running: on this host
     that is known (a server restarted right after a kill -9 takes its name back at once);
     on another, its heartbeat has to run out."""
-    if held.host != host:
-        return True
-    if held.pid == pid:
+    if held.host == host and held.pid == pid:
         return False
-    try:
-        os.kill(held.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return may_be_running(held.host, held.pid)
 
 
 def _mine(name: str) -> ColumnElement[bool]:
