@@ -6,6 +6,12 @@ Used by tests/reliability/test_crash_harness.py (CI sizes) and tools/crash_harne
 runs). Every kill point is one server lifetime: start, settle, check, drive, kill. A
 ``stalled-owner`` point instead runs a second server on the same data dir and SIGSTOPs the one
 that owns a running job past the job's lease (testkit/stall.py), then checks the same.
+
+``Config.database`` puts the records in PostgreSQL instead of the data dir's SQLite file;
+``Config.nodes`` runs that many servers (nodes) on one database and one data dir, the
+workload spread over them: each kill point kills one (the owner of a running job when there
+is one), a survivor must take its jobs over once their lease ran out, and only then is the
+killed one started again (issue #13).
 """
 
 from __future__ import annotations
@@ -31,10 +37,10 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
 from testkit import world
-from testkit.datadir import FinishedJobs, job_rows, owner_pid, running_jobs
+from testkit.datadir import FinishedJobs, Store, job_rows, owner_pid, running_jobs
 from testkit.datadir import stored_snapshots as stored_snapshot_ids
 from testkit.server import Account, Server, free_port
-from testkit.stall import LEASE_ENV, Stall, extra_seconds, stall_owner
+from testkit.stall import LEASE_ENV, TAKEOVER_BOUND, Stall, extra_seconds, stall_owner
 
 MiB = 1024 * 1024
 SETTLE_SECONDS = 15.0
@@ -75,6 +81,10 @@ class Config:
     """Each fault point picks one of these at random (STRATEGIES: every kind there is)."""
     job_lease_seconds: float | None = None
     """Passed to the servers as LIGHTKEEPER_JOB_LEASE_SECONDS (a short lease: short stalls)."""
+    database: str | None = None
+    """A PostgreSQL URL (testkit/postgres.py) for the servers' records; None: SQLite."""
+    nodes: int = 1
+    """Servers on the one database and data dir (kill points kill one of them)."""
     log: Callable[[str], None] = lambda _: None
     on_kill: Callable[[Stats], None] = lambda _: None
     """Called after every kill point has been checked (long runs save progress with it)."""
@@ -113,8 +123,11 @@ class Stats:
     storage: str
     compute: str
     seed: int
+    database: str = "sqlite"
+    nodes: int = 1
     kills: int = 0
     restarts: int = 0
+    takeovers: int = 0  # jobs of a killed node taken over by a survivor (nodes > 1)
     operations: Counter[str] = field(default_factory=Counter)
     refusals: Counter[str] = field(default_factory=Counter)
     strategies: Counter[str] = field(default_factory=Counter)
@@ -130,8 +143,11 @@ class Stats:
             "storage": self.storage,
             "compute": self.compute,
             "seed": self.seed,
+            "database": self.database,
+            "nodes": self.nodes,
             "kills": self.kills,
             "restarts": self.restarts,
+            "takeovers": self.takeovers,
             "operations": dict(self.operations),
             "operations_total": sum(self.operations.values()),
             "refusals": dict(self.refusals),
@@ -147,12 +163,23 @@ class Stats:
 
 class CrashHarness:
     def __init__(self, config: Config) -> None:
+        if config.nodes > 1 and STALLED_OWNER in config.strategies:
+            raise ValueError("the stalled-owner fault runs with one node (it adds the second)")
         self.cfg = config
         self.rng = random.Random(config.seed)
-        self.stats = Stats(config.storage, config.compute, config.seed)
+        engine = "sqlite" if config.database is None else "postgresql"
+        self.stats = Stats(config.storage, config.compute, config.seed, engine, config.nodes)
         lease = config.job_lease_seconds
         env = {} if lease is None else {LEASE_ENV: str(lease)}
-        self.server = Server(config.work_dir / "data", free_port(), self._args(0.0), env=env)
+        data_dir = config.work_dir / "data"
+        self.store = Store(data_dir, config.database)
+        self.nodes = [
+            Server(data_dir, free_port(), self._args(0.0), env=env, database=config.database)
+            for _ in range(config.nodes)
+        ]
+        self.server = self.nodes[0]  # admin commands (any node's would do) and logs
+        self.victim = self.server  # the node the last kill point killed
+        self.kill_lock = threading.Lock()
         self.peer: Server | None = None  # the second server of a stalled-owner point
         self.stopped: Server | None = None  # the one SIGSTOPped right now: never asked
         self.finished = FinishedJobs()
@@ -197,7 +224,8 @@ class CrashHarness:
     def _setup(self) -> None:
         server = self.server
         server.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._start()
+        for node in self.nodes:  # one after the other: the first creates the schema
+            self._start(node)
         self.account = world.new_account(server, "crash")
         big = self.cfg.big_data_mib * MiB
         for n in range(self.cfg.instances):
@@ -216,11 +244,19 @@ class CrashHarness:
                 self._write(model, self.rng.randrange(0, 64) * MiB, self.rng.randbytes(size))
                 self._measure(model, {None})
 
+    def servers(self) -> list[Server]:
+        """Every node, and the peer of a stalled-owner point."""
+        return [*self.nodes, *([self.peer] if self.peer is not None else [])]
+
     def client(self) -> lighthouse_client.LighthouseClient:
-        """Through the server, or either of the two in a stalled-owner point (never the
-        stopped one)."""
+        """Through a random live node, or either of the two in a stalled-owner point (never
+        the stopped one)."""
         assert self.account is not None
-        live = [s for s in (self.server, self.peer) if s is not None and s is not self.stopped]
+        live = [
+            s
+            for s in self.servers()
+            if s is not self.stopped and s.process is not None and s.process.poll() is None
+        ] or [self.server]
         return world.client(live[0] if len(live) == 1 else self.rng.choice(live), self.account)
 
     # -- the run ----------------------------------------------------------------------------
@@ -246,7 +282,8 @@ class CrashHarness:
                 else:
                     self._drive_until_killed(strategy)
                     t1 = time.monotonic()
-                    self.server.stop(signal.SIGKILL)  # reap it
+                    orphaned = self._reap_victim()
+                    self._await_takeover(orphaned)
                     self._restart()
                 self.stats.kills += 1
                 t2 = time.monotonic()
@@ -266,17 +303,49 @@ class CrashHarness:
         finally:
             self.stats.seconds = time.monotonic() - started
             self.pool.shutdown(wait=True)
-            for server in (self.server, self.peer):
-                if server is not None:
-                    server.stop()
+            for server in self.servers():
+                server.stop()
             self._kill_leftover_vms()
         return self.stats
 
     def _restart(self) -> None:
         pacing = self.rng.choice([0.0, 0.0, 0.0, 0.4, 1.0])
-        self.server.args = self._args(pacing)
-        self._start()
+        self.victim.args = self._args(pacing)
+        self._start(self.victim)
         self.stats.restarts += 1
+
+    def _reap_victim(self) -> list[dict[str, Any]]:
+        """Reap the killed node; with more nodes, the jobs it left RUNNING."""
+        process = self.victim.process
+        pid = process.pid if process is not None else None
+        self.victim.stop(signal.SIGKILL)
+        if len(self.nodes) == 1 or pid is None:
+            return []
+        return running_jobs(self.store, [pid])
+
+    def _await_takeover(self, orphaned: list[dict[str, Any]]) -> None:
+        """Before the killed node comes back: each job it left RUNNING is claimed by a
+        survivor (another owner, a new epoch) or finished, within its lease and
+        TAKEOVER_BOUND s more. A job nobody takes over is a violation."""
+        if not orphaned:
+            return
+        deadline = max(float(j["lease_until"] or 0.0) for j in orphaned) - time.time()
+        deadline = time.monotonic() + max(deadline, 0.0) + TAKEOVER_BOUND
+        waiting = {j["id"]: j for j in orphaned}
+        while waiting and time.monotonic() < deadline:
+            for row in job_rows(self.store, f"id IN ({', '.join(map(str, waiting))})"):
+                before = waiting[row["id"]]
+                if row["owner"] != before["owner"] or row["state"] != "RUNNING":
+                    del waiting[row["id"]]
+                    self.stats.takeovers += 1
+                    self.stats.outcomes[f"taken over by a survivor: {row['kind']}"] += 1
+            time.sleep(0.1)
+        self.stats.checks["jobs of a killed node taken over"] += len(orphaned)
+        for job in waiting.values():
+            self.stats.violations.append(
+                f"job {job['id']} ({job['kind']} {job['instance_id']}) of the killed node "
+                f"{self.victim.port} was not taken over by a survivor"
+            )
 
     def _start(self, server: Server | None = None) -> None:
         """Start and wait for /healthz; on a loaded machine (a busy CI runner) a health check
@@ -310,10 +379,29 @@ class CrashHarness:
     # -- killing ----------------------------------------------------------------------------
 
     def _kill_now(self) -> None:
-        process = self.server.process
-        if process is not None and not self.killed.is_set():
+        with self.kill_lock:
+            if self.killed.is_set():
+                return
+            victim = self._choose_victim()
+            if victim.process is None:
+                return
+            self.victim = victim
             self.killed.set()
-            process.send_signal(signal.SIGKILL)
+            victim.process.send_signal(signal.SIGKILL)
+
+    def _choose_victim(self) -> Server:
+        """The one node, or the owner of a running job (a snapshot job if any), or any."""
+        if len(self.nodes) == 1:
+            return self.server
+        by_pid = {s.process.pid: s for s in self.nodes if s.process is not None}
+        running = running_jobs(self.store, by_pid)
+        copies = [j for j in running if j["kind"] in SNAPSHOT_JOBS]
+        if running:
+            self.stats.outcomes["killed the owner of a running job"] += 1
+            job = self.rng.choice(copies or running)
+            return by_pid[owner_pid(job["owner"]) or 0]
+        self.stats.outcomes["killed a node running no job"] += 1
+        return self.rng.choice(self.nodes)
 
     def _drive_until_killed(self, strategy: str) -> None:
         self.killed.clear()
@@ -350,6 +438,8 @@ class CrashHarness:
         leaving = stalled or self.rng.choice([server, peer])
         leaving.stop()  # SIGTERM: it lets its running jobs finish (up to 5 s)
         self.server = peer if leaving is server else server
+        self.nodes = [self.server]
+        self.victim = self.server
         self.peer = None
         self._observe_jobs(every=0.0)
 
@@ -364,7 +454,7 @@ class CrashHarness:
         while time.monotonic() < deadline:
             self._step(STALLED_OWNER)
             self._observe_jobs()
-            running = running_jobs(self.server.data_dir, servers)
+            running = running_jobs(self.store, servers)
             now = time.monotonic()
             if not running:
                 at = None
@@ -379,7 +469,7 @@ class CrashHarness:
             self.stopped = servers[pid]
             try:
                 stall = stall_owner(
-                    self.server.data_dir,
+                    self.store,
                     job,
                     pid,
                     extra_seconds(self.rng),
@@ -495,8 +585,8 @@ class CrashHarness:
         try:
             return getattr(self.client(), name)(request)
         except TencentCloudSDKException as exc:
-            if self.killed.is_set() or (
-                self.server.process is not None and self.server.process.poll() is not None
+            if self.killed.is_set() or any(
+                s.process is not None and s.process.poll() is not None for s in self.nodes
             ):
                 raise ServerDied() from exc
             if exc.code and exc.code.startswith(("ClientNetworkError", "ServerNetworkError")):
@@ -738,7 +828,8 @@ class CrashHarness:
         self._check_unlocked(inst_by_id)
 
     def _fail_fast(self) -> None:
-        raise AssertionError(f"crash harness: {self.stats.violations[-1]}\n{self.server.log()}")
+        logs = "\n".join(f"-- node {s.port}:\n{s.log()}" for s in self.servers())
+        raise AssertionError(f"crash harness: {self.stats.violations[-1]}\n{logs}")
 
     def _reconcile(self, snaps: dict[str, Any], insts: dict[str, Any]) -> None:
         for model in self.instances.values():
@@ -812,7 +903,7 @@ class CrashHarness:
         if time.monotonic() - self.observed_at < every:
             return
         self.observed_at = time.monotonic()
-        self.stats.violations.extend(self.finished.observe(job_rows(self.server.data_dir)))
+        self.stats.violations.extend(self.finished.observe(job_rows(self.store)))
 
     def _check_finished_jobs(self) -> None:
         self._observe_jobs(every=0.0)

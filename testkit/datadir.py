@@ -1,39 +1,88 @@
-"""A server's data dir read from outside (read-only), for the reliability tools
+"""A server's store read from outside (read-only), for the reliability tools
 (testkit/crash.py, testkit/storm.py): the job rows, which process owns a running
-job, a ledger proving that a finished job never changes, and the stored snapshot data."""
+job, a ledger proving that a finished job never changes, and the stored snapshot data.
+
+One reader for both engines: SQLite in the data dir (opened read-only, so it never takes the
+write lock) or the PostgreSQL database the servers share (``Store.database``), queried with
+SQLAlchemy ``text()`` and named parameters, which both dialects accept."""
 
 from __future__ import annotations
 
+import functools
 import socket
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 FINISHED = ("SUCCESS", "FAILED")
 
 
+@dataclass(frozen=True)
+class Store:
+    """Where a server keeps its records: ``database`` (a PostgreSQL URL) or, when None, the
+    SQLite file of ``data_dir``. Snapshot data is always in ``data_dir``."""
+
+    data_dir: Path
+    database: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self.database is not None:
+            return self.database
+        return f"sqlite:///file:{self.data_dir / 'lightkeeper.db'}?mode=ro&uri=true"
+
+
+Source = Store | Path
+"""A Store, or a data dir whose SQLite database is the store."""
+
+
+def as_store(source: Source) -> Store:
+    return source if isinstance(source, Store) else Store(source)
+
+
+@functools.cache
+def _engine(url: str) -> Engine:
+    """One engine per store, with no pool: every read opens a fresh connection, so a
+    PostgreSQL restart (testkit/storm.py) leaves no broken connection behind."""
+    return create_engine(url, poolclass=NullPool)
+
+
+class Reader:
+    """A read-only connection: ``rows`` of a query as dicts."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in self.conn.execute(text(sql), params)]
+
+    def tuples(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.conn.execute(text(sql), params)]
+
+
 @contextmanager
-def read_only(data_dir: Path) -> Iterator[sqlite3.Connection]:
-    """The server's SQLite database, opened read-only (it never takes the write lock)."""
-    uri = f"file:{data_dir / 'lightkeeper.db'}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
-        db.row_factory = sqlite3.Row
-        yield db
+def read_only(source: Source) -> Iterator[Reader]:
+    """The store, read in one transaction (nothing is ever written through it)."""
+    with _engine(as_store(source).url).connect() as conn:
+        yield Reader(conn)
+        conn.rollback()
 
 
-def job_rows(data_dir: Path, where: str = "") -> list[dict[str, Any]]:
+def job_rows(source: Source, where: str = "") -> list[dict[str, Any]]:
     """Every column of every job (``where``: an optional SQL condition, a constant)."""
-    with read_only(data_dir) as db:
-        rows = db.execute(f"SELECT * FROM jobs {f'WHERE {where}' if where else ''}").fetchall()
-    return [dict(r) for r in rows]
+    with read_only(source) as db:
+        return db.rows(f"SELECT * FROM jobs {f'WHERE {where}' if where else ''}")
 
 
-def job_row(data_dir: Path, job_id: int) -> dict[str, Any] | None:
-    with read_only(data_dir) as db:
-        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return dict(row) if row is not None else None
+def job_row(source: Source, job_id: int) -> dict[str, Any] | None:
+    with read_only(source) as db:
+        found = db.rows("SELECT * FROM jobs WHERE id = :id", id=job_id)
+    return found[0] if found else None
 
 
 def owner_pid(owner: str | None) -> int | None:
@@ -44,10 +93,10 @@ def owner_pid(owner: str | None) -> int | None:
     return int(pid) if host == socket.gethostname() and pid.isdigit() else None
 
 
-def running_jobs(data_dir: Path, pids: Iterable[int]) -> list[dict[str, Any]]:
+def running_jobs(source: Source, pids: Iterable[int]) -> list[dict[str, Any]]:
     """The RUNNING jobs owned by one of the processes ``pids``."""
     wanted = set(pids)
-    return [j for j in job_rows(data_dir, "state = 'RUNNING'") if owner_pid(j["owner"]) in wanted]
+    return [j for j in job_rows(source, "state = 'RUNNING'") if owner_pid(j["owner"]) in wanted]
 
 
 def claim_of(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -62,7 +111,7 @@ class FinishedJobs:
     def __init__(self) -> None:
         self._seen: dict[int, tuple[Any, ...]] = {}
 
-    def observe(self, rows: Iterable[dict[str, Any]]) -> list[str]:
+    def observe(self, rows: Iterable[Mapping[str, Any]]) -> list[str]:
         """The violations in ``rows`` (each change is reported once)."""
         problems = []
         for row in rows:
@@ -90,6 +139,6 @@ def stored_snapshots(data_dir: Path, storage: str) -> set[str]:
     return {p.stem for p in data_dir.glob(pattern)}
 
 
-def snapshot_records(data_dir: Path) -> set[str]:
-    with read_only(data_dir) as db:
-        return {str(r[0]) for r in db.execute("SELECT snapshot_id FROM snapshots")}
+def snapshot_records(source: Source) -> set[str]:
+    with read_only(source) as db:
+        return {str(r[0]) for r in db.tuples("SELECT snapshot_id FROM snapshots")}

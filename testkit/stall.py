@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from testkit.datadir import claim_of, job_row
+from sqlalchemy.exc import DBAPIError
+
+from lightkeeper.store.database import is_lock_timeout, open_engine, sqlite_url, write
+from testkit.datadir import Source, as_store, claim_of, job_row
 
 LEASE_ENV = "LIGHTKEEPER_JOB_LEASE_SECONDS"
 SHORT_EXTRA = (1.0, 3.0)
@@ -77,22 +78,27 @@ def _stopped(pid: int) -> bool:
     return True
 
 
-def database_writable(data_dir: Path, timeout: float) -> bool:
+def database_writable(source: Source, timeout: float) -> bool:
     """Whether the database write lock can be taken within ``timeout`` (taken and given back
-    at once). A process stopped inside a write transaction blocks every writer: SQLite cannot
-    fence that, so such a stall is not what this fault is about."""
-    path = data_dir / "lightkeeper.db"
-    with closing(sqlite3.connect(path, timeout=timeout, isolation_level=None)) as db:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            return False
-        db.execute("ROLLBACK")
+    at once), the way the servers take it (store/database.write: SQLite's BEGIN IMMEDIATE,
+    PostgreSQL's advisory lock). A process stopped inside a write transaction blocks every
+    writer: no lease can fence that, so such a stall is not what this fault is about."""
+    store = as_store(source)
+    engine = open_engine(store.database or sqlite_url(store.data_dir), pool_size=1)
+    try:
+        with write(engine, lock_timeout=timeout):
+            pass
+    except DBAPIError as exc:
+        if not is_lock_timeout(exc):
+            raise
+        return False
+    finally:
+        engine.dispose()
     return True
 
 
 def stall_owner(
-    data_dir: Path,
+    source: Source,
     job: dict[str, Any],
     pid: int,
     extra: float,
@@ -106,10 +112,10 @@ def stall_owner(
     freeze(pid)
     started = time.monotonic()
     try:
-        if not database_writable(data_dir, timeout=2.0):
+        if not database_writable(source, timeout=2.0):
             stall.outcome = "resumed at once: it held the database write lock"
             return stall
-        row = job_row(data_dir, job["id"])
+        row = job_row(source, job["id"])
         if row is None or row["state"] != "RUNNING" or row["owner"] != job["owner"]:
             stall.outcome = "resumed at once: the job was no longer its"
             return stall
@@ -118,7 +124,7 @@ def stall_owner(
         while True:
             during()
             now = time.monotonic()
-            current = job_row(data_dir, job["id"])
+            current = job_row(source, job["id"])
             if not stall.taken_over and (current is None or claim_of(current) != claim_of(row)):
                 stall.taken_over = True
                 expired = max(expired, now)

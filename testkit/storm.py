@@ -10,13 +10,16 @@ POST, v1 GET; signed with the SDK's ``Sign``) for every implemented action. Afte
 the invariants (see ``check_*``) and prints the numbers; exit status 1 on any violation.
 ``--stalls N`` adds the stalled-owner fault: a second server on the same data dir (the clients
 spread over both), and N times the owner of a running job SIGSTOPped past its lease, then
-resumed (testkit/stall.py). ``tests/reliability/test_storm.py`` runs the same engine at
-CI size.
+resumed (testkit/stall.py). ``--database postgresql`` keeps the records in a PostgreSQL server
+the storm starts itself, ``--nodes N`` runs N servers on the one database and data dir, and
+``--database-restarts N`` restarts PostgreSQL (``pg_ctl restart``) N times in the middle of
+the storm (issue #13). ``tests/reliability/test_storm.py`` runs the same engine at CI size.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import random
@@ -27,6 +30,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,11 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 from tencentcloud.common.sign import Sign
 
+from testkit import postgres
 from testkit.clients import tc3_headers
 from testkit.datadir import (
     FinishedJobs,
+    Store,
     job_rows,
     owner_pid,
     read_only,
@@ -245,6 +252,9 @@ class World:
     def servers(self) -> list[Server]:
         return [self.server, *self.peers]
 
+    def store(self) -> Store:
+        return Store(self.server.data_dir, self.server.database)
+
     def quota(self, account: int, region: str) -> int:
         count = sum(1 for i in self.instances if i.account == account and i.region == region)
         return min(QUOTA_PER_INSTANCE * count, QUOTA_MAX)
@@ -279,13 +289,18 @@ def build_world(server: Server, layout: tuple[tuple[int, str, str], ...] = LAYOU
 
 
 def storm_server(
-    data_dir: Path, *, rate_limit: bool, storage: str = "raw", job_lease: float | None = None
+    data_dir: Path,
+    *,
+    rate_limit: bool,
+    storage: str = "raw",
+    job_lease: float | None = None,
+    database: str | None = None,
 ) -> Server:
     args = ["--storage", storage, "--transition-seconds", "0.2", "--operation-seconds", "0.3"]
     if not rate_limit:
         args.append("--no-rate-limit")
     env = {} if job_lease is None else {LEASE_ENV: str(job_lease)}
-    return Server(data_dir, free_port(), tuple(args), env=env)
+    return Server(data_dir, free_port(), tuple(args), env=env, database=database)
 
 
 # -- the storm ----------------------------------------------------------------------------------
@@ -306,6 +321,14 @@ class Result:
     stalls: list[Stall] = field(default_factory=list)
     paused: Counter[int] = field(default_factory=Counter)  # stops, by server port
     paused_internal_errors: Counter[int] = field(default_factory=Counter)  # by server port
+    database: str = "sqlite"
+    nodes: int = 1
+    restarts: list[tuple[float, float]] = field(default_factory=list)  # (at, seconds) of each
+    restart_internal_errors: Counter[tuple[int, str]] = field(default_factory=Counter)
+    """InternalError answers of requests in flight in a database restart, by (port, action)."""
+    restart_tracebacks: int = 0  # log tracebacks of a lost database connection
+    restart_failed_reads: int = 0  # the checker's own reads cut by a restart
+    answered_after_restart: Counter[int] = field(default_factory=Counter)  # by server port
     finished_jobs_watched: int = 0
     settle_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -329,6 +352,23 @@ class Result:
             "jobs": dict(self.jobs),
             "stalls": [s.as_dict() for s in self.stalls],
             "internal_errors_of_requests_in_flight_in_a_pause": dict(self.paused_internal_errors),
+            "database": self.database,
+            "nodes": self.nodes,
+            "database_restarts": [
+                {"at_second": round(at, 1), "seconds": round(took, 2)} for at, took in self.restarts
+            ],
+            "internal_errors_of_requests_in_flight_in_a_restart": sum(
+                self.restart_internal_errors.values()
+            ),
+            "internal_errors_in_a_restart_by_action": dict(
+                sum(
+                    (Counter({a: n}) for (_, a), n in self.restart_internal_errors.items()),
+                    Counter(),
+                )
+            ),
+            "tracebacks_of_lost_connections": self.restart_tracebacks,
+            "checker_reads_cut_by_a_restart": self.restart_failed_reads,
+            "successes_after_the_last_restart": dict(self.answered_after_restart),
             "finished_jobs_watched": self.finished_jobs_watched,
             "settle_seconds": round(self.settle_seconds, 1),
             "violations": len(self.violations),
@@ -366,8 +406,15 @@ class Storm:
         seed: int = 0,
         stalls: int = 0,
         bursts: bool = False,
+        restarts: int = 0,
+        restart_database: Callable[[], None] | None = None,
     ) -> None:
+        if restarts and restart_database is None:
+            raise ValueError("database restarts need restart_database")
         self.world = world
+        self.restarts = restarts
+        self.restart_database = restart_database
+        self.restarting: list[tuple[float, list[float]]] = []  # (began, [ended]) of each
         self.bursts = bursts
         self.clients = clients
         self.seconds = seconds
@@ -480,6 +527,7 @@ class Storm:
         codes: Counter[str] = Counter()
         actions: Counter[tuple[str, str]] = Counter()
         transports: Counter[str] = Counter()
+        recovered = 0  # successes of requests sent after the last database restart
         with httpx.Client(base_url=server.url, timeout=60) as http:
             while not self.stop.is_set():
                 account = rng.choices(range(len(world.accounts)), [3, 2, 1])[0]
@@ -494,16 +542,13 @@ class Storm:
                     result.violation(f"{action}: transport error {exc!r}")
                     codes["<transport error>"] += 1
                     continue
-                problem = envelope_problem(response)
-                if problem and problem.startswith("InternalError") and self.paused(server, sent):
-                    with result.lock:
-                        result.paused_internal_errors[server.port] += 1
-                    problem = None
+                problem = self.excuse(server, action, sent, envelope_problem(response))
                 if problem is not None:
                     result.violation(f"{action} {params}: {problem}")
                     codes["<malformed>"] += 1
                     continue
                 code = code_of(response)
+                recovered += code == "Success" and self.after_restarts(sent)
                 codes[code] += 1
                 actions[(action, code)] += 1
                 transports[transport] += 1
@@ -516,6 +561,7 @@ class Storm:
             result.by_action.update(actions)
             result.by_transport.update(transports)
             result.requests += sum(codes.values())
+            result.answered_after_restart[server.port] += recovered
 
     def burster(self) -> None:
         """With rate limits on: now and then 30 DescribeRegions of one principal at the start
@@ -525,9 +571,10 @@ class Storm:
         key, host = world.accounts[0], world.server.endpoint
 
         def one(_: int) -> str:
+            sent = time.monotonic()
             with httpx.Client(base_url=world.server.url, timeout=60) as http:
                 response = signed_request(http, key, host, "DescribeRegions", {}, None)
-            problem = envelope_problem(response)
+            problem = self.excuse(world.server, "DescribeRegions", sent, envelope_problem(response))
             if problem is not None:
                 self.result.violation(f"DescribeRegions (burst): {problem}")
                 return "<malformed>"
@@ -551,6 +598,7 @@ class Storm:
                 for account, region in world.scopes():
                     expected = world.quota(account, region)
                     key = world.accounts[account]
+                    sent = time.monotonic()
                     reply = signed_request(
                         http,
                         key,
@@ -563,7 +611,9 @@ class Storm:
                         http, key, host, "DescribeSnapshots", {"Limit": 100}, region
                     )
                     for response in (reply, listed):
-                        problem = envelope_problem(response)
+                        problem = self.excuse(
+                            world.server, "sampler", sent, envelope_problem(response)
+                        )
                         if problem is not None:
                             self.result.violation(f"quota sampler: {problem}")
                     quota_body = reply.json()["Response"]
@@ -588,8 +638,15 @@ class Storm:
         with self.observe_lock:
             if time.monotonic() - self.observed_at < every:
                 return
-            self.observed_at = time.monotonic()
-            for problem in self.finished.observe(job_rows(self.world.server.data_dir)):
+            self.observed_at = read = time.monotonic()
+            try:
+                rows = job_rows(self.world.store())
+            except DBAPIError:
+                if not self.in_restart(read):
+                    raise
+                self.result.restart_failed_reads += 1
+                return
+            for problem in self.finished.observe(rows):
                 self.result.violation(problem)
             self.result.finished_jobs_watched = len(self.finished)
 
@@ -598,13 +655,13 @@ class Storm:
         random moment the owner of a random RUNNING job is stopped past the job's lease while
         the clients of the other server go on, then resumed (testkit/stall.py)."""
         rng = random.Random(self.seed * 100_003 - 1)
-        data_dir = self.world.server.data_dir
+        store = self.world.store()
         pids = [s.process.pid for s in self.world.servers() if s.process is not None]
         tries = 0
         while len(self.result.stalls) < self.stalls and tries < 2 * self.stalls:
             if self.stop.wait(rng.uniform(0.5, 2.0)):  # both servers serve between stalls
                 return
-            running = running_jobs(data_dir, pids)
+            running = running_jobs(store, pids)
             if not running:
                 continue
             tries += 1
@@ -615,7 +672,7 @@ class Storm:
             resumed: list[float] = []
             self.pauses.append((port, time.monotonic(), resumed))
             self.result.paused[port] += 1
-            stall = stall_owner(data_dir, job, pid, extra_seconds(rng), self.observe)
+            stall = stall_owner(store, job, pid, extra_seconds(rng), self.observe)
             resumed.append(time.monotonic())
             if not stall.outcome.startswith("resumed at once"):
                 self.result.stalls.append(stall)
@@ -637,6 +694,56 @@ class Storm:
             stopped <= answered and (not end or end[0] >= sent) for _, stopped, end in self.pauses
         )
 
+    def restarter(self) -> None:
+        """``restart_database`` (pg_ctl restart), ``restarts`` times, evenly spread over the
+        storm (never at its start or end), each a window in which requests may fail."""
+        assert self.restart_database is not None
+        started = time.monotonic()
+        for n in range(1, self.restarts + 1):
+            due = started + self.seconds * n / (self.restarts + 1)
+            if self.stop.wait(max(due - time.monotonic(), 0.0)):
+                return
+            ended: list[float] = []
+            began = time.monotonic()
+            self.restarting.append((began, ended))
+            self.restart_database()
+            ended.append(time.monotonic())
+            self.result.restarts.append((began - started, ended[0] - began))
+
+    def in_restart(self, sent: float) -> bool:
+        """Whether a database restart began before now and had not ended when a request
+        (or a read) sent at ``sent`` began: it was in flight when the connections were cut."""
+        answered = time.monotonic()
+        return any(
+            began <= answered and (not end or end[0] >= sent) for began, end in self.restarting
+        )
+
+    def after_restarts(self, sent: float) -> bool:
+        """Whether every restart is over and ``sent`` is later than the end of the last."""
+        windows = self.restarting
+        return (
+            bool(self.restarts)
+            and len(windows) == self.restarts
+            and bool(windows[-1][1])
+            and (sent > windows[-1][1][0])
+        )
+
+    def excuse(self, server: Server, action: str, sent: float, problem: str | None) -> str | None:
+        """``problem``, unless it is an InternalError of a request in flight while a server of
+        the data dir was stopped (Storm.paused) or while the database restarted: counted, and
+        then not a violation."""
+        if problem is None or not problem.startswith("InternalError"):
+            return problem
+        if self.paused(server, sent):
+            with self.result.lock:
+                self.result.paused_internal_errors[server.port] += 1
+            return None
+        if self.in_restart(sent):
+            with self.result.lock:
+                self.result.restart_internal_errors[(server.port, action)] += 1
+            return None
+        return problem
+
     def run(self) -> Result:
         threads = [
             threading.Thread(target=self.client, args=(n,), daemon=True)
@@ -647,6 +754,8 @@ class Storm:
             helpers.append(threading.Thread(target=self.staller, name="staller", daemon=True))
         if self.bursts:
             helpers.append(threading.Thread(target=self.burster, name="burster", daemon=True))
+        if self.restarts:
+            helpers.append(threading.Thread(target=self.restarter, name="restarter", daemon=True))
         started = time.monotonic()
         for thread in [*threads, *helpers]:
             thread.start()
@@ -663,7 +772,10 @@ class Storm:
 # -- invariants after the storm -----------------------------------------------------------------
 
 
-def _time(value: str | None) -> dt.datetime | None:
+def _time(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A job's timestamp: text from SQLite, a datetime from PostgreSQL."""
+    if isinstance(value, dt.datetime) or value is None:
+        return value
     return dt.datetime.fromisoformat(value) if value else None
 
 
@@ -671,7 +783,7 @@ def wait_settled(world: World, timeout: float = 120.0) -> float:
     """Seconds until no job is PENDING or RUNNING; raises AssertionError on timeout."""
     started = time.monotonic()
     while True:
-        busy = [j for j in job_rows(world.server.data_dir) if j["state"] in ("PENDING", "RUNNING")]
+        busy = [j for j in job_rows(world.store()) if j["state"] in ("PENDING", "RUNNING")]
         if not busy:
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
@@ -688,7 +800,7 @@ def check_jobs(world: World, result: Result) -> None:
     ``rules.check_*``) refuse every pair: a create while the instance or disk is held, a power
     op or an apply while either is held. So on one instance *all* jobs are pairwise disjoint,
     which is what is asserted, on [created_at, finished_at] (hence also on [started_at, ...])."""
-    rows = job_rows(world.server.data_dir)
+    rows = job_rows(world.store())
     by_instance: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         result.jobs[f"{row['kind']}:{row['state']}"] += 1
@@ -716,15 +828,15 @@ def check_jobs(world: World, result: Result) -> None:
 def check_settled(world: World, result: Result) -> None:
     """Every snapshot NORMAL and within quota, every instance idle, no lock left held."""
     server = world.server
-    with read_only(server.data_dir) as db:
-        held = db.execute(
+    with read_only(world.store()) as db:
+        held = db.tuples(
             "SELECT instance_id, 'op_job', op_job FROM instances WHERE op_job IS NOT NULL"
             " UNION ALL SELECT disk_id, 'op_job', op_job FROM disks WHERE op_job IS NOT NULL"
-        ).fetchall()
-        counts = db.execute(
+        )
+        counts = db.tuples(
             "SELECT account_id, region, COUNT(*) FROM snapshots GROUP BY account_id, region"
-        ).fetchall()
-        account_ids = dict(db.execute("SELECT name, id FROM accounts").fetchall())
+        )
+        account_ids = dict(db.tuples("SELECT name, id FROM accounts"))
     for row in held:
         result.violation(f"{row[0]} still holds {row[1]}={row[2]}")
     by_id = {account_ids[a.name]: n for n, a in enumerate(world.accounts)}
@@ -748,18 +860,63 @@ def check_settled(world: World, result: Result) -> None:
                 if item["LatestOperationState"] == "OPERATING":
                     result.violation(f"instance {item['InstanceId']} still OPERATING")
     for each in world.servers():
-        excused = result.paused_internal_errors[each.port]
+        restarted = sum(
+            n for (port, _), n in result.restart_internal_errors.items() if port == each.port
+        )
+        excused = result.paused_internal_errors[each.port] + restarted
         counted = internal_errors(httpx.get(f"{each.url}/metrics", timeout=60).text)
         if counted > excused:
             result.violation(
                 f"/metrics of the server on port {each.port} counts {counted:g} InternalError "
-                f"({excused} of requests in flight while it was stopped)"
+                f"({excused} of requests in flight while it was stopped or the database "
+                "restarted)"
             )
         for traceback in tracebacks(each.log()):
+            if result.restarts and lost_connection(traceback):
+                result.restart_tracebacks += 1
+                continue
             # a lock timeout while any server of the data dir was stopped (Storm.paused)
             if not (sum(result.paused.values()) and "database is locked" in traceback):
-                result.violation(f"the log of the server on port {each.port} has a traceback")
+                last = traceback.strip().splitlines()[-1:] or [""]
+                result.violation(
+                    f"the log of the server on port {each.port} has a traceback: {last[0][:300]}"
+                )
                 break
+
+
+LOST_CONNECTION = (
+    "terminating connection due to administrator command",
+    "server closed the connection unexpectedly",
+    "the connection is closed",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "consuming input failed",
+    "the connection is lost",
+    "Connection refused",
+    "No such file or directory",  # the unix socket, while the server is down
+)
+"""What psycopg says when PostgreSQL goes away under a connection (pg_ctl restart)."""
+
+
+def lost_connection(traceback: str) -> bool:
+    """A traceback whose exception is a lost database connection."""
+    last = traceback.strip().splitlines()[-1] if traceback.strip() else ""
+    if last.startswith("sqlalchemy.exc.InvalidatePoolError"):  # the pool, after a lost one
+        return True
+    return "psycopg" in last and any(marker in last for marker in LOST_CONNECTION)
+
+
+def check_recovered(world: World, result: Result) -> None:
+    """After database restarts, every node answers again without being restarted: each
+    answered successes to requests sent after the last restart, and is healthy now."""
+    if not result.restarts:
+        return
+    for each in world.servers():
+        if result.answered_after_restart[each.port] == 0:
+            result.violation(f"the server on port {each.port} answered nothing after the restart")
+        health = httpx.get(f"{each.url}/healthz", timeout=60)
+        if health.status_code != 200:
+            result.violation(f"/healthz of the server on port {each.port}: {health.text}")
 
 
 def internal_errors(metrics: str) -> float:
@@ -771,13 +928,23 @@ def internal_errors(metrics: str) -> float:
     return total
 
 
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+
+
 def tracebacks(log: str) -> list[str]:
-    """Each traceback of a server log, up to its exception line."""
-    found = []
+    """Each traceback of a server log, up to its exception line; a chain of exceptions
+    (``During handling of the above exception ...``) is one, ending with the last of them."""
+    found: list[str] = []
+    chained = False
     for block in log.split("Traceback (most recent call last):")[1:]:
         lines = block.splitlines()[1:]
         end = next((n for n, line in enumerate(lines) if not line.startswith(" ")), len(lines))
-        found.append("\n".join(lines[: end + 1]))
+        text = "\n".join(lines[: end + 1])
+        if chained and found:
+            found[-1] += "\n" + text
+        else:
+            found.append(text)
+        chained = any(marker in block for marker in CHAINED)
     return found
 
 
@@ -786,7 +953,7 @@ def check_stored(world: World, storage: str, result: Result) -> None:
     without a record, except what a server logged it kept (a DeleteSnapshots that could not
     remove the data at once, by design; the next start removes it)."""
     data_dir = world.server.data_dir
-    stored, records = stored_snapshots(data_dir, storage), snapshot_records(data_dir)
+    stored, records = stored_snapshots(data_dir, storage), snapshot_records(world.store())
     logs = "".join(s.log() for s in world.servers())
     for snapshot_id in sorted(records - stored):
         result.violation(f"snapshot {snapshot_id} has a record but no data")
@@ -805,29 +972,51 @@ def run_storm(
     storage: str = "raw",
     stalls: int = 0,
     job_lease: float | None = None,
+    database: str | None = None,
+    nodes: int = 1,
+    restarts: int = 0,
+    restart_database: Callable[[], None] | None = None,
 ) -> Result:
-    """``stalls``: with a second server on the data dir, that many stalled owners."""
+    """``stalls``: with a second server on the data dir, that many stalled owners.
+    ``database``: a PostgreSQL URL for the records (None: SQLite in the data dir); ``nodes``:
+    servers on the one database and data dir; ``restarts``: calls of ``restart_database``
+    (e.g. testkit's Postgres.restart) in the middle of the storm."""
     servers = [
-        storm_server(data_dir, rate_limit=rate_limit, storage=storage, job_lease=job_lease)
-        for _ in range(2 if stalls else 1)
+        storm_server(
+            data_dir, rate_limit=rate_limit, storage=storage, job_lease=job_lease, database=database
+        )
+        for _ in range(max(nodes, 2 if stalls else 1))
     ]
     try:
         for server in servers:
             server.start()
         world = build_world(servers[0])
         world.peers = servers[1:]
-        storm = Storm(world, clients, seconds, seed, stalls, bursts=rate_limit)
+        storm = Storm(world, clients, seconds, seed, stalls, rate_limit, restarts, restart_database)
         result = storm.run()
         result.storage = storage
+        result.database = "sqlite" if database is None else "postgresql"
+        result.nodes = len(servers)
         result.settle_seconds = wait_settled(world)
         check_jobs(world, result)
         check_settled(world, result)
+        check_recovered(world, result)
     finally:
         for server in servers:
             server.stop()  # SIGTERM: running jobs (a resumed owner's late work) finish first
     storm.observe(every=0.0)
     check_stored(world, storage, result)
     return result
+
+
+@contextlib.contextmanager
+def database_for(engine: str) -> Iterator[postgres.Postgres | None]:
+    """``postgresql``: a private PostgreSQL server for the storm; ``sqlite``: None."""
+    if engine == "sqlite":
+        yield None
+        return
+    with postgres.running() as server:
+        yield server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -843,9 +1032,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--job-lease-seconds", type=float, help=f"passed to the servers as {LEASE_ENV}"
     )
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--nodes", type=int, default=1, help="servers on one database")
+    parser.add_argument(
+        "--database-restarts", type=int, default=0, help="pg_ctl restarts during the storm"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="lk-storm-") as tmp:
+    if args.database_restarts and args.database != "postgresql":
+        parser.error("--database-restarts needs --database postgresql")
+    with (
+        tempfile.TemporaryDirectory(prefix="lk-storm-") as tmp,
+        database_for(args.database) as pg,
+    ):
         result = run_storm(
             Path(tmp) / "data",
             args.clients,
@@ -855,6 +1054,10 @@ def main(argv: list[str] | None = None) -> int:
             storage=args.storage,
             stalls=args.stalls,
             job_lease=args.job_lease_seconds,
+            database=pg.create_database("storm") if pg is not None else None,
+            nodes=args.nodes,
+            restarts=args.database_restarts,
+            restart_database=pg.restart if pg is not None else None,
         )
     summary = result.summary()
     print(json.dumps(summary, indent=None if args.json else 2))

@@ -4,6 +4,8 @@
     .venv/bin/python tools/crash_harness.py --kills 500 --storage raw [--compute qemu] [--seed S]
     .venv/bin/python tools/crash_harness.py --kills 100 --strategies stalled-owner \
         --job-lease-seconds 2
+    .venv/bin/python tools/crash_harness.py --kills 30 --database postgresql --nodes 2 \
+        --job-lease-seconds 2
 
 Prints one JSON summary (kill points, operations, checks, invariant violations) and exits
 non-zero if any invariant was violated. See docs/reliability.md.
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +33,7 @@ from testkit.crash import (  # noqa: E402
     Stats,
     run,
 )
+from testkit.postgres import running as postgres_running  # noqa: E402
 
 
 def build_guest() -> tuple[Path, Path]:
@@ -46,6 +51,17 @@ def build_guest() -> tuple[Path, Path]:
 def save(path: Path | None, stats: Stats) -> None:
     if path is not None:
         path.write_text(json.dumps(stats.as_dict(), indent=2))
+
+
+@contextmanager
+def database(engine: str) -> Iterator[str | None]:
+    """``postgresql``: a private PostgreSQL server (testkit/postgres.py) for the run, and a
+    database on it; ``sqlite``: None (the data dir's own file)."""
+    if engine == "sqlite":
+        yield None
+        return
+    with postgres_running() as server:
+        yield server.create_database("crash")
 
 
 def strategies(text: str) -> tuple[str, ...]:
@@ -78,6 +94,13 @@ def main() -> int:
     parser.add_argument(
         "--job-lease-seconds", type=float, help="LIGHTKEEPER_JOB_LEASE_SECONDS of the servers"
     )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="postgresql: the records in a PostgreSQL server the run starts itself",
+    )
+    parser.add_argument("--nodes", type=int, default=1, help="servers on one database and data dir")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else time.time_ns() % 10**6
     print(f"seed {seed}", file=sys.stderr, flush=True)  # (also in the summary)
@@ -85,9 +108,9 @@ def main() -> int:
 
     def log(line: str) -> None:
         if not args.quiet:
-            print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+            print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.__stderr__, flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="lk-crash-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lk-crash-") as tmp, database(args.database) as url:
         work = args.work_dir or Path(tmp)
         config = Config(
             storage=args.storage,
@@ -101,6 +124,8 @@ def main() -> int:
             accel=args.accel,
             strategies=args.strategies,
             job_lease_seconds=args.job_lease_seconds,
+            database=url,
+            nodes=args.nodes,
             log=log,
             on_kill=lambda stats: save(args.stats_file, stats),
         )

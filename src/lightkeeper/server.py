@@ -56,6 +56,11 @@ EXISTING_DATA_CHOICES: tuple[ExistingData, ...] = ("refuse", "quarantine")
 DATA_DIRS = ("disks", "snapshots", "compute", "vms", "tmp")
 
 
+API_THREADS = 40
+"""The threads requests run in at most: anyio's default thread limiter, which Starlette's
+``run_in_threadpool`` uses."""
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -72,8 +77,10 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     A database that does not exist yet is only created in a data dir without disk or
     snapshot data: see ``guard_existing_data``."""
     url = settings.database_url or sqlite_url(settings.data_dir)
-    # Job workers, the lease heartbeat, the supervisor and the API's threads share the pool.
-    engine = open_engine(url, pool_size=settings.workers + 8)
+    # Job workers, the lease and node heartbeats, the supervisor and the API's threads share
+    # the pool: enough stays open for the workers and a few more, and every API thread may
+    # add one under load (a 200-client storm on PostgreSQL ran out with fewer).
+    engine = open_engine(url, pool_size=settings.workers + 8, max_overflow=API_THREADS)
     if database_is_new(engine):
         guard_existing_data(settings.data_dir, existing_data)
     migrate(engine)

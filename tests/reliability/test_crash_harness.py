@@ -1,9 +1,11 @@
 """kill -9 of the real server at random moments under a random SDK workload, per storage
 driver (and once with real VMs); after every restart the invariants of docs/reliability.md
 hold. Then the stalled owner: two servers on one data dir, the owner of a running job
-SIGSTOPped past its lease and resumed. Sizes: LIGHTKEEPER_CRASH_KILLS (default 10 per
+SIGSTOPped past its lease and resumed. Then two nodes on one PostgreSQL database and one data
+dir, one of them killed at each point (issue #13). Sizes: LIGHTKEEPER_CRASH_KILLS (default 10 per
 driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default 2), LIGHTKEEPER_CRASH_STALLS (default 1 per
-driver), LIGHTKEEPER_CRASH_SEED (default: random, printed on failure).
+driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3), LIGHTKEEPER_CRASH_SEED (default: random, printed on
+failure).
 Longer runs: tools/crash_harness.py."""
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from pathlib import Path
 
 import pytest
 from testkit.crash import STALLED_OWNER, Config, Stats, run
+from testkit.postgres import Postgres
 
 from tests.support.drivers import storages
 
 KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "10"))
 QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "2"))
 STALLS = int(os.environ.get("LIGHTKEEPER_CRASH_STALLS", "1"))
+PG_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_PG_KILLS", "3"))
 SEED = int(os.environ.get("LIGHTKEEPER_CRASH_SEED", random.randrange(10**6)))
 
 
 def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(line, file=sys.__stderr__, flush=True)
 
 
 def _check(stats: Stats, kills: int) -> None:
@@ -97,3 +101,25 @@ def test_crash_harness_stalled_owner(storage: str, tmp_path: Path) -> None:
     summary = json.dumps(stats.as_dict())
     assert any(s.taken_over for s in stats.stalls), summary  # the fault really happened
     assert stats.checks["finished jobs unchanged"] == STALLS + 1, summary
+
+
+def test_crash_harness_two_nodes_on_postgresql(tmp_path: Path, postgres_server: Postgres) -> None:
+    """Issue #13: two nodes on one PostgreSQL database sharing one data dir (one pool), the
+    workload spread over both; each point kills one (the owner of a running job when there is
+    one), whose jobs a survivor takes over after the 2 s lease before it is started again."""
+    config = Config(
+        storage="raw",
+        kills=PG_KILLS,
+        seed=SEED,
+        work_dir=tmp_path,
+        instances=2,
+        big_data_mib=32,
+        job_lease_seconds=2,
+        database=postgres_server.create_database(f"crash{os.getpid()}_{SEED}"),
+        nodes=2,
+        log=_log,
+    )
+    stats = run(config)
+    _check(stats, PG_KILLS)
+    summary = json.dumps(stats.as_dict())
+    assert stats.checks["jobs of a killed node taken over"] == stats.takeovers, summary

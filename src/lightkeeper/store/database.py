@@ -174,11 +174,14 @@ def reads_are_local(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def open_engine(url: str, pool_size: int = 8) -> Engine:
+def open_engine(url: str, pool_size: int = 8, max_overflow: int = 8) -> Engine:
     """An engine with the pragmas and transaction behaviour every connection needs.
 
-    ``pool_size``: PostgreSQL connections kept open (the server sizes it from its worker
-    threads and the API's thread pool); SQLite needs no bound."""
+    ``pool_size``: PostgreSQL connections kept open; ``max_overflow``: how many more may be
+    opened under load. Their sum must cover every thread that can ask for one at once (the
+    server sizes them from its job workers and the API's thread pool): a request that waits
+    for a pooled connection longer than the pool timeout is an InternalError. SQLite needs
+    no bound."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -192,7 +195,7 @@ def open_engine(url: str, pool_size: int = 8) -> Engine:
     engine = create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_timeout=DEFAULT_LOCK_TIMEOUT,
         pool_pre_ping=True,  # a connection the server cut (a restart) is replaced, not used
         pool_recycle=3600,
@@ -242,10 +245,19 @@ def _postgresql_begin(conn: Connection) -> None:
         cursor.close()
 
 
+REFUSED = ("connection failed", "connection is bad")  # psycopg 3's connect errors
+
+
 def is_disconnect(exc: BaseException) -> bool:
-    """The database cut the connection (restarted, or the network failed): nothing was
-    committed by the failed statement, and a new connection will be made for the next."""
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    """The database cut the connection (restarted, or the network failed), or refused a new
+    one (still shutting down or starting up): nothing was committed by the failed statement,
+    and a new connection will be made for the next. A refused connect fails before any
+    statement, and SQLAlchemy does not mark it invalidated: psycopg's "connection failed" /
+    "connection is bad"."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    refused = exc.statement is None and str(exc.orig).startswith(REFUSED)
+    return exc.connection_invalidated or refused
 
 
 @contextmanager
