@@ -9,9 +9,9 @@ import platform
 import time
 from pathlib import Path
 
-from bench import api, datapath, scale
+from bench import api, cluster, datapath, scale
 
-SUITES = {"api": api.run, "datapath": datapath.run, "scale": scale.run}
+SUITES = {"api": api.run, "cluster": cluster.run, "datapath": datapath.run, "scale": scale.run}
 
 
 def main() -> None:

@@ -55,13 +55,13 @@ TARGETS = {
 }
 
 
-def _lightkeeper(data_dir: Path, log: Path, *extra: str) -> Proc:
+def lightkeeper_server(data_dir: Path, log: Path, *extra: str) -> Proc:
     port = free_port()
     argv = [PYTHON, "-m", "lightkeeper", "serve", "--data-dir", str(data_dir)]
     return Proc([*argv, "--port", str(port), *SERVE_FLAGS, *extra], port, log)
 
 
-def _describe(port: int, who: Seeded, count: int = 8) -> list[Signed]:
+def describe_requests(port: int, who: Seeded, count: int = 8) -> list[Signed]:
     """A few variants (offsets) of DescribeSnapshots Limit=20, all the same cost."""
     host = f"127.0.0.1:{port}"
     return [
@@ -77,7 +77,7 @@ def _describe(port: int, who: Seeded, count: int = 8) -> list[Signed]:
     ]
 
 
-def _create(port: int, who: Seeded, instance_ids: list[str]) -> list[Signed]:
+def create_requests(port: int, who: Seeded, instance_ids: list[str]) -> list[Signed]:
     host = f"127.0.0.1:{port}"
     return [
         tc3_request(
@@ -92,13 +92,13 @@ def _create(port: int, who: Seeded, instance_ids: list[str]) -> list[Signed]:
     ]
 
 
-def _check(port: int, request: Signed) -> None:
+def check(port: int, request: Signed) -> None:
     status, body = send(port, request)
     if status != 200 or b'"Error"' in body:
         raise RuntimeError(f"probe failed: {status} {body[:300]!r}")
 
 
-def _wait_jobs_drained(services: Any, timeout: float = 120) -> None:
+def wait_jobs_drained(services: Any, timeout: float = 120) -> None:
     """Let the snapshot copies of one run finish before the next run starts."""
     from lightkeeper.store import jobs
 
@@ -113,7 +113,16 @@ def _wait_jobs_drained(services: Any, timeout: float = 120) -> None:
 # -- moto -------------------------------------------------------------------------------------
 
 
-def _moto_requests(port: int, n_snapshots: int) -> tuple[list[Signed], list[Signed], int]:
+def moto_server(log: Path) -> Proc | None:
+    """``moto_server`` started on a free port, or None when it is not installed."""
+    if not shutil.which("moto_server"):
+        return None
+    port = free_port()
+    argv = ["moto_server", "-p", str(port)]
+    return Proc(argv, port, log, env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}).start()
+
+
+def moto_requests(port: int, n_snapshots: int) -> tuple[list[Signed], list[Signed], int]:
     import boto3
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -160,7 +169,7 @@ def _moto_requests(port: int, n_snapshots: int) -> tuple[list[Signed], list[Sign
 # -- the suite --------------------------------------------------------------------------------
 
 
-def _row(name: str, result: dict[str, Any]) -> None:
+def row(name: str, result: dict[str, Any]) -> None:
     p50 = f"{result['p50_ms']:.2f}" if "p50_ms" in result else "-"
     p99 = f"{result['p99_ms']:.2f}" if "p99_ms" in result else "-"
     print(
@@ -201,30 +210,35 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
         port = free_port()
         bare = Proc([PYTHON, "-m", "bench.bare_app", "--port", str(port)], port, log).start()
-        lk = _lightkeeper(data, log, "--no-rate-limit").start()
-        limited = _lightkeeper(data, log, "--config", str(config), "--rate-limit").start()
+        lk = lightkeeper_server(data, log, "--no-rate-limit").start()
+        # a second server on the same database: a node of its own name (issue #13)
+        limited = lightkeeper_server(
+            data, log, "--config", str(config), "--rate-limit", "--node", "limited"
+        ).start()
         half = seconds / 2
         try:
-            describe = _describe(lk.port, reader)
-            _check(lk.port, describe[0])
+            describe = describe_requests(lk.port, reader)
+            check(lk.port, describe[0])
             bare_runs, lk_runs = [], []
             for _ in range(2):
-                bare_runs.append(saturate(bare.port, _describe(bare.port, reader, 1), half))
-                lk_runs.append(saturate(lk.port, _describe(lk.port, reader), half))
+                bare_runs.append(saturate(bare.port, describe_requests(bare.port, reader, 1), half))
+                lk_runs.append(saturate(lk.port, describe_requests(lk.port, reader), half))
             bare.stop()
             results["bare"] = max(bare_runs, key=lambda r: r["rps"])
             results["describe"] = max(lk_runs, key=lambda r: r["rps"])
-            _row("bare uvicorn (fixed envelope), best of 2", results["bare"])
-            _row("DescribeSnapshots (1,000, Limit=20), best of 2", results["describe"])
+            row("bare uvicorn (fixed envelope), best of 2", results["bare"])
+            row("DescribeSnapshots (1,000, Limit=20), best of 2", results["describe"])
             results["describe_200rps"] = loadgen(
-                lk.port, _describe(lk.port, reader), seconds=fixed_seconds, rate=FIXED_RATE
+                lk.port, describe_requests(lk.port, reader), seconds=fixed_seconds, rate=FIXED_RATE
             )
-            _row(f"DescribeSnapshots @ {FIXED_RATE:.0f} req/s", results["describe_200rps"])
+            row(f"DescribeSnapshots @ {FIXED_RATE:.0f} req/s", results["describe_200rps"])
 
             off_runs, on_runs = [], []
             for _ in range(2):
-                on_runs.append(saturate(limited.port, _describe(limited.port, reader), half)["rps"])
-                off_runs.append(saturate(lk.port, _describe(lk.port, reader), half)["rps"])
+                on_runs.append(
+                    saturate(limited.port, describe_requests(limited.port, reader), half)["rps"]
+                )
+                off_runs.append(saturate(lk.port, describe_requests(lk.port, reader), half)["rps"])
             limiter_cost = 1 - max(on_runs) / max(off_runs)
             results["limiter"] = {"off_rps": off_runs, "on_rps": on_runs, "cost": limiter_cost}
             print(
@@ -237,36 +251,33 @@ def run(quick: bool = False) -> dict[str, Any]:
             saturate_ids = writer.instance_ids[len(fixed_ids) :]
             results["create_200rps"] = loadgen(
                 lk.port,
-                _create(lk.port, writer, fixed_ids),
+                create_requests(lk.port, writer, fixed_ids),
                 seconds=fixed_seconds,
                 rate=FIXED_RATE,
             )
-            _row(f"CreateInstanceSnapshot @ {FIXED_RATE:.0f} req/s", results["create_200rps"])
+            row(f"CreateInstanceSnapshot @ {FIXED_RATE:.0f} req/s", results["create_200rps"])
             services = open_world(data)
-            _wait_jobs_drained(services)
-            results["create"] = saturate(lk.port, _create(lk.port, writer, saturate_ids), seconds)
-            _row("CreateInstanceSnapshot (one per instance)", results["create"])
+            wait_jobs_drained(services)
+            results["create"] = saturate(
+                lk.port, create_requests(lk.port, writer, saturate_ids), seconds
+            )
+            row("CreateInstanceSnapshot (one per instance)", results["create"])
         finally:
             for proc in (bare, lk, limited):
                 proc.stop()
             services.engine.dispose()
 
         # 3. moto
-        if shutil.which("moto_server"):
-            moto = Proc(
-                ["moto_server", "-p", str(port := free_port())],
-                port,
-                log,
-                env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
-            ).start()
+        moto = moto_server(log)
+        if moto is not None:
             try:
-                m_describe, m_create, listed = _moto_requests(moto.port, N_SNAPSHOTS)
+                m_describe, m_create, listed = moto_requests(moto.port, N_SNAPSHOTS)
                 # create first: a slow server keeps answering queued requests after wrk stops
                 results["moto_create"] = saturate(moto.port, m_create, seconds)
-                _row("moto CreateSnapshot", results["moto_create"])
+                row("moto CreateSnapshot", results["moto_create"])
                 time.sleep(2)
                 results["moto_describe"] = saturate(moto.port, m_describe, seconds)
-                _row(
+                row(
                     f"moto DescribeSnapshots (20 of 1,000 by id: {listed})",
                     results["moto_describe"],
                 )

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,3 +279,66 @@ def saturate(port: int, requests: Sequence[Signed], seconds: float) -> dict[str,
     if have_wrk():
         return {**wrk(port, requests, seconds=seconds), "tool": "wrk -t1 -c16"}
     return {**loadgen(port, requests, seconds=seconds), "tool": "asyncio -c16"}
+
+
+# -- CPU accounting -----------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU of each live process (all its threads), from ``/proc/PID/stat``;
+    a process that has exited is left out."""
+    found = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (14, 15)
+    return found
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two ``cpu_seconds`` readings by the processes alive at the second
+    (one that started in between counts whole; one that exited in between is lost)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def pids_where(match: Callable[[str], bool]) -> list[int]:
+    """Processes whose command line (arguments joined by spaces) satisfies ``match``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            if match(cmdline(int(entry.name))):
+                found.append(int(entry.name))
+    return found
+
+
+def children_of(parent: int) -> list[int]:
+    """Live processes whose parent is ``parent`` (``/proc/PID/stat`` field 4)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (every core, every process), ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / _TICK
