@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from lightkeeper.store.database import WRITE_LOCK_KEY
+from lightkeeper.store.database import WRITE_LOCK_KEY, psycopg_params
 
 LIGHTKEEPER = [sys.executable, "-m", "lightkeeper"]
 
@@ -243,11 +243,8 @@ class Server:
                 db.close()
             return
         import psycopg
-        from sqlalchemy.engine import make_url
 
-        url = make_url(self.database)
-        conninfo = f"host={url.query['host']} user={url.username} dbname={url.database}"
-        with psycopg.connect(conninfo) as pg:
+        with psycopg.connect(**psycopg_params(self.database)) as pg:
             pg.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
             yield
             pg.rollback()

@@ -26,7 +26,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -204,6 +204,21 @@ def open_engine(url: str, pool_size: int = 8, max_overflow: int = 8) -> Engine:
     _STATES[engine] = StoreState()
     event.listen(engine, "begin", _postgresql_begin)
     return engine
+
+
+def psycopg_params(url: str | URL) -> dict[str, Any]:
+    """``psycopg.connect`` keywords for a PostgreSQL URL (a unix socket directory given as
+    ``?host=``, as in ``postgresql://user@/db?host=/run/postgresql``): for the connections
+    that live outside the engine's pool."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    params: dict[str, Any] = {
+        "host": parsed.query.get("host", parsed.host),
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "dbname": parsed.database,
+    }
+    return {k: v for k, v in params.items() if v is not None}
 
 
 # The key of the advisory lock every write transaction takes first ("LKWR").

@@ -42,6 +42,7 @@ from lightkeeper.domain.model import (
     Snapshot,
     SnapshotState,
 )
+from lightkeeper.store.database import psycopg_params
 from lightkeeper.store.tables import (
     blueprints,
     deleted_snapshots,
@@ -586,15 +587,7 @@ def _postgresql_auth_version(engine: Engine) -> Callable[[], int | None]:
     database restart): until it answers, the version is unknown and nothing is cached."""
     import psycopg
 
-    url = engine.url
-    params: dict[str, Any] = {
-        "host": url.query.get("host", url.host),
-        "port": url.port,
-        "user": url.username,
-        "password": url.password,
-        "dbname": url.database,
-    }
-    params = {k: v for k, v in params.items() if v is not None}
+    params = psycopg_params(engine.url)
     lock = threading.Lock()
     held: list[psycopg.Connection[Any]] = []
 
