@@ -233,10 +233,11 @@ def recover_store(world: World) -> None:
 
 
 def ensure_first_account(services: Services) -> tuple[Account, ApiKey] | None:
-    """On an empty database create the ``default`` account; return it only when created."""
-    if services.accounts.count():
+    """On an empty database create the ``default`` account; return it only when created
+    (by this node: another starting at the same moment may have created it)."""
+    if services.accounts.count():  # the common case, without the write lock
         return None
-    return services.accounts.create("default")
+    return services.accounts.create_first("default")
 
 
 def create_app(services: Services) -> ASGIApp:

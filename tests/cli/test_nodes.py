@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -71,3 +72,20 @@ def test_a_bad_node_name_is_one_line(make_server: Callable[..., Server]) -> None
     server = make_server(start=False)
     result = run_cli("serve", "--node", "-bad name", data_dir=server.data_dir, check=False)
     assert "invalid node" in one_line_error(result, 2)
+
+
+def test_nodes_starting_together_on_an_empty_database_make_one_account(
+    make_server: Callable[..., Server],
+) -> None:
+    """The README's recipe starts its nodes at once: on an empty database each asks whether
+    an account exists and creates ``default`` if not. Asked apart from the creation, two
+    nodes could both see none, and the slower one failed to start ("already exists")."""
+    nodes = [make_server("--node", f"n{n}", start=False) for n in range(3)]
+    for node in nodes[1:]:  # one data dir, one database
+        node.data_dir, node.database = nodes[0].data_dir, nodes[0].database
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        list(pool.map(lambda node: node.start(), nodes))
+    banners = [node for node in nodes if "was created" in node.log()]
+    assert len(banners) == 1, [node.log()[-300:] for node in nodes]
+    assert [a["Name"] for a in nodes[2].admin("account", "list", "--json")] == ["default"]
+    assert {n["State"] for n in _nodes(nodes[0]).values()} == {"UP"}

@@ -48,12 +48,24 @@ class AccountStore:
 
     def create(self, name: str) -> tuple[Account, ApiKey]:
         """A new account with its first key, in one transaction."""
+        created = self._create(name, only_if_none=False)
+        assert created is not None
+        return created
+
+    def create_first(self, name: str) -> tuple[Account, ApiKey] | None:
+        """The first account, unless the database holds one: asked and created in one write
+        transaction, so that nodes starting together on an empty database create one."""
+        return self._create(name, only_if_none=True)
+
+    def _create(self, name: str, *, only_if_none: bool) -> tuple[Account, ApiKey] | None:
         if not name or len(name) > 64:
             raise AccountError("account name must be 1 to 64 characters")
         with write(self.engine) as conn:
+            count = conn.scalar(select(func.count()).select_from(accounts)) or 0
+            if only_if_none and count:
+                return None
             if conn.scalar(select(accounts.c.id).where(accounts.c.name == name)) is not None:
                 raise AccountError(f"account {name!r} already exists")
-            count = conn.scalar(select(func.count()).select_from(accounts)) or 0
             uin, app_id = str(FIRST_UIN + count), FIRST_APP_ID + count
             result = conn.execute(
                 insert(accounts).values(name=name, uin=uin, app_id=app_id, created_at=_now())
