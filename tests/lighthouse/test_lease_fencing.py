@@ -266,6 +266,9 @@ def test_a_job_whose_disk_is_held_elsewhere_waits_instead_of_failing(
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         time.sleep(2 + 8)  # the slow job, then longer than any busy-retry of the old code
+        # A new client: the old one's connection sat idle as long as the server's idle timeout
+        # (10 s), and a request sent on it as the server closes it is reset (seen under load).
+        c = world.client(server, account)
         waiting = world.snapshot(c, snapshot_id)
         assert waiting is not None
         assert (waiting.SnapshotState, waiting.LatestOperationState) == ("CREATING", "OPERATING")
