@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from lightkeeper.store.database import WRITE_LOCK_KEY, psycopg_params
+from lightkeeper.store.database import open_engine, sqlite_url, write
 
 LIGHTKEEPER = [sys.executable, "-m", "lightkeeper"]
 
@@ -231,23 +230,15 @@ class Server:
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:
-        """Hold the database's write lock from another connection, as another node would:
-        SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's advisory write lock (store/database.py)."""
-        if self.database is None:
-            db = sqlite3.connect(self.data_dir / "lightkeeper.db", isolation_level=None)
-            try:
-                db.execute("BEGIN IMMEDIATE")
+        """Hold the database's write lock from another connection, as another node would: the
+        servers' own ``store.database.write`` (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+        advisory write lock), on an engine of its own."""
+        engine = open_engine(self.database or sqlite_url(self.data_dir), pool_size=1)
+        try:
+            with write(engine):
                 yield
-                db.execute("ROLLBACK")
-            finally:
-                db.close()
-            return
-        import psycopg
-
-        with psycopg.connect(**psycopg_params(self.database)) as pg:
-            pg.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-            yield
-            pg.rollback()
+        finally:
+            engine.dispose()
 
     def create_account(self, name: str) -> Account:
         data = self.admin("account", "create", name, "--json")
