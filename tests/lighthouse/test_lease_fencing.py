@@ -98,19 +98,26 @@ def _runs_on(job: dict[str, Any], server: Server) -> bool:
 
 
 @contextmanager
-def _frozen(server: Server) -> Iterator[None]:
-    """SIGSTOP the server at a moment it holds no database lock. Frozen inside a write
-    transaction, it would hold SQLite's one write lock, and every server on the data dir
-    would wait for it (writes fail cleanly, nothing is taken over) until it resumes."""
+def _frozen(server: Server, kind: str) -> Iterator[None]:
+    """SIGSTOP the server at a moment it holds no database lock, while it still runs the
+    newest ``kind`` job. Frozen inside a write transaction, it would hold SQLite's one write
+    lock, and every server on the data dir would wait for it (writes fail cleanly, nothing is
+    taken over) until it resumes. A paced job commits its Percent every 0.2 s, so a freeze
+    often lands inside one: each try gives up quickly (a frozen holder never lets go), or the
+    job would be finished before a freeze held, and no take-over would ever come."""
     assert server.process is not None
     for _ in range(100):
         freeze(server.process.pid)
-        if database_writable(server.data_dir, timeout=0.5):
+        if database_writable(server.data_dir, timeout=0.05):
             break
         server.process.send_signal(signal.SIGCONT)
         time.sleep(0.01)
     else:
         raise AssertionError("the server always held the database write lock")
+    job = _job(server.data_dir, kind)
+    if job is None or job["state"] != "RUNNING" or not _runs_on(job, server):
+        server.process.send_signal(signal.SIGCONT)
+        raise AssertionError(f"the job ended before its server was frozen: {job}")
     try:
         yield
     finally:
@@ -173,7 +180,7 @@ def test_rollback_taken_over_from_a_stalled_server(
     stalled_epoch = _epoch(first.data_dir, "apply_snapshot")
     c = world.client(other, account)
     started = False
-    with _frozen(stalled):
+    with _frozen(stalled, "apply_snapshot"):
         world.wait_for(
             lambda: _job(first.data_dir, "apply_snapshot"),
             lambda j: j is not None and not _runs_on(j, stalled),  # taken over
@@ -222,7 +229,7 @@ def test_snapshot_taken_over_from_a_stalled_server(
     )
     stalled_epoch = _epoch(first.data_dir, "create_snapshot")
     c = world.client(other, account)
-    with _frozen(stalled):
+    with _frozen(stalled, "create_snapshot"):
         world.wait_for(
             lambda: _job(first.data_dir, "create_snapshot"),
             lambda j: j is not None and not _runs_on(j, stalled),

@@ -10,7 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import models
 from testkit import clients, world
@@ -75,6 +77,32 @@ def test_a_database_restart_costs_at_most_internal_errors(
     assert httpx.get(f"{pg_server.url}/healthz", timeout=5).status_code == 200
     snapshot = world.wait_normal(c, snapshot_id, timeout=60)
     assert snapshot.Percent == 100
+
+
+def test_connections_cut_while_idle_cost_no_request(
+    pg_server: Server, postgres_server: Postgres
+) -> None:
+    """Every backend of the server's database is terminated while the server is idle (as an
+    administrator's pg_terminate_backend, or a restart between two bursts of requests). The
+    pooled connections are dead; each is seen dead when it is next checked out (the server
+    sent its error, which waits on the socket: store/database.py) and replaced, so no later
+    request fails, writes included."""
+    account = world.new_account(pg_server, "pgcut")
+    instance = world.create_instance(pg_server, account)["InstanceId"]
+    c = world.client(pg_server, account)
+    assert [_describe(c) for _ in range(20)] == ["ok"] * 20  # the pool holds connections now
+    assert pg_server.database is not None
+    database = make_url(pg_server.database).database
+    with psycopg.connect(postgres_server.conninfo(), autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    assert cut is not None and cut[0] > 0
+    time.sleep(0.05)  # the backends' goodbyes reach the sockets
+    assert [_describe(c) for _ in range(20)] == ["ok"] * 20
+    snapshot_id = world.create_snapshot(c, instance)
+    assert world.wait_normal(c, snapshot_id, timeout=60).Percent == 100
 
 
 def test_a_key_disabled_anywhere_fails_at_the_next_request_to_every_node(

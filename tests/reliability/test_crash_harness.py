@@ -2,7 +2,7 @@
 driver (and once with real VMs); after every restart the invariants of docs/reliability.md
 hold. Then the stalled owner: two servers on one data dir, the owner of a running job
 SIGSTOPped past its lease and resumed. Then two nodes on one PostgreSQL database and one data
-dir, one of them killed at each point (issue #13). Sizes: LIGHTKEEPER_CRASH_KILLS (default 10 per
+dir, one of them killed at each point (issue #13). Sizes: LIGHTKEEPER_CRASH_KILLS (default 6 per
 driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default 2), LIGHTKEEPER_CRASH_STALLS (default 1 per
 driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3), LIGHTKEEPER_CRASH_SEED (default: random, printed on
 failure).
@@ -22,7 +22,7 @@ from testkit.postgres import Postgres
 
 from tests.support.drivers import storages
 
-KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "10"))
+KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "6"))
 QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "2"))
 STALLS = int(os.environ.get("LIGHTKEEPER_CRASH_STALLS", "1"))
 PG_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_PG_KILLS", "3"))

@@ -34,7 +34,7 @@ def assert_clean(result: storm.Result) -> None:
     assert sum(result.by_code.values()) == result.requests
 
 
-SECONDS = {"raw": 15.0, "qcow2": 8.0}
+SECONDS = {"raw": 8.0, "qcow2": 5.0}
 
 
 @pytest.mark.parametrize("storage", storages())

@@ -59,13 +59,13 @@ class Progress:
 
     def __call__(self, percent: int) -> None:
         self.real = max(self.real, percent)
-        self._publish(force=False)
+        self._publish()
 
-    def _publish(self, force: bool) -> None:
+    def _publish(self) -> None:
         value = min(self._paced(), 99)  # 100 is written with the final state
         now = time.monotonic()
         with self.lock:
-            if value <= self.shown or (not force and now - self.last_write < PROGRESS_INTERVAL):
+            if value <= self.shown or now - self.last_write < PROGRESS_INTERVAL:
                 return
             self.shown, self.last_write = value, now
         try:
@@ -77,9 +77,11 @@ class Progress:
             logger.info("Percent of %s not shown this time: database locked", self.snapshot_id)
 
     def finish(self) -> None:
-        """Keep advancing until the minimum duration has passed."""
+        """Keep advancing until the minimum duration has passed, one commit per
+        ``PROGRESS_INTERVAL`` at most (each is a fenced write transaction: one per 1 % of a
+        paced operation kept the database's write lock busy a third of the time)."""
         while self.minimum > 0 and time.monotonic() - self.started < self.minimum:
-            self._publish(force=True)
+            self._publish()
             time.sleep(min(PROGRESS_INTERVAL, self.minimum / 100))
 
 

@@ -15,6 +15,7 @@ the transactions the same meaning, which is what the rules rely on:
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 import threading
 import time
@@ -27,7 +28,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -197,13 +198,28 @@ def open_engine(url: str, pool_size: int = 8, max_overflow: int = 8) -> Engine:
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=DEFAULT_LOCK_TIMEOUT,
-        pool_pre_ping=True,  # a connection the server cut (a restart) is replaced, not used
         pool_recycle=3600,
         isolation_level="READ COMMITTED",
     )
     _STATES[engine] = StoreState()
     event.listen(engine, "begin", _postgresql_begin)
+    event.listen(engine, "checkout", _replace_if_cut)
     return engine
+
+
+def _replace_if_cut(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """A pooled connection the server cut (a restart, a shutdown, a terminated backend) is
+    replaced, not used: the server sends each client an error before it closes, so an idle
+    connection with bytes (or the end of the stream) waiting on its socket is dead, and a
+    live idle one has nothing to read. One ``poll`` instead of SQLAlchemy's pre-ping, which
+    cost a round trip on every checkout (docs/performance.md). A connection lost without
+    notice (a network partition) fails its statement, which SQLAlchemy then invalidates."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection")
 
 
 def psycopg_params(url: str | URL) -> dict[str, Any]:

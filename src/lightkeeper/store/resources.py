@@ -7,6 +7,7 @@ that must be atomic (quota, locks) run their reads and writes inside one ``write
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -368,60 +369,70 @@ _MARKS = {"sqlite": "?", "postgresql": "%s"}
 
 
 def _driver(conn: Connection) -> tuple[Any, str] | None:
-    """The driver connection under ``conn`` (sqlite3 or psycopg) and its parameter marker,
-    inside the transaction SQLAlchemy began on it (so several statements still read one
-    snapshot); None on other databases."""
+    """The driver connection under ``conn`` (sqlite3 or psycopg) and its parameter marker;
+    None on other databases. Outside a transaction the one statement of the plain path runs
+    on its own (it reads one snapshot by itself): on PostgreSQL in autocommit, which saves
+    the BEGIN, SET TRANSACTION and ROLLBACK round trips of a read transaction (SQLAlchemy
+    restores the mode when the connection returns to the pool); SQLite's driver connection
+    runs outside any transaction already (``isolation_level = None``)."""
     mark = _MARKS.get(conn.dialect.name)
     if mark is None:
         return None
-    if not conn.in_transaction():
-        conn.begin()
+    if not conn.in_transaction() and conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
     return conn.connection.driver_connection, mark
 
 
 _SNAPSHOT_SELECT = ", ".join(_SNAPSHOT_COLUMNS)
+_SNAPSHOT_PAGE = ", ".join(f"p.{c}" for c in _SNAPSHOT_COLUMNS)
 _SNAPSHOT_CREATED = _SNAPSHOT_COLUMNS.index("created_at")
 _SNAPSHOT_CORRUPT = _SNAPSHOT_COLUMNS.index("corrupt")
+_SNAPSHOT_WIDTH = len(_SNAPSHOT_COLUMNS)
+_SNAPSHOT_ID = 1 + _SNAPSHOT_COLUMNS.index("snapshot_id")  # in a row of the plain statement
 
 
 def _list_snapshots_plain(
     raw: Any, mark: str, account_id: int, region: str | None, offset: int, limit: int
 ) -> tuple[int, list[Snapshot]]:
-    """``list_snapshots`` without filters, the hot path of DescribeSnapshots, in plain SQL on
-    the driver connection (sqlite3 or psycopg, whose ``execute`` both return a cursor): the
-    same statements SQLAlchemy would send, without its per-statement overhead (which
-    outweighs the database's own work on a page; docs/performance.md). Same rows, order and
-    types on both engines."""
+    """``list_snapshots`` without filters, the hot path of DescribeSnapshots, as one plain
+    statement on the driver connection (sqlite3 or psycopg, whose ``execute`` both return a
+    cursor): the count, the page and the page's tags in one round trip (a networked
+    database's round trips, not its work, were most of the request: docs/performance.md),
+    without SQLAlchemy's per-statement overhead. One row per tag of each snapshot of the
+    page (one with NULL tag columns if it has none), or a single row of NULLs but the count
+    when the page is empty. Same rows, order and types on both engines."""
     condition = f"account_id = {mark}"
     params: list[Any] = [account_id]
     if region is not None:
         condition += f" AND region = {mark}"
         params.append(region)
-    total = raw.execute(f"SELECT count(*) FROM snapshots WHERE {condition}", params).fetchall()
     rows = raw.execute(
-        f"SELECT {_SNAPSHOT_SELECT} FROM snapshots WHERE {condition} "
-        f"ORDER BY created_at DESC, snapshot_id DESC LIMIT {mark} OFFSET {mark}",
-        [*params, limit, offset],
+        f"SELECT t.total, {_SNAPSHOT_PAGE}, g.key, g.value "
+        f"FROM (SELECT count(*) AS total FROM snapshots WHERE {condition}) AS t "
+        f"LEFT JOIN (SELECT {_SNAPSHOT_SELECT} FROM snapshots WHERE {condition} "
+        f"ORDER BY created_at DESC, snapshot_id DESC LIMIT {mark} OFFSET {mark}) AS p ON 1 = 1 "
+        "LEFT JOIN tags AS g ON g.resource_id = p.snapshot_id "
+        "ORDER BY p.created_at DESC, p.snapshot_id DESC, g.key",
+        [*params, *params, limit, offset],
     ).fetchall()
-    ids = [row[0] for row in rows]
-    tag_map: dict[str, dict[str, str]] = {i: {} for i in ids}
-    if ids:
-        marks = ", ".join([mark] * len(ids))
-        for resource_id, key, value in raw.execute(
-            f"SELECT resource_id, key, value FROM tags WHERE resource_id IN ({marks}) "
-            "ORDER BY resource_id, key",
-            ids,
-        ).fetchall():
-            tag_map[resource_id][key] = value
-    found = []
+    pages: dict[str, tuple[Any, dict[str, str]]] = {}  # in the page's order
     for row in rows:
-        data = dict(zip(_SNAPSHOT_COLUMNS, row, strict=True))
-        data["created_at"] = _sqlite_datetime(row[_SNAPSHOT_CREATED])
-        data["corrupt"] = bool(row[_SNAPSHOT_CORRUPT])
+        snapshot_id, key = row[_SNAPSHOT_ID], row[1 + _SNAPSHOT_WIDTH]
+        if snapshot_id is None:  # the empty page's one row
+            continue
+        if snapshot_id not in pages:
+            pages[snapshot_id] = (row[1 : 1 + _SNAPSHOT_WIDTH], {})
+        if key is not None:
+            pages[snapshot_id][1][key] = row[2 + _SNAPSHOT_WIDTH]
+    found = []
+    for columns, tag_map in pages.values():
+        data = dict(zip(_SNAPSHOT_COLUMNS, columns, strict=True))
+        data["created_at"] = _sqlite_datetime(columns[_SNAPSHOT_CREATED])
+        data["corrupt"] = bool(columns[_SNAPSHOT_CORRUPT])
         data["state"] = SnapshotState(data["state"])
         data["latest_operation_state"] = _operation_state(data["latest_operation_state"])
-        found.append(Snapshot(**data, tags=tag_map[row[0]]))
-    return int(total[0][0]), found
+        found.append(Snapshot(**data, tags=tag_map))
+    return int(rows[0][0]), found
 
 
 def _sqlite_datetime(value: Any) -> dt.datetime:
@@ -582,26 +593,35 @@ def auth_version_reader(engine: Engine) -> Callable[[], int | None] | None:
     return read
 
 
+# Connections the PostgreSQL version reader keeps: concurrent requests each read the version
+# (one round trip); one connection under a lock made them queue for each other's round trip.
+VERSION_CONNECTIONS = 4
+
+
 def _postgresql_auth_version(engine: Engine) -> Callable[[], int | None]:
-    """The version row read on one autocommit connection, opened again after a failure (a
-    database restart): until it answers, the version is unknown and nothing is cached."""
+    """The version row read on a few autocommit connections of its own, each opened on
+    first need and dropped after a failure (a database restart): while none answers, the
+    version is unknown and nothing is cached."""
     import psycopg
 
     params = psycopg_params(engine.url)
-    lock = threading.Lock()
-    held: list[psycopg.Connection[Any]] = []
+    idle: queue.LifoQueue[psycopg.Connection[Any] | None] = queue.LifoQueue()
+    for _ in range(VERSION_CONNECTIONS):
+        idle.put(None)  # a slot whose connection is not open yet
 
     def read() -> int | None:
-        with lock:
-            try:
-                if not held:
-                    held.append(psycopg.connect(autocommit=True, connect_timeout=5, **params))
-                row = held[0].execute("SELECT version FROM auth_version WHERE id = 1").fetchone()
-            except psycopg.Error:
-                for conn in held:
-                    conn.close()
-                held.clear()
-                return None
+        conn = idle.get()
+        try:
+            if conn is None:
+                conn = psycopg.connect(autocommit=True, connect_timeout=5, **params)
+            row = conn.execute("SELECT version FROM auth_version WHERE id = 1").fetchone()
+        except psycopg.Error:
+            if conn is not None:
+                conn.close()
+            conn = None
+            return None
+        finally:
+            idle.put(conn)
         return None if row is None else int(row[0])
 
     return read
