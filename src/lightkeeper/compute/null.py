@@ -8,11 +8,10 @@ or unreadable file is a real failure the API reports as DescribeInstanceStatus.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-from lightkeeper.compute.base import PowerState, StatusCorrupt, StatusUnavailable
+from lightkeeper.compute.base import PowerState, StatusCorrupt, StatusUnavailable, write_record
 from lightkeeper.domain.attachment import Attachment
 
 
@@ -30,12 +29,7 @@ class NullDriver:
         return self._root / f"{instance_id}.json"
 
     def _write(self, instance_id: str, state: PowerState) -> None:
-        path = self._path(instance_id)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"power": state}))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_record(self._path(instance_id), json.dumps({"power": state}))
 
     def create(self, instance_id: str, state: PowerState, disk: Attachment) -> None:
         self._write(instance_id, state)  # power state only: the disk is never opened

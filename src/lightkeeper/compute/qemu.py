@@ -30,7 +30,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from lightkeeper.compute.base import ComputeError, PowerState, StatusCorrupt, StatusUnavailable
+from lightkeeper.compute.base import (
+    ComputeError,
+    PowerState,
+    StatusCorrupt,
+    StatusUnavailable,
+    write_record,
+)
 from lightkeeper.compute.qmp import QMPClient, QMPCommandError, QMPError
 from lightkeeper.domain.attachment import Attachment
 
@@ -173,12 +179,8 @@ class QemuDriver:
             raise ComputeError(f"{instance_id}: cannot open a {disk.kind!r} disk")
         directory = self._dir(instance_id)
         directory.mkdir(mode=0o700, exist_ok=True)
-        path = directory / "instance.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"disk": str(disk.path.resolve()), "format": disk.format}))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        record = {"disk": str(disk.path.resolve()), "format": disk.format}
+        write_record(directory / "instance.json", json.dumps(record))
 
     @contextlib.contextmanager
     def _locked(self, instance_id: str) -> Iterator[None]:
