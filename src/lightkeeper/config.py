@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lightkeeper.api.forwarded import Network, parse_networks
+from lightkeeper.durable import replace_text
 from lightkeeper.regions import DEFAULT_REGIONS, Region
 from lightkeeper.store.database import normalise_url
 from lightkeeper.store.nodes import checked_name, default_name
@@ -145,10 +146,7 @@ def remember_drivers(settings: Settings) -> None:
             f"cannot serve it with --storage {settings.storage}"
         )
     chosen = json.loads(settings.model_dump_json(include=set(DRIVER_KEYS)))
-    path = settings.data_dir / DRIVERS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(chosen, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    replace_text(settings.data_dir / DRIVERS_FILE, json.dumps(chosen, indent=1, sort_keys=True))
 
 
 def build_settings(values: dict[str, Any]) -> Settings:

@@ -6,9 +6,6 @@ worker calls them from its own threads.
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from lightkeeper.domain.attachment import Attachment
@@ -70,14 +67,3 @@ class LiveSnapshotCompute(Protocol):
         """Delete internal snapshot ``tag`` through the running machine; False when it is
         not running (the caller then deletes it offline)."""
         ...
-
-
-def write_record(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically and durably. The temporary file is this
-    writer's own (process and thread): servers sharing a data dir write the same records,
-    and a shared temporary name let one writer's rename take the other's file away."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

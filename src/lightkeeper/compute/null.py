@@ -11,8 +11,9 @@ import json
 import time
 from pathlib import Path
 
-from lightkeeper.compute.base import PowerState, StatusCorrupt, StatusUnavailable, write_record
+from lightkeeper.compute.base import PowerState, StatusCorrupt, StatusUnavailable
 from lightkeeper.domain.attachment import Attachment
+from lightkeeper.durable import replace_text
 
 
 class NullDriver:
@@ -29,7 +30,7 @@ class NullDriver:
         return self._root / f"{instance_id}.json"
 
     def _write(self, instance_id: str, state: PowerState) -> None:
-        write_record(self._path(instance_id), json.dumps({"power": state}))
+        replace_text(self._path(instance_id), json.dumps({"power": state}))
 
     def create(self, instance_id: str, state: PowerState, disk: Attachment) -> None:
         self._write(instance_id, state)  # power state only: the disk is never opened

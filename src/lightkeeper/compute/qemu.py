@@ -30,15 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from lightkeeper.compute.base import (
-    ComputeError,
-    PowerState,
-    StatusCorrupt,
-    StatusUnavailable,
-    write_record,
-)
+from lightkeeper.compute.base import ComputeError, PowerState, StatusCorrupt, StatusUnavailable
 from lightkeeper.compute.qmp import QMPClient, QMPCommandError, QMPError
 from lightkeeper.domain.attachment import Attachment
+from lightkeeper.durable import replace_text
 
 logger = logging.getLogger("lightkeeper.compute.qemu")
 
@@ -174,13 +169,13 @@ class QemuDriver:
             raise StatusCorrupt(f"machine record of {instance_id} is malformed")
         return data
 
-    def _write_record(self, instance_id: str, disk: Attachment) -> None:
+    def _replace_text(self, instance_id: str, disk: Attachment) -> None:
         if disk.kind != "file":  # only local image files today; rbd etc. would go here
             raise ComputeError(f"{instance_id}: cannot open a {disk.kind!r} disk")
         directory = self._dir(instance_id)
         directory.mkdir(mode=0o700, exist_ok=True)
         record = {"disk": str(disk.path.resolve()), "format": disk.format}
-        write_record(directory / "instance.json", json.dumps(record))
+        replace_text(directory / "instance.json", json.dumps(record))
 
     @contextlib.contextmanager
     def _locked(self, instance_id: str) -> Iterator[None]:
@@ -306,7 +301,7 @@ class QemuDriver:
 
     def create(self, instance_id: str, state: PowerState, disk: Attachment) -> None:
         with self._locked(instance_id):
-            self._write_record(instance_id, disk)
+            self._replace_text(instance_id, disk)
             if state == "RUNNING":
                 self._start_locked(instance_id)
             else:
