@@ -8,16 +8,27 @@ import asyncio
 import errno
 import logging
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
+import uvloop
 from tencentcloud.lighthouse.v20200324 import models
 from testkit import clients, world
 from testkit.server import Server, free_port, run_cli
 
-from lightkeeper.cli.http import Throttle, loop_error_handler
+from lightkeeper.cli.http import Server as HttpServer
+from lightkeeper.cli.http import (
+    Throttle,
+    loop_error_handler,
+    transport_limits,
+    uvicorn_transport,
+)
 
 HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
@@ -107,6 +118,86 @@ def test_a_keep_alive_connection_that_starts_a_request_and_stops_is_closed(
         assert read_reply(sock).startswith(b"HTTP/1.1 200")
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0")  # the next head, never finished
         assert closed_by_server(sock)
+
+
+async def _healthy(scope: Any, receive: Any, send: Any) -> None:
+    """The smallest ASGI app: what is under test is the transport around it."""
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """One whole answer of ``_healthy`` (its body is ``ok``)."""
+    data = b""
+    while not data.endswith(b"\r\n\r\nok"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@contextmanager
+def transport_only(loop_name: str, idle_timeout: float) -> Iterator[tuple[int, Any]]:
+    """``serve``'s transport (cli/http.py: its protocol class and uvicorn settings) around a
+    trivial app, on ``loop_name``'s event loop in a thread of this process; yields the port
+    and the loop (so a test can hold the loop up, as a stopped process or a paused VM would).
+    """
+    loop = uvloop.new_event_loop() if loop_name == "uvloop" else asyncio.new_event_loop()
+    port = free_port()
+    config = uvicorn.Config(
+        _healthy,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        **uvicorn_transport(transport_limits(idle_timeout, None)),
+    )
+    server = HttpServer(config)
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),))
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        assert server.started
+        yield port, loop
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_request_sent_in_time_is_answered_after_the_loop_was_held_up(loop_name: str) -> None:
+    """The next request on a keep-alive connection, sent before the idle timeout while the
+    server's event loop could not run (the process stopped or starved past the timeout), is
+    answered, not reset. Before: uvloop runs expired timers before it polls again, so the
+    idle timer closed a socket holding the unread request and the client got ECONNRESET (as
+    the 11 transport errors of a stalled-owner storm under CPU load did: its servers are
+    SIGSTOPped for up to ~10 s, their idle timeout is 10 s). asyncio reads first."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with transport_only(loop_name, idle_timeout=1.0) as (port, loop):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(request)
+            assert read_answer(sock).startswith(b"HTTP/1.1 200")  # idle now: its timer runs
+            holding = threading.Event()
+            wake, woken = socket.socketpair()
+
+            def hold_up() -> None:  # an I/O callback, as the server's own work mostly is
+                loop.remove_reader(woken)
+                holding.set()
+                time.sleep(1.5)  # past the idle timeout, the loop not running
+
+            loop.call_soon_threadsafe(loop.add_reader, woken, hold_up)
+            wake.send(b"!")
+            assert holding.wait(10)
+            sock.sendall(request)  # in time: well within the idle timeout
+            assert read_answer(sock).startswith(b"HTTP/1.1 200")
+            wake.close()
+            woken.close()
 
 
 def test_when_every_connection_is_busy_a_new_one_gets_503(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import math
 import resource
+import select
 import socket
 import time
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ RESERVE = 128
 # ``connection_made`` (where the cap is applied) two iterations after its accept, the socket it
 # displaces closes one iteration later: meanwhile up to this many backlogs more are accepted.
 ACCEPTS_IN_FLIGHT = 4
+# An idle timer that finds a request unread looks again this much later, when the loop has read it.
+READ_GRACE = 0.05
 LISTEN_QUEUE = 2048  # connections waiting to be accepted cost no descriptor (uvicorn's default)
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -179,8 +182,28 @@ class LimitedH11Protocol(H11Protocol):
         if self._in_flight() and self.flow.read_paused:  # we stopped reading, not the client
             self._start_timer()
             return
+        if self._unread():  # it came in time: the loop, held up, has not read it yet
+            self._timer = self.loop.call_later(READ_GRACE, self._timed_out)
+            return
         self.idle.pop(self, None)
         self.transport.close()  # the application, if reading a body, sees a disconnect
+
+    def _unread(self) -> bool:
+        """Whether bytes (or the client's close) wait in the socket unread. An event loop held
+        up past a deadline (the process stopped or starved) runs the expired timer before it
+        reads what the client sent meanwhile (uvloop: timers come before the next poll), and
+        closing a socket with unread bytes resets the connection under a request sent in time.
+        """
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
+    def timeout_keep_alive_handler(self) -> None:
+        """uvicorn's keep-alive timer does nothing: ``_timed_out`` runs whenever the
+        connection waits for its client, and knows a request read from one sent in time."""
 
     def _evict_idle(self) -> bool:
         """Close the connection idle longest (never one with a request in flight)."""
@@ -210,7 +233,7 @@ def uvicorn_transport(limits: Transport) -> dict[str, Any]:
     return {
         "http": protocol_class(limits),
         "backlog": limits.backlog,
-        # ours closes idle keep-alive connections too; uvicorn's own timer never fires first
+        # (its timer, still scheduled, does nothing: LimitedH11Protocol's closes them)
         "timeout_keep_alive": math.ceil(limits.idle_timeout),
     }
 

@@ -165,7 +165,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # (tests/api/test_malformed.py), and the parser is not where the time goes.
         **uvicorn_transport(limits),
         "h11_max_incomplete_event_size": 1024 * 1024,
-        # uvloop when installed (the ``fast`` extra), else asyncio's loop.
+        # uvloop (a dependency), asyncio's loop should it be missing.
         "loop": "auto",
     }
 
