@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,32 @@ def test_checksums_follow_their_definitions(driver: StorageDriver) -> None:
     driver.write(DISK, 0, b"later")
     driver.restore_snapshot(DISK, SNAP, plain, _ignore)  # a legacy plain sha256 is accepted
     assert driver.read(DISK, 0, 5) == bytes(5)
+
+
+def _page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def test_a_round_trip_costs_memory_that_follows_the_data(driver: StorageDriver) -> None:
+    """Page faults of a snapshot and a rollback, a cost that no clock times: none beyond a few
+    hundred for an empty disk, nor, once a first round has run, for a disk with data. Before,
+    every snapshot and rollback allocated three or four 8 MiB buffers up front (6,144 page
+    faults or more a round, most of an empty disk's snapshot) and threw them away."""
+
+    def round_trip(disk_id: str, data: bytes) -> int:
+        driver.create_disk(disk_id, 64 * MiB)
+        if data:
+            driver.write(disk_id, 8 * MiB, data)
+        before = _page_faults()
+        checksum = driver.create_snapshot(disk_id, SNAP, _ignore)
+        driver.restore_snapshot(disk_id, SNAP, checksum, _ignore)
+        faults = _page_faults() - before
+        driver.delete_snapshot(disk_id, SNAP)
+        return faults
+
+    round_trip("lhdisk-warm0000", bytes(range(256)) * 4096)  # imports, threads, first buffers
+    assert round_trip("lhdisk-empty000", b"") < 1000
+    assert round_trip("lhdisk-data0000", bytes(range(256)) * 4096) < 1000  # 1 MiB of data
 
 
 def test_progress_is_monotonic_and_ends_at_100(driver: StorageDriver) -> None:

@@ -13,9 +13,11 @@ import errno
 import fcntl
 import os
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Protocol, cast
 
@@ -24,6 +26,45 @@ from .base import ChunkHook, ProgressCallback, no_chunk_hook
 FICLONE = 0x40049409
 CHUNK = 8 * 1024 * 1024
 """Large enough to amortise syscalls, small enough to keep progress and memory smooth."""
+
+
+class Buffers:
+    """CHUNK-sized buffers, lent and kept for the next copy. A new buffer costs a page fault
+    per page before it holds a byte, whatever the data: allocated up front, three of them per
+    snapshot were most of an empty disk's snapshot (docs/performance.md). So a copy takes a
+    buffer only once it has data to move, and at most ``keep`` wait to be lent again."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._free: list[memoryview] = []
+        self._lock = threading.Lock()
+        self.created = 0
+        """Buffers allocated so far (the rest of the lending reused one)."""
+
+    def take(self) -> memoryview:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            self.created += 1
+        return memoryview(bytearray(CHUNK))
+
+    def give_back(self, buf: memoryview) -> None:
+        with self._lock:
+            if len(self._free) < self._keep:
+                self._free.append(buf)
+
+    @contextmanager
+    def lent(self) -> Iterator[memoryview]:
+        buf = self.take()
+        try:
+            yield buf
+        finally:
+            self.give_back(buf)
+
+
+BUFFERS = Buffers(keep=4)
+"""Shared by the copies of every thread: 4 are two copies' checksum pipelines (32 MiB)."""
+
 
 # errnos meaning "this kernel/filesystem can't do that", not "the copy failed".
 _UNSUPPORTED = frozenset(
@@ -125,11 +166,13 @@ def hash_sparse(
     """Feed the data extents of fd[0:size] to `hasher`; progress counts allocated bytes."""
     extents = list(data_extents(fd, size))
     tracker = _Progress(progress, sum(length for _, length in extents), on_chunk)
-    buf = memoryview(bytearray(CHUNK))
-    for offset, length in extents:
-        for chunk_offset, chunk_len in _chunks(offset, length):
-            hasher.update_range(chunk_offset, pread_into(fd, buf[:chunk_len], chunk_offset))
-            tracker.advance(chunk_len)
+    if extents:
+        with BUFFERS.lent() as buf:
+            for offset, length in extents:
+                for chunk_offset, chunk_len in _chunks(offset, length):
+                    data = pread_into(fd, buf[:chunk_len], chunk_offset)
+                    hasher.update_range(chunk_offset, data)
+                    tracker.advance(chunk_len)
     tracker.finish()
 
 
@@ -169,24 +212,30 @@ def _sparse_copy(
     """
     extents = list(data_extents(src_fd, size))
     tracker = _Progress(progress, sum(length for _, length in extents), on_chunk)
-    buf = memoryview(bytearray(CHUNK))
+    buf: memoryview | None = None  # only for a copy in user space
     in_kernel = hasattr(os, "copy_file_range")
-    with _HashPipe(dst_fd, hasher) as hashes:
-        for offset, length in extents:
-            for chunk_offset, chunk_len in _chunks(offset, length):
-                if in_kernel:
-                    try:
-                        _copy_file_range_exact(src_fd, dst_fd, chunk_offset, chunk_len)
-                    except OSError as exc:
-                        if exc.errno not in _UNSUPPORTED:
-                            raise
-                        in_kernel = False  # redo this chunk and the rest in user space
-                if not in_kernel:
-                    view = buf[:chunk_len]
-                    pwrite_all(dst_fd, pread_into(src_fd, view, chunk_offset), chunk_offset)
-                start_writeback(dst_fd, chunk_offset, chunk_len)
-                hashes.submit(chunk_offset, chunk_len)
-                tracker.advance(chunk_len)
+    try:
+        with _HashPipe(dst_fd, hasher) as hashes:
+            for offset, length in extents:
+                for chunk_offset, chunk_len in _chunks(offset, length):
+                    if in_kernel:
+                        try:
+                            _copy_file_range_exact(src_fd, dst_fd, chunk_offset, chunk_len)
+                        except OSError as exc:
+                            if exc.errno not in _UNSUPPORTED:
+                                raise
+                            in_kernel = False  # redo this chunk and the rest in user space
+                    if not in_kernel:
+                        if buf is None:
+                            buf = BUFFERS.take()
+                        view = buf[:chunk_len]
+                        pwrite_all(dst_fd, pread_into(src_fd, view, chunk_offset), chunk_offset)
+                    start_writeback(dst_fd, chunk_offset, chunk_len)
+                    hashes.submit(chunk_offset, chunk_len)
+                    tracker.advance(chunk_len)
+    finally:
+        if buf is not None:
+            BUFFERS.give_back(buf)
     tracker.finish()
     return "copy_file_range" if in_kernel else "read_write"
 
@@ -199,13 +248,19 @@ class _HashPipe:
     def __init__(self, fd: int, hasher: RangeHasher | None) -> None:
         self._fd = fd
         self._hasher = hasher
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lk-hash") if hasher else None
-        self._free = [memoryview(bytearray(CHUNK)) for _ in range(2 if hasher else 0)]
+        self._pool: ThreadPoolExecutor | None = None  # started by the first chunk
+        self._taken: list[memoryview] = []  # at most two, from BUFFERS
+        self._free: list[memoryview] = []
         self._pending: deque[tuple[Future[None], memoryview]] = deque()
 
     def submit(self, offset: int, length: int) -> None:
-        if self._pool is None:
+        if self._hasher is None:
             return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="lk-hash")
+        if not self._free and len(self._taken) < 2:
+            self._taken.append(BUFFERS.take())
+            self._free.append(self._taken[-1])
         if not self._free:
             self._wait_oldest()
         buf = self._free.pop()
@@ -232,6 +287,8 @@ class _HashPipe:
                 self._wait_oldest()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            for buf in self._taken:  # no hash reads into them any more
+                BUFFERS.give_back(buf)
 
 
 def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
