@@ -48,7 +48,10 @@ class Progress:
         self.started = time.monotonic()
         self.real = 0
         self.shown = shown
-        self.last_write = 0.0
+        # The first Percent a PROGRESS_INTERVAL in too: an operation done by then commits only
+        # its final state (a Percent of 99 committed just before the 100 was one commit in five
+        # of a create).
+        self.last_write = self.started
         self.lock = threading.Lock()
 
     def _paced(self) -> int:
