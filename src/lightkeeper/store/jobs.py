@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -101,6 +102,9 @@ def _owner_is_dead(owner: str | None, me: str) -> bool:
     return not may_be_running(host, int(pid))
 
 
+_INSERT_JOB = insert(jobs)
+
+
 def enqueue(
     conn: Connection,
     kind: str,
@@ -116,22 +120,21 @@ def enqueue(
 ) -> int:
     """``need_node`` / ``need_pool``: only a node of that name / reaching that storage pool
     may claim the job (None: any)."""
-    result = conn.execute(
-        insert(jobs).values(
-            kind=kind,
-            account_id=account_id,
-            instance_id=instance_id,
-            disk_id=disk_id,
-            snapshot_id=snapshot_id,
-            request_id=request_id,
-            state=PENDING,
-            params=json.dumps(params or {}),
-            attempts=0,
-            created_at=utcnow(),
-            need_node=need_node,
-            need_pool=need_pool,
-        )
-    )
+    row = {
+        "kind": kind,
+        "account_id": account_id,
+        "instance_id": instance_id,
+        "disk_id": disk_id,
+        "snapshot_id": snapshot_id,
+        "request_id": request_id,
+        "state": PENDING,
+        "params": json.dumps(params or {}),
+        "attempts": 0,
+        "created_at": utcnow(),
+        "need_node": need_node,
+        "need_pool": need_pool,
+    }
+    result = conn.execute(_INSERT_JOB, row)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -242,14 +245,30 @@ def claim(
     )
 
 
-def _held(job: Job) -> ColumnElement[bool]:
-    """The job is still RUNNING under the lease this worker claimed it with."""
-    return and_(
-        jobs.c.id == job.id,
-        jobs.c.owner == job.owner,
-        jobs.c.epoch == job.epoch,
-        jobs.c.state == RUNNING,
+_HELD: ColumnElement[bool] = and_(
+    jobs.c.id == bindparam("held_id"),
+    jobs.c.owner == bindparam("held_owner"),
+    jobs.c.epoch == bindparam("held_epoch"),
+    jobs.c.state == RUNNING,
+)
+"""The job is still RUNNING under the lease this worker claimed it with (``_held``)."""
+# Built once (the fence runs in every job transaction); the SET values get names of their own.
+_FENCE = select(jobs.c.id).where(_HELD).with_for_update()
+_RENEW = update(jobs).where(_HELD).values(lease_until=bindparam("new_lease_until"))
+_FINISH = (
+    update(jobs)
+    .where(_HELD)
+    .values(
+        state=bindparam("new_state"),
+        message=bindparam("new_message"),
+        finished_at=bindparam("new_finished_at"),
+        lease_until=None,
     )
+)
+
+
+def _held(job: Job) -> dict[str, Any]:
+    return {"held_id": job.id, "held_owner": job.owner, "held_epoch": job.epoch}
 
 
 def fence(conn: Connection, job: Job) -> None:
@@ -257,7 +276,7 @@ def fence(conn: Connection, job: Job) -> None:
     (so the transaction rolls back) unless this worker still holds the job's lease. Inside
     the write transaction a claim by another worker cannot interleave (SQLite's write lock;
     the row lock on other databases)."""
-    if conn.scalar(select(jobs.c.id).where(_held(job)).with_for_update()) is None:
+    if conn.scalar(_FENCE, _held(job)) is None:
         raise LeaseLost(job)
 
 
@@ -269,7 +288,7 @@ def renew(engine: Engine, held: list[Job], lease_seconds: float) -> list[Job]:
     with write(engine) as conn:
         until = time.time() + lease_seconds
         for job in held:
-            if conn.execute(update(jobs).where(_held(job)).values(lease_until=until)).rowcount:
+            if conn.execute(_RENEW, {**_held(job), "new_lease_until": until}).rowcount:
                 continue
             lost.append(job)
     return lost
@@ -285,11 +304,8 @@ def hold(engine: Engine, job: Job, lease_seconds: float) -> None:
 
 def finish(conn: Connection, job: Job, state: str, message: str | None = None) -> None:
     """End the job, if this worker still holds it (``LeaseLost`` otherwise)."""
-    result = conn.execute(
-        update(jobs)
-        .where(_held(job))
-        .values(state=state, message=message, finished_at=utcnow(), lease_until=None)
-    )
+    values = {"new_state": state, "new_message": message, "new_finished_at": utcnow()}
+    result = conn.execute(_FINISH, {**_held(job), **values})
     if not result.rowcount:
         raise LeaseLost(job)
 
@@ -300,13 +316,14 @@ def defer(engine: Engine, job: Job, seconds: float, reason: str) -> None:
     with write(engine) as conn:
         result = conn.execute(
             update(jobs)
-            .where(_held(job))
+            .where(_HELD)
             .values(
                 owner=None,
                 lease_until=time.time() + seconds,
                 attempts=jobs.c.attempts - 1,
                 message=reason[:1000],
-            )
+            ),
+            _held(job),
         )
         if not result.rowcount:
             raise LeaseLost(job)

@@ -63,8 +63,12 @@ def utcnow() -> dt.datetime:
 # -- tags ------------------------------------------------------------------------------------
 
 
-def set_tags(conn: Connection, resource_id: str, values: Mapping[str, str]) -> None:
-    conn.execute(delete(tags).where(tags.c.resource_id == resource_id))
+def set_tags(
+    conn: Connection, resource_id: str, values: Mapping[str, str], *, new: bool = False
+) -> None:
+    """``new``: the resource was just inserted, so it has no tags to replace yet."""
+    if not new:
+        conn.execute(_DELETE_TAGS, {"resource_id": resource_id})
     if values:
         conn.execute(
             insert(tags),
@@ -72,7 +76,9 @@ def set_tags(conn: Connection, resource_id: str, values: Mapping[str, str]) -> N
         )
 
 
-# Built once: constructing a statement costs more than running it on a page of ids.
+# Built once, as the other hot statements below: constructing a statement (and its cache
+# key) costs more than running it on a page of ids.
+_DELETE_TAGS = delete(tags).where(tags.c.resource_id == bindparam("resource_id"))
 _TAGS_FOR = (
     select(tags.c.resource_id, tags.c.key, tags.c.value)
     .where(tags.c.resource_id.in_(bindparam("ids", expanding=True)))
@@ -119,6 +125,8 @@ _WITH_SYSTEM_DISK = instances.join(
     ),
 )
 _SELECT_INSTANCES = select(instances, disks).select_from(_WITH_SYSTEM_DISK)
+_GET_INSTANCE = _SELECT_INSTANCES.where(instances.c.instance_id == bindparam("instance_id"))
+_GET_ACCOUNT_INSTANCE = _GET_INSTANCE.where(instances.c.account_id == bindparam("account_id"))
 
 
 def _disk(data: dict[str, Any]) -> Disk:
@@ -144,10 +152,11 @@ def _operation_state(value: str | None) -> OperationState | None:
 def get_instance(
     conn: Connection, instance_id: str, account_id: int | None = None
 ) -> Instance | None:
-    query = _SELECT_INSTANCES.where(instances.c.instance_id == instance_id)
-    if account_id is not None:
-        query = query.where(instances.c.account_id == account_id)
-    row = conn.execute(query).first()
+    if account_id is None:
+        row = conn.execute(_GET_INSTANCE, {"instance_id": instance_id}).first()
+    else:
+        params = {"instance_id": instance_id, "account_id": account_id}
+        row = conn.execute(_GET_ACCOUNT_INSTANCE, params).first()
     if row is None:
         return None
     return _instance(row, tags_for(conn, [instance_id])[instance_id])
@@ -279,21 +288,22 @@ def reservations(conn: Connection) -> list[tuple[str, str]]:
     return [(r.instance_id, r.disk_id) for r in rows]
 
 
+_COUNT_QUOTA_INSTANCES = (
+    select(func.count())
+    .select_from(instances)
+    .where(
+        instances.c.account_id == bindparam("account_id"),
+        instances.c.region == bindparam("region"),
+        instances.c.state.notin_(sorted(QUOTA_EXCLUDED_STATES)),
+        instances.c.bundle_type.notin_(sorted(QUOTA_EXCLUDED_BUNDLES)),
+    )
+)
+
+
 def count_quota_instances(conn: Connection, account_id: int, region: str) -> int:
     """``Instance.counts_for_snapshot_quota`` as a count: the same sets of the domain."""
-    return (
-        conn.scalar(
-            select(func.count())
-            .select_from(instances)
-            .where(
-                instances.c.account_id == account_id,
-                instances.c.region == region,
-                instances.c.state.notin_(sorted(QUOTA_EXCLUDED_STATES)),
-                instances.c.bundle_type.notin_(sorted(QUOTA_EXCLUDED_BUNDLES)),
-            )
-        )
-        or 0
-    )
+    params = {"account_id": account_id, "region": region}
+    return conn.scalar(_COUNT_QUOTA_INSTANCES, params) or 0
 
 
 def count_instances_by_bundle(conn: Connection, account_id: int, region: str) -> dict[str, int]:
@@ -316,13 +326,18 @@ def _snapshot(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> Snapsh
     return Snapshot(**data, tags=dict(tag_map or {}))
 
 
+_GET_SNAPSHOT = select(snapshots).where(snapshots.c.snapshot_id == bindparam("snapshot_id"))
+_GET_ACCOUNT_SNAPSHOT = _GET_SNAPSHOT.where(snapshots.c.account_id == bindparam("account_id"))
+
+
 def get_snapshot(
     conn: Connection, snapshot_id: str, account_id: int | None = None
 ) -> Snapshot | None:
-    query = select(snapshots).where(snapshots.c.snapshot_id == snapshot_id)
-    if account_id is not None:
-        query = query.where(snapshots.c.account_id == account_id)
-    row = conn.execute(query).first()
+    if account_id is None:
+        row = conn.execute(_GET_SNAPSHOT, {"snapshot_id": snapshot_id}).first()
+    else:
+        params = {"snapshot_id": snapshot_id, "account_id": account_id}
+        row = conn.execute(_GET_ACCOUNT_SNAPSHOT, params).first()
     if row is None:
         return None
     return _snapshot(row, tags_for(conn, [snapshot_id])[snapshot_id])
@@ -450,11 +465,14 @@ def snapshots_of_instance(conn: Connection, instance_id: str) -> list[Snapshot]:
     return [_snapshot(r) for r in rows]
 
 
+_INSERT_SNAPSHOT = insert(snapshots)
+
+
 def insert_snapshot(conn: Connection, snapshot: Snapshot) -> None:
     values = {k: v for k, v in snapshot.__dict__.items() if k != "tags"}
     values["corrupt"] = int(snapshot.corrupt)
-    conn.execute(insert(snapshots).values(**values))
-    set_tags(conn, snapshot.snapshot_id, snapshot.tags)
+    conn.execute(_INSERT_SNAPSHOT, values)
+    set_tags(conn, snapshot.snapshot_id, snapshot.tags, new=True)
 
 
 class SnapshotChanges(TypedDict, total=False):
@@ -496,23 +514,30 @@ def forget_deleted_snapshots(conn: Connection, ids: Iterable[str]) -> None:
         conn.execute(delete(deleted_snapshots).where(deleted_snapshots.c.snapshot_id.in_(ids)))
 
 
-def count_snapshots(conn: Connection, account_id: int, region: str) -> int:
-    return (
-        conn.scalar(
-            select(func.count())
-            .select_from(snapshots)
-            .where(snapshots.c.account_id == account_id, snapshots.c.region == region)
-        )
-        or 0
+_COUNT_SNAPSHOTS = (
+    select(func.count())
+    .select_from(snapshots)
+    .where(
+        snapshots.c.account_id == bindparam("account_id"),
+        snapshots.c.region == bindparam("region"),
     )
+)
+
+
+def count_snapshots(conn: Connection, account_id: int, region: str) -> int:
+    return conn.scalar(_COUNT_SNAPSHOTS, {"account_id": account_id, "region": region}) or 0
 
 
 # -- blueprints ------------------------------------------------------------------------------
 
 
+_BLUEPRINT_EXISTS = select(blueprints.c.blueprint_id).where(
+    blueprints.c.blueprint_id == bindparam("blueprint_id")
+)
+
+
 def blueprint_exists(conn: Connection, blueprint_id: str) -> bool:
-    query = select(blueprints.c.blueprint_id).where(blueprints.c.blueprint_id == blueprint_id)
-    return conn.scalar(query) is not None
+    return conn.scalar(_BLUEPRINT_EXISTS, {"blueprint_id": blueprint_id}) is not None
 
 
 def get_blueprints(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
