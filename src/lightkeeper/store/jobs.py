@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
@@ -153,16 +154,46 @@ def release_dead_owners(engine: Engine, me: str) -> int:
     return len(dead)
 
 
-def _neighbours(pool: str | None) -> Select[tuple[str]]:
+def _neighbours(pool: str | None | BindParameter[str]) -> Select[tuple[str]]:
     """The nodes on this host that reach ``pool``: they share its data dir, so each reaches
     the machines of the others (the compute drivers keep them there: power records, QMP
     sockets), and may take over a job that needs one of their machines."""
-    return select(nodes.c.name).where(nodes.c.pool == pool, nodes.c.host == socket.gethostname())
+    return select(nodes.c.name).where(
+        nodes.c.pool.is_not_distinct_from(pool), nodes.c.host == socket.gethostname()
+    )
 
 
 def neighbours(conn: Connection, pool: str | None) -> set[str]:
     """``_neighbours`` as names: whose machines this node reaches besides its own."""
     return set(conn.scalars(_neighbours(pool)))
+
+
+def _claimable(not_ours: ColumnElement[bool]) -> Select[Any]:
+    """The oldest job ``claim`` may take (its parameters: now, node, pool)."""
+    pool: BindParameter[str] = bindparam("pool")
+    return (
+        select(jobs)
+        .where(
+            or_(
+                jobs.c.state == PENDING,
+                and_(jobs.c.state == RUNNING, jobs.c.lease_until < bindparam("now"), not_ours),
+            ),
+            or_(
+                jobs.c.need_node.is_(None),
+                jobs.c.need_node == bindparam("node"),
+                jobs.c.need_node.in_(_neighbours(pool)),
+            ),
+            or_(jobs.c.need_pool.is_(None), jobs.c.need_pool.is_not_distinct_from(pool)),
+        )
+        .order_by(jobs.c.id)
+        .limit(1)
+    )
+
+
+# Built once: claims run every poll of every worker. Not another owner's (no ``running``: the
+# owner's own are not taken either), or not one of the jobs this worker runs.
+_CLAIMABLE_NOT_OWNERS = _claimable(or_(jobs.c.owner.is_(None), jobs.c.owner != bindparam("owner")))
+_CLAIMABLE_NOT_RUNNING = _claimable(jobs.c.id.notin_(bindparam("running", expanding=True)))
 
 
 def claim(
@@ -191,28 +222,11 @@ def claim(
         # Read the clock once the write lock is held: taken before, a long wait for the lock
         # would shorten the lease granted below (and can let a running job be claimed twice).
         now = clock()
-        not_ours = (
-            or_(jobs.c.owner.is_(None), jobs.c.owner != owner)
-            if running is None
-            else jobs.c.id.notin_(list(running))
-        )
-        row = conn.execute(
-            select(jobs)
-            .where(
-                or_(
-                    jobs.c.state == PENDING,
-                    and_(jobs.c.state == RUNNING, jobs.c.lease_until < now, not_ours),
-                ),
-                or_(
-                    jobs.c.need_node.is_(None),
-                    jobs.c.need_node == node,
-                    jobs.c.need_node.in_(_neighbours(pool)),
-                ),
-                or_(jobs.c.need_pool.is_(None), jobs.c.need_pool == pool),
-            )
-            .order_by(jobs.c.id)
-            .limit(1)
-        ).first()
+        where = {"now": now, "node": node, "pool": pool}
+        if running is None:
+            row = conn.execute(_CLAIMABLE_NOT_OWNERS, {**where, "owner": owner}).first()
+        else:
+            row = conn.execute(_CLAIMABLE_NOT_RUNNING, {**where, "running": list(running)}).first()
         if row is None:
             return None
         conn.execute(
