@@ -117,7 +117,11 @@ class InstanceService:
             found = [
                 instance
                 for i in id_list
-                if (instance := in_region(ctx, db.get_instance(conn, i, ctx.principal.account_id)))
+                if (
+                    instance := in_region(
+                        ctx, db.get_instance(conn, i, ctx.principal.account_id, tags=False)
+                    )
+                )
                 is not None
             ]
         powers: dict[str, Callable[[], object]] = {

@@ -91,7 +91,7 @@ class Progress:
 def subjects(world: World, job: Job) -> tuple[Instance | None, Snapshot | None]:
     """The instance and snapshot a snapshot job works on, as they are now (None: gone)."""
     with world.read() as conn:
-        return db.get_instance(conn, job.need_instance()), db.get_snapshot(
+        return db.get_instance(conn, job.need_instance(), tags=False), db.get_snapshot(
             conn, job.snapshot_id or ""
         )
 
@@ -157,7 +157,7 @@ class Operations:
             actual = settled_state(world, instance)
             if actual is not None and actual != shown:
                 with world.write() as conn:
-                    current = db.get_instance(conn, instance_id)
+                    current = db.get_instance(conn, instance_id, tags=False)
                     if current is not None and current.op_job is None and current.state == shown:
                         db.update_instance(conn, instance_id, state=actual)
                         changed += 1

@@ -86,7 +86,7 @@ class SnapshotService:
         if not isinstance(instance_id, str) or not ids.is_valid(ids.INSTANCE, instance_id):
             return None
         with self.world.read() as conn:
-            instance = db.get_instance(conn, instance_id, principal.account_id)
+            instance = db.get_instance(conn, instance_id, principal.account_id, tags=False)
         return None if instance is None else instance.region
 
     def create(self, ctx: Context, req: models.CreateInstanceSnapshotRequest) -> Reply:
@@ -289,7 +289,7 @@ class SnapshotService:
                 snapshot = in_region(ctx, found.get(snapshot_id))
                 if snapshot is None:
                     continue
-                instance = db.get_instance(conn, snapshot.instance_id)
+                instance = db.get_instance(conn, snapshot.instance_id, tags=False)
                 denied = rules.snapshot_denied_actions(snapshot, instance, ctx.language)
                 result.append({"SnapshotId": snapshot_id, "DeniedActions": denied})
         return {"SnapshotDeniedActionSet": result}

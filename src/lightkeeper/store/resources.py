@@ -150,8 +150,9 @@ def _operation_state(value: str | None) -> OperationState | None:
 
 
 def get_instance(
-    conn: Connection, instance_id: str, account_id: int | None = None
+    conn: Connection, instance_id: str, account_id: int | None = None, *, tags: bool = True
 ) -> Instance | None:
+    """``tags``: read the instance's tags too (one more statement; only a view shows them)."""
     if account_id is None:
         row = conn.execute(_GET_INSTANCE, {"instance_id": instance_id}).first()
     else:
@@ -159,7 +160,7 @@ def get_instance(
         row = conn.execute(_GET_ACCOUNT_INSTANCE, params).first()
     if row is None:
         return None
-    return _instance(row, tags_for(conn, [instance_id])[instance_id])
+    return _instance(row, tags_for(conn, [instance_id])[instance_id] if tags else None)
 
 
 def get_disk(conn: Connection, disk_id: str) -> Disk | None:

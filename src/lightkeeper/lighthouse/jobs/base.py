@@ -111,12 +111,14 @@ class JobKind(ABC, Generic[P]):
         before = None
         if instance_id is not None:
             with world.read() as conn:
-                before = db.get_instance(conn, instance_id)
+                before = db.get_instance(conn, instance_id, tags=False)
         settled = None
         if before is not None and before.op_job == job.id:
             settled = settled_state(world, before)
         with world.job_write(job) as conn:
-            instance = None if instance_id is None else db.get_instance(conn, instance_id)
+            instance = (
+                None if instance_id is None else db.get_instance(conn, instance_id, tags=False)
+            )
             self.undo(conn, job)
             db.release_disks(conn, job.id)
             if instance is not None:
