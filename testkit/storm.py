@@ -95,6 +95,8 @@ LAYOUT = (
 )
 QUOTA_PER_INSTANCE = 2  # the server's defaults (--snapshot-quota-per-instance / -max)
 QUOTA_MAX = 10
+COVER_FACTOR = 4  # how much longer than asked a ``cover`` storm may run
+
 LOCK_CODES = {
     "UnsupportedOperation.LatestOperationUnfinished",
     "UnsupportedOperation.DiskLatestOperationUnfinished",
@@ -408,7 +410,10 @@ class Storm:
         bursts: bool = False,
         restarts: int = 0,
         restart_database: Callable[[], None] | None = None,
+        cover: bool = False,
     ) -> None:
+        """``cover``: go on past ``seconds`` (up to COVER_FACTOR times as long) until every
+        action has succeeded once: on a loaded machine a short storm may not get to all."""
         if restarts and restart_database is None:
             raise ValueError("database restarts need restart_database")
         self.world = world
@@ -418,6 +423,8 @@ class Storm:
         self.bursts = bursts
         self.clients = clients
         self.seconds = seconds
+        self.cover = cover
+        self.succeeded: set[str] = set()  # actions answered Success so far (for ``cover``)
         self.seed = seed
         self.stalls = stalls
         self.result = Result(clients=clients)
@@ -549,6 +556,8 @@ class Storm:
                     continue
                 code = code_of(response)
                 recovered += code == "Success" and self.after_restarts(sent)
+                if code == "Success":
+                    self.succeeded.add(action)
                 codes[code] += 1
                 actions[(action, code)] += 1
                 transports[transport] += 1
@@ -744,6 +753,9 @@ class Storm:
             return None
         return problem
 
+    def uncovered(self) -> list[str]:
+        return [a for a in ACTIONS if a not in self.succeeded]
+
     def run(self) -> Result:
         threads = [
             threading.Thread(target=self.client, args=(n,), daemon=True)
@@ -760,6 +772,10 @@ class Storm:
         for thread in [*threads, *helpers]:
             thread.start()
         self.stop.wait(self.seconds)
+        while self.cover and not self.stop.is_set() and self.uncovered():
+            if time.monotonic() - started > COVER_FACTOR * self.seconds:
+                break  # the test's own assertion names what is missing
+            time.sleep(0.2)
         self.stop.set()
         for thread in [*threads, *helpers]:
             thread.join(timeout=120)
@@ -976,11 +992,12 @@ def run_storm(
     nodes: int = 1,
     restarts: int = 0,
     restart_database: Callable[[], None] | None = None,
+    cover: bool = False,
 ) -> Result:
     """``stalls``: with a second server on the data dir, that many stalled owners.
     ``database``: a PostgreSQL URL for the records (None: SQLite in the data dir); ``nodes``:
     servers on the one database and data dir; ``restarts``: calls of ``restart_database``
-    (e.g. testkit's Postgres.restart) in the middle of the storm."""
+    (e.g. testkit's Postgres.restart) in the middle of the storm; ``cover``: see ``Storm``."""
     servers = [
         storm_server(
             data_dir, rate_limit=rate_limit, storage=storage, job_lease=job_lease, database=database
@@ -992,7 +1009,9 @@ def run_storm(
             server.start()
         world = build_world(servers[0])
         world.peers = servers[1:]
-        storm = Storm(world, clients, seconds, seed, stalls, rate_limit, restarts, restart_database)
+        storm = Storm(
+            world, clients, seconds, seed, stalls, rate_limit, restarts, restart_database, cover
+        )
         result = storm.run()
         result.storage = storage
         result.database = "sqlite" if database is None else "postgresql"

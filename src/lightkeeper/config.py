@@ -53,7 +53,7 @@ class Settings(BaseModel):
     # Transport (cli/http.py): whose X-Forwarded-For is believed, how long a connection may
     # go without a complete request head, and how many may be open (None: from RLIMIT_NOFILE).
     trusted_proxy: tuple[Network, ...] = ()
-    idle_timeout: float = Field(default=10.0, gt=0, le=3600)
+    idle_timeout: float = Field(default=60.0, gt=0, le=3600)
     max_connections: int | None = Field(default=None, ge=1)
     storage: Literal["raw", "qcow2"] = "raw"
     compute: Literal["null", "qemu"] = "null"

@@ -176,8 +176,8 @@ def test_a_request_sent_in_time_is_answered_after_the_loop_was_held_up(loop_name
     server's event loop could not run (the process stopped or starved past the timeout), is
     answered, not reset. Before: uvloop runs expired timers before it polls again, so the
     idle timer closed a socket holding the unread request and the client got ECONNRESET (as
-    the 11 transport errors of a stalled-owner storm under CPU load did: its servers are
-    SIGSTOPped for up to ~10 s, their idle timeout is 10 s). asyncio reads first."""
+    the 11 transport errors of a stalled-owner storm under CPU load did: its servers were
+    SIGSTOPped for up to ~10 s, with the 10 s idle timeout of then). asyncio reads first."""
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     with transport_only(loop_name, idle_timeout=1.0) as (port, loop):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:

@@ -39,11 +39,15 @@ SECONDS = {"raw": 8.0, "qcow2": 5.0}
 
 @pytest.mark.parametrize("storage", storages())
 def test_storm_without_rate_limits(tmp_path: Path, storage: str) -> None:
-    result = storm.run_storm(tmp_path / "data", CLIENTS, SECONDS[storage], seed=1, storage=storage)
+    result = storm.run_storm(
+        tmp_path / "data", CLIENTS, SECONDS[storage], seed=1, storage=storage, cover=True
+    )
     assert_clean(result)
     assert result.storage == storage
-    # Every action was answered successfully at least once, and the storm really contended
-    # for the locks and the quota (otherwise the invariants above prove little).
+    # Every action was answered successfully at least once (the storm went on until it was,
+    # at most 4 times as long: under load, 5 s once left StartInstances without a success),
+    # and the storm really contended for the locks and the quota (otherwise the invariants
+    # above prove little).
     missing = [a for a in storm.ACTIONS if result.by_action[(a, "Success")] == 0]
     assert missing == []
     assert sum(result.by_code[c] for c in storm.LOCK_CODES) > 100

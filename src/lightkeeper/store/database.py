@@ -242,26 +242,31 @@ WRITE_LOCK_KEY = 0x4C4B5752
 
 
 def _postgresql_begin(conn: Connection) -> None:
-    """The write lock (see the module docstring) or a read snapshot, as the first statements
-    of the transaction. ``SET LOCAL`` ends with it: a pooled connection keeps no setting."""
+    """The write lock (see the module docstring) or a read snapshot, from the start of the
+    transaction. The isolation level goes into the BEGIN psycopg sends with the first
+    statement (a round trip less than a SET TRANSACTION of its own); psycopg keeps it on the
+    pooled connection, so every transaction sets its own. ``SET LOCAL`` ends with it."""
+    from psycopg import IsolationLevel  # (PostgreSQL only: SQLite servers never import it)
+
     options = conn.get_execution_options()
-    if options.get("autonomous"):  # one atomic statement of its own (store/shared.py)
-        return
     raw = conn.connection.dbapi_connection
     assert raw is not None  # a connection inside "begin" is always checked out
-    statements: tuple[str, ...]
-    if options.get("write"):
-        timeout = float(options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
-        statements = (
-            f"SET LOCAL lock_timeout = {max(int(timeout * 1000), 1)}",
-            f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})",
-        )
-    else:
-        statements = ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",)
+    if not options.get("write") and not options.get("autonomous"):
+        raw.isolation_level = IsolationLevel.REPEATABLE_READ  # a read snapshot
+        return
+    raw.isolation_level = None  # the server's default (READ COMMITTED) for writers
+    if options.get("autonomous"):  # one atomic statement of its own (store/shared.py)
+        return
+    timeout = float(options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
+    # Two statements in one round trip (psycopg sends a query without parameters as a
+    # simple query, which may hold several).
+    statement = (
+        f"SET LOCAL lock_timeout = {max(int(timeout * 1000), 1)}; "
+        f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+    )
     cursor = raw.cursor()
     try:
-        for statement in statements:
-            cursor.execute(statement)
+        cursor.execute(statement)
     except conn.dialect.loaded_dbapi.Error as exc:
         # As for SQLite: callers catch SQLAlchemy's errors, which SQLAlchemy only wraps
         # around its own statements (a lock timeout is the quota lock timing out).
