@@ -23,7 +23,6 @@ import asyncio
 import logging
 import math
 import resource
-import select
 import socket
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lightkeeper.config import ConfigError
+from lightkeeper.sockets import has_input
 
 logger = logging.getLogger("lightkeeper.transport")
 
@@ -195,11 +195,7 @@ class LimitedH11Protocol(H11Protocol):
         closing a socket with unread bytes resets the connection under a request sent in time.
         """
         sock = self.transport.get_extra_info("socket")
-        if sock is None:
-            return False
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        return sock is not None and has_input(sock.fileno())
 
     def timeout_keep_alive_handler(self) -> None:
         """uvicorn's keep-alive timer does nothing: ``_timed_out`` runs whenever the

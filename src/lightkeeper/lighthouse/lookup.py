@@ -33,12 +33,10 @@ def in_region(ctx: Context, found: R | None) -> R | None:
     return found
 
 
-def find_instance(
-    conn: Connection, ctx: Context, instance_id: str, *, tags: bool = False
-) -> Instance:
-    """The caller's instance in the request's region; its tags only if asked for."""
+def find_instance(conn: Connection, ctx: Context, instance_id: str) -> Instance:
+    """The caller's instance in the request's region, without its tags (no caller shows it)."""
     account_id = ctx.principal.account_id
-    instance = in_region(ctx, db.get_instance(conn, instance_id, account_id, tags=tags))
+    instance = in_region(ctx, db.get_instance(conn, instance_id, account_id, tags=False))
     if instance is None:
         raise ApiError("ResourceNotFound.InstanceIdNotFound")
     return instance

@@ -38,14 +38,11 @@ class Buffers:
         self._keep = keep
         self._free: list[memoryview] = []
         self._lock = threading.Lock()
-        self.created = 0
-        """Buffers allocated so far (the rest of the lending reused one)."""
 
     def take(self) -> memoryview:
         with self._lock:
             if self._free:
                 return self._free.pop()
-            self.created += 1
         return memoryview(bytearray(CHUNK))
 
     def give_back(self, buf: memoryview) -> None:

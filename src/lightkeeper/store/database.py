@@ -15,7 +15,6 @@ the transactions the same meaning, which is what the rules rely on:
 from __future__ import annotations
 
 import os
-import select
 import sqlite3
 import threading
 import time
@@ -30,6 +29,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from lightkeeper.sockets import has_input
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -216,9 +217,7 @@ def _replace_if_cut(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy:
     notice (a network partition) fails its statement, which SQLAlchemy then invalidates."""
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("the connection is closed")
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN)
-    if poller.poll(0):
+    if has_input(dbapi_connection.fileno()):
         raise DisconnectionError("the server closed the connection")
 
 
@@ -251,11 +250,11 @@ def _postgresql_begin(conn: Connection) -> None:
     options = conn.get_execution_options()
     raw = conn.connection.dbapi_connection
     assert raw is not None  # a connection inside "begin" is always checked out
-    if not options.get("write") and not options.get("autonomous"):
-        raw.isolation_level = IsolationLevel.REPEATABLE_READ  # a read snapshot
-        return
-    raw.isolation_level = None  # the server's default (READ COMMITTED) for writers
-    if options.get("autonomous"):  # one atomic statement of its own (store/shared.py)
+    autonomous = options.get("autonomous")  # one atomic statement of its own (store/shared.py)
+    writes = options.get("write") and not autonomous
+    # a read snapshot, or the server's default (READ COMMITTED) for writers and autonomous ones
+    raw.isolation_level = None if writes or autonomous else IsolationLevel.REPEATABLE_READ
+    if not writes:
         return
     timeout = float(options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT))
     # Two statements in one round trip (psycopg sends a query without parameters as a
