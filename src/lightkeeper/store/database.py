@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, Operat
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from lightkeeper.sockets import has_input
+from lightkeeper.store.group_commit import QueueTimeout, WriterGroup
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -149,8 +149,8 @@ def _sqlite_begin(conn: Connection) -> None:
         raise OperationalError(statement, None, exc) from exc
 
 
-# The writers' queue of each SQLite engine (see ``write``), made with the engine.
-_WRITERS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+# The writers of each engine in this process (see ``write``), made with the engine.
+_GROUPS: WeakKeyDictionary[Engine, WriterGroup] = WeakKeyDictionary()
 _STATES: WeakKeyDictionary[Engine, StoreState] = WeakKeyDictionary()
 
 
@@ -192,7 +192,7 @@ def open_engine(url: str, pool_size: int = 8, max_overflow: int = 8) -> Engine:
         state = _STATES[engine] = StoreState(path=sqlite_path(engine))
         event.listen(engine, "connect", _sqlite_pragmas(state))
         event.listen(engine, "begin", _sqlite_begin)
-        _WRITERS[engine] = threading.RLock()
+        _GROUPS[engine] = _new_group(engine, state)
         return engine
     engine = create_engine(
         url,
@@ -202,7 +202,8 @@ def open_engine(url: str, pool_size: int = 8, max_overflow: int = 8) -> Engine:
         pool_recycle=3600,
         isolation_level="READ COMMITTED",
     )
-    _STATES[engine] = StoreState()
+    state = _STATES[engine] = StoreState()
+    _GROUPS[engine] = _new_group(engine, state)
     event.listen(engine, "begin", _postgresql_begin)
     event.listen(engine, "checkout", _replace_if_cut)
     return engine
@@ -297,13 +298,15 @@ def is_disconnect(exc: BaseException) -> bool:
 
 @contextmanager
 def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connection]:
-    """A write transaction that holds the database write lock from its first statement.
+    """A write transaction that holds the database write lock from its first statement,
+    and is durable once the ``with`` block has exited without an exception.
 
-    On SQLite, a process's writers first queue on a lock of their own: SQLite's busy handler
-    polls with sleeps of up to 100 ms, so threads of one process that all wait at BEGIN
-    IMMEDIATE waste most of the lock's free time (measured in docs/performance.md).
-    The thread lock hands over at once; SQLite's lock still orders processes. The time spent
-    waiting for it counts against ``lock_timeout``.
+    A process's writers first queue on a lock of their own, which hands over at once (on
+    SQLite, waiting at BEGIN IMMEDIATE would poll with sleeps of up to 100 ms; measured in
+    docs/performance.md), and writers that queue together share one transaction and one
+    commit (``store/group_commit.py``); the database's lock still orders processes and
+    nodes. The time spent queueing counts against ``lock_timeout``. A write inside another
+    write of the same engine on the same thread raises ``NestedWrite``.
 
     A write to a database file that was deleted or replaced since it was opened raises
     ``StoreUnavailable`` instead of committing into a file nobody will read again. Each
@@ -311,39 +314,44 @@ def write(engine: Engine, lock_timeout: float | None = None) -> Iterator[Connect
     for the health check (store/health.py).
     """
     timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
-    lock = _WRITERS.get(engine)
-    if lock is None:  # not SQLite: the database's own lock wait hands over
-        with _transaction(engine, timeout, store_state(engine)) as conn:
-            yield conn
-        return
-    remaining = timeout  # unchanged when the lock is free: the busy timeout stays as it was
-    if not lock.acquire(blocking=False):
-        started = time.monotonic()
-        if not lock.acquire(timeout=timeout):
-            locked = sqlite3.OperationalError("database is locked")
-            raise OperationalError("BEGIN IMMEDIATE", None, locked)
-        remaining = max(timeout - (time.monotonic() - started), 0.001)
     try:
-        with _transaction(engine, remaining, _STATES[engine]) as conn:
+        with writer_group(engine).write(timeout) as conn:
             yield conn
-    finally:
-        lock.release()
+    except QueueTimeout:
+        locked = sqlite3.OperationalError("database is locked")
+        raise OperationalError("BEGIN", None, locked) from None
 
 
-@contextmanager
-def _transaction(engine: Engine, lock_timeout: float, state: StoreState) -> Iterator[Connection]:
-    options = {"write": True, "lock_timeout": lock_timeout}
-    try:
-        with engine.connect().execution_options(**options) as conn, conn.begin():
+def writer_group(engine: Engine) -> WriterGroup:
+    """The engine's writers in this process (made with the engine by ``open_engine``)."""
+    group = _GROUPS.get(engine)
+    if group is None:
+        group = _GROUPS.setdefault(engine, _new_group(engine, store_state(engine)))
+    return group
+
+
+def _new_group(engine: Engine, state: StoreState) -> WriterGroup:
+    options = {"write": True}
+
+    def begin(lock_timeout: float) -> Connection:
+        conn = engine.connect().execution_options(**options, lock_timeout=lock_timeout)
+        try:
+            conn.begin()
             problem = state.file_problem()
             if problem is not None:
                 raise StoreUnavailable(problem)
-            yield conn
-    except OperationalError as exc:
-        if not is_lock_timeout(exc):  # a busy database is not a broken one
-            state.record(one_line(exc))
-        raise
-    state.record(None)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def outcome(exc: BaseException | None) -> None:
+        if exc is None:
+            state.record(None)
+        elif isinstance(exc, OperationalError) and not is_lock_timeout(exc):
+            state.record(one_line(exc))  # a busy database is not a broken one
+
+    return WriterGroup(begin, outcome)
 
 
 def one_line(exc: BaseException) -> str:
