@@ -104,18 +104,20 @@ class SnapshotService:
         ) as conn:
             instance = find_instance(conn, ctx, instance_id)
             power()
+            snapshot_id = ids.new_id(ids.SNAPSHOT)
+            checks = db.create_checks(
+                conn, instance.account_id, instance.region, instance.blueprint_id, snapshot_id
+            )
             quota = rules.snapshot_quota(
-                db.count_quota_instances(conn, instance.account_id, instance.region),
+                checks.quota_instances,
                 world.options.snapshot_quota_per_instance,
                 world.options.snapshot_quota_max,
             )
-            used = db.count_snapshots(conn, instance.account_id, instance.region)
-            blueprint_exists = db.blueprint_exists(conn, instance.blueprint_id)
-            rules.check_create_snapshot(instance, blueprint_exists, quota, used)
+            rules.check_create_snapshot(instance, checks.blueprint_exists, quota, checks.snapshots)
             disk_usable()
             now = db.utcnow()
             snapshot = Snapshot(
-                snapshot_id=_unused_id(conn),
+                snapshot_id=_unused_id(conn) if checks.id_taken else snapshot_id,
                 account_id=instance.account_id,
                 region=instance.region,
                 instance_id=instance_id,

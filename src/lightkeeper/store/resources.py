@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -529,16 +530,38 @@ def count_snapshots(conn: Connection, account_id: int, region: str) -> int:
     return conn.scalar(_COUNT_SNAPSHOTS, {"account_id": account_id, "region": region}) or 0
 
 
-# -- blueprints ------------------------------------------------------------------------------
+class CreateChecks(NamedTuple):
+    """What a snapshot create checks under the write lock, read in one statement (on
+    PostgreSQL each statement is a round trip, made while the lock is held)."""
+
+    quota_instances: int  # count_quota_instances
+    snapshots: int  # count_snapshots
+    blueprint_exists: bool
+    id_taken: bool  # the candidate snapshot id is in use already
 
 
-_BLUEPRINT_EXISTS = select(blueprints.c.blueprint_id).where(
-    blueprints.c.blueprint_id == bindparam("blueprint_id")
+_CREATE_CHECKS = select(
+    _COUNT_QUOTA_INSTANCES.scalar_subquery(),
+    _COUNT_SNAPSHOTS.scalar_subquery(),
+    exists().where(blueprints.c.blueprint_id == bindparam("blueprint_id")),
+    exists().where(snapshots.c.snapshot_id == bindparam("snapshot_id")),
 )
 
 
-def blueprint_exists(conn: Connection, blueprint_id: str) -> bool:
-    return conn.scalar(_BLUEPRINT_EXISTS, {"blueprint_id": blueprint_id}) is not None
+def create_checks(
+    conn: Connection, account_id: int, region: str, blueprint_id: str, snapshot_id: str
+) -> CreateChecks:
+    params = {
+        "account_id": account_id,
+        "region": region,
+        "blueprint_id": blueprint_id,
+        "snapshot_id": snapshot_id,
+    }
+    quota_instances, used, blueprint, taken = conn.execute(_CREATE_CHECKS, params).one()
+    return CreateChecks(quota_instances, used, bool(blueprint), bool(taken))
+
+
+# -- blueprints ------------------------------------------------------------------------------
 
 
 def get_blueprints(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
