@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -18,6 +19,8 @@ from testkit.postgres import Postgres
 
 from lightkeeper.store import group_commit
 from lightkeeper.store.database import (
+    StoreUnavailable,
+    is_disconnect,
     is_lock_timeout,
     open_engine,
     sqlite_url,
@@ -213,3 +216,56 @@ def test_a_write_inside_a_write_fails_at_once(engine: Engine) -> None:
     with write(engine) as conn:
         _insert(conn, 2)
     assert _rows(engine) == {2}
+
+
+def test_a_connection_lost_under_a_batch_is_a_lost_connection_for_every_writer(
+    postgres_server: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writers of a batch share its connection: when a batch mate's statement finds it
+    cut (a database restart), every writer in the batch must see a lost connection — what
+    the worker resumes a job after — not some other error that would fail the job."""
+    monkeypatch.setattr(group_commit, "MAX_AGE", 60.0)
+    url = postgres_server.create_database(f"cut{time.time_ns() % 10**9}")
+    engine = open_engine(url)
+    with write(engine) as conn:
+        conn.exec_driver_sql(SCHEMA[1])
+    first_may_end = threading.Event()
+    backend: list[int] = []
+
+    def first() -> None:
+        with write(engine) as conn:
+            _insert(conn, 1)
+            backend.append(int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()))
+            assert first_may_end.wait(10)
+
+    def cut_mid_work() -> None:
+        with write(engine) as conn:
+            with psycopg.connect(postgres_server.conninfo(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", backend)
+            _insert(conn, 2)
+
+    one, one_errors = _in_thread(first)
+    time.sleep(0.05)
+    two, two_errors = _in_thread(cut_mid_work)
+    _queued(engine, 1)
+    first_may_end.set()
+    one.join()
+    two.join()
+    assert len(one_errors) == 1 and is_disconnect(one_errors[0]), one_errors
+    assert len(two_errors) == 1 and is_disconnect(two_errors[0]), two_errors
+    with write(engine) as conn:  # the pool replaced the connection
+        _insert(conn, 3)
+    assert _rows(engine) == {3}
+    engine.dispose()
+
+
+def test_a_batch_is_not_committed_into_a_database_file_deleted_under_it(tmp_path: Path) -> None:
+    """The file is checked again right before the commit, not only at the batch's BEGIN:
+    a writer that joined the batch later would otherwise commit into a deleted file."""
+    engine = open_engine(sqlite_url(tmp_path))
+    with write(engine) as conn:
+        conn.exec_driver_sql(SCHEMA[1])
+    with pytest.raises(StoreUnavailable), write(engine) as conn:
+        _insert(conn, 1)
+        (tmp_path / "lightkeeper.db").rename(tmp_path / "moved.db")
+    engine.dispose()

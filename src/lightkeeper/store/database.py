@@ -333,13 +333,16 @@ def writer_group(engine: Engine) -> WriterGroup:
 def _new_group(engine: Engine, state: StoreState) -> WriterGroup:
     options = {"write": True}
 
+    def check() -> None:
+        problem = state.file_problem()
+        if problem is not None:
+            raise StoreUnavailable(problem)
+
     def begin(lock_timeout: float) -> Connection:
         conn = engine.connect().execution_options(**options, lock_timeout=lock_timeout)
         try:
             conn.begin()
-            problem = state.file_problem()
-            if problem is not None:
-                raise StoreUnavailable(problem)
+            check()
         except BaseException:
             conn.close()
             raise
@@ -351,7 +354,7 @@ def _new_group(engine: Engine, state: StoreState) -> WriterGroup:
         elif isinstance(exc, OperationalError) and not is_lock_timeout(exc):
             state.record(one_line(exc))  # a busy database is not a broken one
 
-    return WriterGroup(begin, outcome)
+    return WriterGroup(begin, outcome, check)
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 MAX_MEMBERS = 32
 """Writers per batch at most: bounds how long the first one waits for its commit."""
@@ -53,6 +54,8 @@ Begin = Callable[[float], Connection]
 waiting at most the given seconds)."""
 Outcome = Callable[[BaseException | None], None]
 """Told how each write transaction ended: None when it committed."""
+Check = Callable[[], None]
+"""Raises if a batch must not be committed now (its database file was deleted meanwhile)."""
 
 
 @dataclass(eq=False)
@@ -68,9 +71,10 @@ class _Batch:
 class WriterGroup:
     """The writers of one engine in this process."""
 
-    def __init__(self, begin: Begin, outcome: Outcome) -> None:
+    def __init__(self, begin: Begin, outcome: Outcome, check: Check) -> None:
         self._begin = begin
         self._outcome = outcome
+        self._check = check
         self._lock = threading.Lock()
         self._counting = threading.Lock()
         self._waiting = 0  # writers queued on ``_lock``
@@ -143,7 +147,9 @@ class WriterGroup:
         try:
             batch.conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
         except BaseException as undo_error:
-            self._abandon(batch, undo_error)
+            # The batch mates get what broke the connection: the writer's own database error
+            # (a lost connection, which a job resumes after), else the failed undo.
+            self._abandon(batch, exc if isinstance(exc, DBAPIError) else undo_error)
             self._lock.release()
             return
         batch.members -= 1
@@ -184,6 +190,7 @@ class WriterGroup:
     def _commit(self, batch: _Batch) -> None:
         """Holding the lock: the batch's one commit, its outcome told to every writer."""
         try:
+            self._check()  # writers joined after the batch's BEGIN checked it
             batch.conn.commit()
         except BaseException as exc:
             self._abandon(batch, exc)
@@ -202,7 +209,6 @@ class WriterGroup:
     def _close(self, batch: _Batch) -> None:
         if self._batch is batch:
             self._batch = None
-        try:
+        with suppress(Exception):  # a broken connection: the pool discards it
             batch.conn.close()
-        finally:
-            batch.done.set()
+        batch.done.set()
