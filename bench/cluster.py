@@ -22,8 +22,10 @@ advisory lock counted apart; and its WAL fsyncs (``pg_stat_wal``, ``track_wal_io
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -194,6 +196,7 @@ def _measure(
     """One saturation run, with the CPU each process group spent per answered request and
     (PostgreSQL) the database's own execution time per request."""
     before = {name: cpu_seconds(pids) for name, pids in setup.pids(pg).items()}
+    commits_before = _commit_counts(setup)
     busy = machine_busy_seconds()
     if setup.database is not None and pg is not None:
         _pg_reset(pg)
@@ -206,6 +209,9 @@ def _measure(
         for name, pids in setup.pids(pg).items()
     }
     result["machine_busy_cores"] = (machine_busy_seconds() - busy) / elapsed
+    commits, writes = (a - b for a, b in zip(_commit_counts(setup), commits_before, strict=True))
+    result["commits_per_request"] = commits / answered
+    result["writes_per_commit"] = writes / max(1, commits)
     if setup.database is not None and pg is not None:
         statements = _pg_statements(pg, setup.database)
         result["db_exec_ms_per_request"] = statements["exec_ms"] / answered
@@ -216,6 +222,20 @@ def _measure(
         result["wal_fsyncs_per_request"] = syncs / answered
         result["wal_fsync_ms_mean"] = sync_ms / max(1, syncs)
     return result
+
+
+def _commit_counts(setup: Setup) -> tuple[float, float]:
+    """The nodes' real commits and the write transactions they held, so far (/metrics):
+    how many writers one commit served (store/group_commit.py). Counts the job work that
+    ran in the window too, like the CPU figures."""
+    commits = writes = 0.0
+    for node in setup.nodes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        values = dict(re.findall(r"^(lightkeeper_database_\w+_total) (\S+)$", text, re.M))
+        commits += float(values["lightkeeper_database_commits_total"])
+        writes += float(values["lightkeeper_database_committed_writes_total"])
+    return commits, writes
 
 
 # -- set-ups ----------------------------------------------------------------------------------
@@ -341,7 +361,14 @@ def _shares(r: dict[str, Any]) -> None:
                 if "postgres" in cpu
                 else ""
             )
-            print(f"    {name:6} {action:8} {parts}{extra}  busy {run_['machine_busy_cores']:.2f}")
+            commits = (
+                f"  commits/req {run_['commits_per_request']:.2f}"
+                f" ({run_['writes_per_commit']:.1f} writes each)"
+            )
+            print(
+                f"    {name:6} {action:8} {parts}{extra}{commits}"
+                f"  busy {run_['machine_busy_cores']:.2f}"
+            )
 
 
 def _ratios(r: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from lightkeeper.store.database import (
     write,
 )
 from lightkeeper.store.health import StoreHealth
+from lightkeeper.store.metrics import WriteMetrics
 from lightkeeper.store.principals import CredentialStore, purge_expired_sessions
 from lightkeeper.store.shared import shared_counters
 
@@ -312,6 +313,7 @@ def create_app(services: Services) -> ASGIApp:
         registry=frontend.metrics.registry,
     ).set_function(health.writable)
     heartbeat.instrument(frontend.metrics.registry, lambda: worker.take_overs)
+    frontend.metrics.registry.register(WriteMetrics(services.engine))
     return build_app(frontend, on_startup=[recover], on_shutdown=[shut_down])
 
 

@@ -92,6 +92,12 @@ def test_metrics_and_access_log(make_server: Callable[..., Server]) -> None:
     assert 'lightkeeper_request_seconds_bucket{action="DescribeRegions",le="+Inf"} 1.0' in text
     assert 'lightkeeper_request_seconds_count{action="DescribeZones"} 1.0' in text
     assert re.search(r'lightkeeper_request_seconds_sum\{action="DescribeRegions"\} \d', text)
+    # The node's own writes (its registration, heartbeats): each committed write counted,
+    # and the real commits that held them (group commit: never more commits than writes).
+    values = dict(re.findall(r"^(lightkeeper_database_\w+_total) (\S+)$", text, re.M))
+    commits = float(values["lightkeeper_database_commits_total"])
+    writes = float(values["lightkeeper_database_committed_writes_total"])
+    assert 1 <= commits <= writes
 
     log = srv.log()
     assert user.secret_key not in log

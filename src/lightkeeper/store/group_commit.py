@@ -80,6 +80,8 @@ class WriterGroup:
         self._waiting = 0  # writers queued on ``_lock``
         self._batch: _Batch | None = None
         self._local = threading.local()
+        self.commits = 0  # real commits made (the /metrics counters)
+        self.committed_writes = 0  # writers whose work they held
 
     @property
     def queued(self) -> int:
@@ -196,6 +198,8 @@ class WriterGroup:
             self._abandon(batch, exc)
             self._outcome(exc)
             return
+        self.commits += 1
+        self.committed_writes += batch.members
         self._close(batch)
         self._outcome(None)
 
