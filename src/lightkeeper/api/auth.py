@@ -9,6 +9,7 @@ import hmac
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from lightkeeper.api import signature
@@ -21,15 +22,19 @@ TIMESTAMP_WINDOW = 300
 
 
 class KeyStore(Protocol):
-    def find_key(self, secret_id: str) -> Principal | None:
-        """The enabled key with this SecretId, or None."""
+    def find_key(self, secret_id: str, received: float) -> Principal | None:
+        """The enabled key with this SecretId, or None, as of no earlier than ``received``
+        (``time.monotonic()`` when the request arrived): every change committed before the
+        request arrived is seen."""
 
 
 class CachedKeyStore:
     """``find_key`` answers remembered per SecretId, valid while ``version()`` (a counter the
     database bumps on every change to accounts, users, keys, policies and sessions) is
-    unchanged and for at most ``ttl`` seconds. The version is read on every lookup, so a key
-    disabled or deleted by any process stops working with the next request.
+    unchanged and for at most ``ttl`` seconds. A lookup uses a version read that *started*
+    after its request arrived — its own, or one another request began since (requests that
+    wait together share one round trip) — so a key disabled or deleted by any process stops
+    working with the next request.
 
     ``version()`` returning None means "cannot tell": nothing is cached then."""
 
@@ -39,22 +44,27 @@ class CachedKeyStore:
         version: Callable[[], int | None],
         ttl: float = 30.0,
         max_entries: int = 10000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._inner = inner
         self._version = version
         self._ttl = ttl
         self._max = max_entries
+        self._clock = clock
         self._cache: dict[str, tuple[int, float, Principal]] = {}
+        self._latest: tuple[float, int | None] = (float("-inf"), None)  # (started, version)
+        self._latest_lock = threading.Lock()
+        self._flight: _VersionRead | None = None  # the newest read under way
 
-    def find_key(self, secret_id: str) -> Principal | None:
+    def find_key(self, secret_id: str, received: float) -> Principal | None:
         # Read the version first: a change committed during the lookup below leaves an entry
         # tagged with the older version, which the next request then refuses.
-        version = self._version()
-        now = time.monotonic()
+        version = self._version_since(received)
+        now = self._clock()
         hit = self._cache.get(secret_id)
         if hit is not None and version is not None and hit[0] == version and now < hit[1]:
             return hit[2]
-        principal = self._inner.find_key(secret_id)
+        principal = self._inner.find_key(secret_id, received)
         if principal is None or version is None:
             self._cache.pop(secret_id, None)
             return principal
@@ -62,6 +72,42 @@ class CachedKeyStore:
             self._cache.clear()
         self._cache[secret_id] = (version, now + self._ttl, principal)
         return principal
+
+    def _version_since(self, received: float) -> int | None:
+        """The version as read by a read that started at or after ``received``: such a read
+        saw every change committed before the request arrived. One already under way that
+        qualifies is waited for rather than another sent beside it."""
+        started, version = self._latest
+        if started >= received:
+            return version
+        with self._latest_lock:
+            flight = self._flight
+            mine = flight is None or flight.started < received
+            if mine:
+                flight = self._flight = _VersionRead(self._clock())
+        assert flight is not None
+        if not mine:
+            flight.done.wait()
+            return flight.version
+        try:
+            flight.version = self._version()
+        finally:
+            with self._latest_lock:
+                if flight.started > self._latest[0]:
+                    self._latest = (flight.started, flight.version)
+                if self._flight is flight:
+                    self._flight = None
+            flight.done.set()
+        return flight.version
+
+
+@dataclass(eq=False)
+class _VersionRead:
+    """One read of the version, from the moment it was sent."""
+
+    started: float
+    version: int | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 Nonce = tuple[str, str, str]  # (SecretId, Nonce, Timestamp)
@@ -136,7 +182,7 @@ def _authenticate_tc3(call: ApiCall, keys: KeyStore, timestamp: int, service: st
     if not call.authorization:
         raise ApiError("AuthFailure.InvalidAuthorization", reason="missing header")
     auth = signature.parse_tc3_authorization(call.authorization)
-    principal = keys.find_key(auth.secret_id)
+    principal = keys.find_key(auth.secret_id, call.received)
     if principal is None:
         raise ApiError("AuthFailure.SecretIdNotFound")
     expected_date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
@@ -166,7 +212,7 @@ def _authenticate_v1(call: ApiCall, keys: KeyStore, replay: ReplayGuard, now: fl
     provided = call.common.get("Signature")
     if not provided:
         raise ApiError("MissingParameter", name="Signature")
-    principal = keys.find_key(secret_id)
+    principal = keys.find_key(secret_id, call.received)
     if principal is None:
         raise ApiError("AuthFailure.SecretIdNotFound")
     text = signature.v1_string_to_sign(call.method, call.host, "/", call.raw_v1)

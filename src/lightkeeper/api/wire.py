@@ -6,6 +6,7 @@ Only parsing happens here; every rule about the values is applied by ``app.Front
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class ApiCall:
     raw_v1: dict[str, str] = field(default_factory=dict)  # every v1 parameter, for signing
     params: dict[str, Any] = field(default_factory=dict)
     typed_params: bool = False  # JSON bodies carry real types; form values are all strings
+    received: float = field(default_factory=time.monotonic)  # when its handling began
 
 
 def new_call(request: Request, proxies: Sequence[Network] = ()) -> ApiCall:

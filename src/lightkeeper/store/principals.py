@@ -196,9 +196,10 @@ class CredentialStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def find_key(self, secret_id: str) -> Principal | None:
+    def find_key(self, secret_id: str, received: float = 0.0) -> Principal | None:
         """The ``KeyStore`` the API front end authenticates against: an enabled API key of
-        an account or sub-user, or a temporary credential (checked for its token later)."""
+        an account or sub-user, or a temporary credential (checked for its token later).
+        Read now, so as of no earlier than any ``received``."""
         query = (
             select(
                 api_keys.c.secret_id,
