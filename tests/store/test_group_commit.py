@@ -95,23 +95,34 @@ def _in_thread(target: Callable[[], None]) -> tuple[threading.Thread, list[BaseE
     return thread, errors
 
 
+def _batch_held_open(
+    engine: Engine, n: int = 1
+) -> tuple[threading.Thread, list[BaseException], threading.Event]:
+    """A writer that inserts row ``n`` and keeps its batch open until the event returned is
+    set; returned once it holds the batch."""
+    holding, may_end = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with write(engine) as conn:
+            _insert(conn, n, "holder")
+            holding.set()
+            assert may_end.wait(10)
+
+    thread, errors = _in_thread(hold)
+    assert holding.wait(10)
+    return thread, errors, may_end
+
+
 def test_queued_writers_share_one_commit_and_each_returns_durable(engine: Engine) -> None:
     commits = _commits(engine)
     seen_after_return: dict[int, bool] = {}
-    gate_may_end = threading.Event()
-
-    def gate() -> None:
-        with write(engine) as conn:
-            _insert(conn, 0)
-            assert gate_may_end.wait(10)
 
     def writer(n: int) -> None:
         with write(engine) as conn:
             _insert(conn, n)
         seen_after_return[n] = n in _rows(engine)
 
-    first, errors = _in_thread(gate)
-    time.sleep(0.05)
+    first, errors, gate_may_end = _batch_held_open(engine, 0)
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(1, 24)]
     for thread in threads:
         thread.start()
@@ -127,12 +138,6 @@ def test_queued_writers_share_one_commit_and_each_returns_durable(engine: Engine
 
 def test_a_failing_writer_takes_only_its_own_statements(engine: Engine) -> None:
     commits = _commits(engine)
-    first_may_end = threading.Event()
-
-    def first() -> None:
-        with write(engine) as conn:
-            _insert(conn, 1, "first")
-            assert first_may_end.wait(10)
 
     def failing() -> None:
         with write(engine) as conn:
@@ -143,8 +148,7 @@ def test_a_failing_writer_takes_only_its_own_statements(engine: Engine) -> None:
         with write(engine) as conn:
             _insert(conn, 3, "last")
 
-    one, one_errors = _in_thread(first)
-    time.sleep(0.05)
+    one, one_errors, first_may_end = _batch_held_open(engine)
     two, two_errors = _in_thread(failing)
     _queued(engine, 1)
     three, three_errors = _in_thread(last)
@@ -159,19 +163,11 @@ def test_a_failing_writer_takes_only_its_own_statements(engine: Engine) -> None:
 
 
 def test_a_failed_commit_fails_every_writer_of_its_batch(engine: Engine) -> None:
-    first_may_end = threading.Event()
-
-    def first() -> None:
-        with write(engine) as conn:
-            _insert(conn, 1, "first")
-            assert first_may_end.wait(10)
-
     def dangling() -> None:
         with write(engine) as conn:  # valid until the deferred check at COMMIT
             conn.execute(text("INSERT INTO child (id, parent_id) VALUES (1, 99)"))
 
-    one, one_errors = _in_thread(first)
-    time.sleep(0.05)
+    one, one_errors, first_may_end = _batch_held_open(engine)
     two, two_errors = _in_thread(dangling)
     _queued(engine, 1)
     first_may_end.set()
@@ -187,15 +183,7 @@ def test_a_failed_commit_fails_every_writer_of_its_batch(engine: Engine) -> None
 
 
 def test_a_writer_that_cannot_queue_in_time_gets_a_lock_timeout(engine: Engine) -> None:
-    release = threading.Event()
-
-    def holder() -> None:
-        with write(engine) as conn:
-            _insert(conn, 1)
-            assert release.wait(10)
-
-    one, one_errors = _in_thread(holder)
-    time.sleep(0.05)
+    one, one_errors, release = _batch_held_open(engine)
     started = time.monotonic()
     with pytest.raises(OperationalError) as raised, write(engine, lock_timeout=0.2):
         pass
