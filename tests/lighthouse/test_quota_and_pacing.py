@@ -8,10 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 from testkit import world
 from testkit.server import Account, Server, free_port
+
+from lightkeeper.domain import rules
 
 pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -158,3 +162,23 @@ def test_configured_quota_is_honoured(paced: Server) -> None:
     with pytest.raises(TencentCloudSDKException) as info:
         world.create_snapshot(c, fourth)
     assert info.value.code == "LimitExceeded.SnapshotQuotaLimitExceeded"
+
+
+@given(
+    per_instance=st.integers(0, 12),
+    maximum=st.integers(0, 40),
+    instances=st.integers(0, 5000),
+    used=st.integers(0, 60),
+)
+def test_counting_only_what_matters_decides_every_create_alike(
+    per_instance: int, maximum: int, instances: int, used: int
+) -> None:
+    """A create counts at most ``quota_counts_that_matter`` instances and snapshots (one
+    statement that does not grow with the account): the quota decision is the same as with
+    the full counts, for every setting of ``--snapshot-quota-*``."""
+    instance_cap, snapshot_cap = rules.quota_counts_that_matter(per_instance, maximum)
+    full = used >= rules.snapshot_quota(instances, per_instance, maximum)
+    capped = min(used, snapshot_cap) >= rules.snapshot_quota(
+        min(instances, instance_cap), per_instance, maximum
+    )
+    assert capped == full

@@ -95,6 +95,16 @@ def snapshot_quota(countable_instances: int, per_instance: int, maximum: int) ->
     return min(per_instance * countable_instances, maximum)
 
 
+def quota_counts_that_matter(per_instance: int, maximum: int) -> tuple[int, int]:
+    """How many countable instances, and how many snapshots, a create needs to count at most
+    to decide its quota: the quota stops growing at ``maximum``, and ``used >= quota`` is
+    decided once ``maximum`` snapshots are counted. So a create's check costs the same for an
+    account of five instances and of five thousand."""
+    if per_instance <= 0 or maximum <= 0:
+        return 0, 0
+    return -(-maximum // per_instance), maximum
+
+
 def check_create_snapshot(
     instance: Instance, blueprint_exists: bool, quota: int, used: int
 ) -> None:

@@ -105,14 +105,17 @@ class SnapshotService:
             instance = find_instance(conn, ctx, instance_id)
             power()
             snapshot_id = ids.new_id(ids.SNAPSHOT)
+            per_instance = world.options.snapshot_quota_per_instance
+            maximum = world.options.snapshot_quota_max
             checks = db.create_checks(
-                conn, instance.account_id, instance.region, instance.blueprint_id, snapshot_id
+                conn,
+                instance.account_id,
+                instance.region,
+                instance.blueprint_id,
+                snapshot_id,
+                rules.quota_counts_that_matter(per_instance, maximum),
             )
-            quota = rules.snapshot_quota(
-                checks.quota_instances,
-                world.options.snapshot_quota_per_instance,
-                world.options.snapshot_quota_max,
-            )
+            quota = rules.snapshot_quota(checks.quota_instances, per_instance, maximum)
             rules.check_create_snapshot(instance, checks.blueprint_exists, quota, checks.snapshots)
             disk_usable()
             now = db.utcnow()

@@ -18,13 +18,17 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     Row,
+    ScalarSelect,
+    Select,
     and_,
     bindparam,
     delete,
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     true,
@@ -534,28 +538,44 @@ class CreateChecks(NamedTuple):
     """What a snapshot create checks under the write lock, read in one statement (on
     PostgreSQL each statement is a round trip, made while the lock is held)."""
 
-    quota_instances: int  # count_quota_instances
-    snapshots: int  # count_snapshots
+    quota_instances: int  # count_quota_instances, up to the cap asked for
+    snapshots: int  # count_snapshots, up to the cap asked for
     blueprint_exists: bool
     id_taken: bool  # the candidate snapshot id is in use already
 
 
+def _counted_up_to(query: Select[Any], cap: str) -> ScalarSelect[Any]:
+    """``count(*)`` of ``query``'s rows, stopping at the bound parameter ``cap``."""
+    one: Select[Any] = query.with_only_columns(literal_column("1"))
+    rows = one.limit(bindparam(cap, type_=Integer))
+    return select(func.count()).select_from(rows.subquery()).scalar_subquery()
+
+
 _CREATE_CHECKS = select(
-    _COUNT_QUOTA_INSTANCES.scalar_subquery(),
-    _COUNT_SNAPSHOTS.scalar_subquery(),
+    _counted_up_to(_COUNT_QUOTA_INSTANCES, "instance_cap"),
+    _counted_up_to(_COUNT_SNAPSHOTS, "snapshot_cap"),
     exists().where(blueprints.c.blueprint_id == bindparam("blueprint_id")),
     exists().where(snapshots.c.snapshot_id == bindparam("snapshot_id")),
 )
 
 
 def create_checks(
-    conn: Connection, account_id: int, region: str, blueprint_id: str, snapshot_id: str
+    conn: Connection,
+    account_id: int,
+    region: str,
+    blueprint_id: str,
+    snapshot_id: str,
+    caps: tuple[int, int],
 ) -> CreateChecks:
+    """``caps``: count at most this many quota instances and snapshots
+    (``rules.quota_counts_that_matter``)."""
     params = {
         "account_id": account_id,
         "region": region,
         "blueprint_id": blueprint_id,
         "snapshot_id": snapshot_id,
+        "instance_cap": caps[0],
+        "snapshot_cap": caps[1],
     }
     quota_instances, used, blueprint, taken = conn.execute(_CREATE_CHECKS, params).one()
     return CreateChecks(quota_instances, used, bool(blueprint), bool(taken))
