@@ -7,6 +7,7 @@ that must be atomic (quota, locks) run their reads and writes inside one ``write
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import queue
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -544,19 +546,24 @@ class CreateChecks(NamedTuple):
     id_taken: bool  # the candidate snapshot id is in use already
 
 
-def _counted_up_to(query: Select[Any], cap: str) -> ScalarSelect[Any]:
-    """``count(*)`` of ``query``'s rows, stopping at the bound parameter ``cap``."""
+def _counted_up_to(query: Select[Any], cap: int) -> ScalarSelect[Any]:
+    """``count(*)`` of ``query``'s rows, stopping at ``cap``: a literal, so the planner
+    knows the scan stops early (with ``LIMIT $1`` PostgreSQL's generic plan assumed a tenth
+    of the rows and scanned the whole account: ~1.5 ms for 4,500 instances)."""
     one: Select[Any] = query.with_only_columns(literal_column("1"))
-    rows = one.limit(bindparam(cap, type_=Integer))
+    rows = one.limit(literal(cap, Integer, literal_execute=True))  # LIMIT 5, not LIMIT $1
     return select(func.count()).select_from(rows.subquery()).scalar_subquery()
 
 
-_CREATE_CHECKS = select(
-    _counted_up_to(_COUNT_QUOTA_INSTANCES, "instance_cap"),
-    _counted_up_to(_COUNT_SNAPSHOTS, "snapshot_cap"),
-    exists().where(blueprints.c.blueprint_id == bindparam("blueprint_id")),
-    exists().where(snapshots.c.snapshot_id == bindparam("snapshot_id")),
-)
+@functools.lru_cache(maxsize=4)
+def _create_checks(instance_cap: int, snapshot_cap: int) -> Select[Any]:
+    """Built once per server setting of the quota (the caps never change while it runs)."""
+    return select(
+        _counted_up_to(_COUNT_QUOTA_INSTANCES, instance_cap),
+        _counted_up_to(_COUNT_SNAPSHOTS, snapshot_cap),
+        exists().where(blueprints.c.blueprint_id == bindparam("blueprint_id")),
+        exists().where(snapshots.c.snapshot_id == bindparam("snapshot_id")),
+    )
 
 
 def create_checks(
@@ -574,10 +581,8 @@ def create_checks(
         "region": region,
         "blueprint_id": blueprint_id,
         "snapshot_id": snapshot_id,
-        "instance_cap": caps[0],
-        "snapshot_cap": caps[1],
     }
-    quota_instances, used, blueprint, taken = conn.execute(_CREATE_CHECKS, params).one()
+    quota_instances, used, blueprint, taken = conn.execute(_create_checks(*caps), params).one()
     return CreateChecks(quota_instances, used, bool(blueprint), bool(taken))
 
 
