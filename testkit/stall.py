@@ -112,7 +112,8 @@ def stall_owner(
     freeze(pid)
     started = time.monotonic()
     try:
-        if not database_writable(source, timeout=2.0):
+        # the other server's write transactions last milliseconds: longer is the frozen one's
+        if not database_writable(source, timeout=0.5):
             stall.outcome = "resumed at once: it held the database write lock"
             return stall
         row = job_row(source, job["id"])
