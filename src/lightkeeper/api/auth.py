@@ -52,9 +52,8 @@ class CachedKeyStore:
         self._max = max_entries
         self._clock = clock
         self._cache: dict[str, tuple[int, float, Principal]] = {}
-        self._latest: tuple[float, int | None] = (float("-inf"), None)  # (started, version)
-        self._latest_lock = threading.Lock()
-        self._flight: _VersionRead | None = None  # the newest read under way
+        self._newest: _VersionRead | None = None  # the read started last, done or not
+        self._newest_lock = threading.Lock()
 
     def find_key(self, secret_id: str, received: float) -> Principal | None:
         # Read the version first: a change committed during the lookup below leaves an entry
@@ -75,30 +74,22 @@ class CachedKeyStore:
 
     def _version_since(self, received: float) -> int | None:
         """The version as read by a read that started at or after ``received``: such a read
-        saw every change committed before the request arrived. One already under way that
-        qualifies is waited for rather than another sent beside it."""
-        started, version = self._latest
-        if started >= received:
-            return version
-        with self._latest_lock:
-            flight = self._flight
-            mine = flight is None or flight.started < received
+        saw every change committed before the request arrived. The newest read is shared
+        (waited for, if still under way) by every request that arrived before it began."""
+        with self._newest_lock:
+            read = self._newest
+            mine = read is None or read.started < received
             if mine:
-                flight = self._flight = _VersionRead(self._clock())
-        assert flight is not None
+                read = self._newest = _VersionRead(self._clock())
+        assert read is not None
         if not mine:
-            flight.done.wait()
-            return flight.version
+            read.done.wait()
+            return read.version
         try:
-            flight.version = self._version()
+            read.version = self._version()
         finally:
-            with self._latest_lock:
-                if flight.started > self._latest[0]:
-                    self._latest = (flight.started, flight.version)
-                if self._flight is flight:
-                    self._flight = None
-            flight.done.set()
-        return flight.version
+            read.done.set()
+        return read.version
 
 
 @dataclass(eq=False)

@@ -331,15 +331,13 @@ def writer_group(engine: Engine) -> WriterGroup:
 
 
 def _new_group(engine: Engine, state: StoreState) -> WriterGroup:
-    options = {"write": True}
-
     def check() -> None:
         problem = state.file_problem()
         if problem is not None:
             raise StoreUnavailable(problem)
 
     def begin(lock_timeout: float) -> Connection:
-        conn = engine.connect().execution_options(**options, lock_timeout=lock_timeout)
+        conn = engine.connect().execution_options(write=True, lock_timeout=lock_timeout)
         try:
             conn.begin()
             check()
