@@ -73,6 +73,10 @@ class Settings(BaseModel):
     workers: int = Field(default=4, ge=1, le=64)
     node: str = Field(default_factory=default_name)  # this server's name among its database's
     job_lease_seconds: float = Field(default=6.0, ge=0.5, le=3600)
+    # The scrubber (lighthouse/scrub.py): every snapshot read back whole once per interval
+    # (0: never), at most this many MiB/s.
+    scrub_interval: float = Field(default=7 * 86400.0, ge=0)
+    scrub_bandwidth: float = Field(default=64.0, gt=0)
 
     @field_validator("rate_limits")
     @classmethod

@@ -253,6 +253,7 @@ def create_app(services: Services) -> ASGIApp:
     from lightkeeper.lighthouse.jobs import JobKinds
     from lightkeeper.lighthouse.operations import Operations
     from lightkeeper.lighthouse.regions import RegionService
+    from lightkeeper.lighthouse.scrub import Scrubber
     from lightkeeper.worker import Worker
 
     settings, world = services.settings, services.world
@@ -276,6 +277,8 @@ def create_app(services: Services) -> ASGIApp:
         worker.every(heartbeat.interval, heartbeat.beat, "node-heartbeat")
         if world.compute.supervised:  # re-attach to machines that outlived the last server
             worker.every(SUPERVISE_SECONDS, operations.reconcile, "supervisor")
+        if settings.scrub_interval > 0:
+            worker.every(scrub_poll_seconds(settings), scrubber.step, "scrubber")
         worker.start()
 
     def shut_down() -> None:
@@ -313,8 +316,17 @@ def create_app(services: Services) -> ASGIApp:
         registry=frontend.metrics.registry,
     ).set_function(health.writable)
     heartbeat.instrument(frontend.metrics.registry, lambda: worker.take_overs)
+    scrubber = Scrubber(
+        world, settings.scrub_interval, settings.scrub_bandwidth, frontend.metrics.registry
+    )
     frontend.metrics.registry.register(WriteMetrics(services.engine))
     return build_app(frontend, on_startup=[recover], on_shutdown=[shut_down])
+
+
+def scrub_poll_seconds(settings: Settings) -> float:
+    """How often the scrubber looks for snapshots due: a tenth of the interval, within
+    [0.5 s, 30 s] (each look is one indexed query)."""
+    return min(30.0, max(0.5, settings.scrub_interval / 10))
 
 
 def heartbeat_interval(settings: Settings) -> float:

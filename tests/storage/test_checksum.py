@@ -121,7 +121,7 @@ def test_holes_are_not_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
         def hexdigest(self) -> str:
             return self._hash.hexdigest()
 
-    checksum_mod._zero_digest(MiB)  # the zero-block digest is computed once per process
+    checksum_mod.zero_block_digest(MiB)  # the zero-block digest is computed once per process
     checksum_mod._zero_run()
     monkeypatch.setattr(checksum_mod, "hashlib", types.SimpleNamespace(sha256=Counting))
     hasher = BlockHasher(GiB)

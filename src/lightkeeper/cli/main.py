@@ -76,6 +76,15 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("workers", {"type": str, "help": "Job worker threads [4]."}),
     ("node", {"help": "This server's name among the servers of its database [host name]."}),
     ("job-lease-seconds", {"type": str, "help": "Lease a worker renews on a running job [6]."}),
+    (
+        "scrub-interval",
+        {
+            "type": str,
+            "help": "Seconds between two read-backs of each snapshot's data by the scrubber; "
+            "0: no scrubbing [604800: weekly].",
+        },
+    ),
+    ("scrub-bandwidth", {"type": str, "help": "MiB/s the scrubber reads at most [64]."}),
 ]
 
 

@@ -31,11 +31,12 @@ from lightkeeper.domain.model import (
     InstanceState,
     RestrictState,
 )
+from lightkeeper.lighthouse.scrub import Scrubber, Verdict
 from lightkeeper.lighthouse.views import instance_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
 from lightkeeper.storage.images import image_info
-from lightkeeper.store import nodes
+from lightkeeper.store import checks, nodes
 from lightkeeper.store import resources as db
 from lightkeeper.store.accounts import AccountStore
 from lightkeeper.store.database import StoreUnavailable
@@ -252,6 +253,29 @@ class AdminService:
             "Verified": storage.snapshot_checksum(snapshot.disk_id, snapshot_id)
             == snapshot.checksum,
         }
+
+    def verifiable_snapshots(self) -> list[str]:
+        """Every snapshot ``verify_snapshot`` can read back here (NORMAL, with a checksum, not
+        yet marked corrupt, on this data dir's pool), longest unverified first."""
+        later = db.utcnow() + dt.timedelta(days=1)
+        with self.world.read() as conn:
+            due = checks.due(conn, self.world.storage.pool, later, limit=1_000_000)
+        return [item.snapshot_id for item in due]
+
+    def check_verifiable(self, snapshot_id: str) -> None:
+        """AdminError unless the snapshot exists and has its checksum (it was taken)."""
+        with self.world.read() as conn:
+            snapshot = db.get_snapshot(conn, snapshot_id)
+        if snapshot is None:
+            raise AdminError(f"snapshot {snapshot_id!r} does not exist")
+        if snapshot.checksum is None:
+            raise AdminError(f"snapshot {snapshot_id!r} is still being taken")
+
+    def verify_snapshot(self, snapshot_id: str, progress: storage.ProgressCallback) -> Verdict:
+        """Read the snapshot back whole now (no bandwidth limit), as the scrubber does: a
+        mismatch marks it corrupt, and the check is recorded."""
+        self.check_verifiable(snapshot_id)
+        return Scrubber(self.world, 0, 1).verify(snapshot_id, progress)
 
     # -- blueprints ------------------------------------------------------------------------------
 

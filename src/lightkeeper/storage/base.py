@@ -41,6 +41,10 @@ def no_chunk_hook() -> None:
     """The default chunk hook: copies run undisturbed."""
 
 
+Pace = Callable[[int], None]
+"""Hears the bytes a verification has just read; may sleep (a scrub's bandwidth limit)."""
+
+
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -196,8 +200,25 @@ class DiskDatapath(Protocol):
         """Atomically replace the disk with the snapshot if the snapshot matches its checksum.
 
         `expected_checksum` is what create_snapshot returned; a plain sha256 hex recorded by
-        older versions is still accepted (verified at plain-sha256 speed).
+        older versions is still accepted (verified at plain-sha256 speed). A snapshot whose
+        block table (blocks.py) is the recorded one and whose driver seal shows its data
+        unwritten since it was last checked is installed without being read; any other is
+        verified whole first (ChecksumMismatch, the disk untouched).
         """
+        ...
+
+    def verify_snapshot(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        progress: ProgressCallback,
+        *,
+        pace: Pace | None = None,
+    ) -> None:
+        """Read all of the snapshot's data and compare it with `expected_checksum`
+        (ChecksumMismatch). A match renews the seal Apply relies on. Takes no lock that
+        Apply or delete would wait for: the scrubber and ``admin snapshot verify`` run it."""
         ...
 
     def delete_snapshot(

@@ -50,7 +50,7 @@ class ChecksumHasher(Protocol):
 
 
 @functools.lru_cache(maxsize=8)
-def _zero_digest(length: int) -> bytes:
+def zero_block_digest(length: int) -> bytes:
     """sha256 of `length` zero bytes (length <= BLOCK_SIZE), computed once per length."""
     return hashlib.sha256(_ZEROS[:length]).digest()
 
@@ -58,7 +58,7 @@ def _zero_digest(length: int) -> bytes:
 @functools.lru_cache(maxsize=1)
 def _zero_run() -> bytes:
     """_HOLE_RUN_BLOCKS copies of the full zero-block digest, to add hole runs in bulk."""
-    return _zero_digest(BLOCK_SIZE) * _HOLE_RUN_BLOCKS
+    return zero_block_digest(BLOCK_SIZE) * _HOLE_RUN_BLOCKS
 
 
 def _check_range(size: int, position: int, offset: int, length: int) -> None:
@@ -76,6 +76,7 @@ class BlockHasher:
             raise ValueError(f"negative size {size}")
         self._size = size
         self._outer: _Digest = hashlib.sha256()
+        self._digests = bytearray()  # the block table (blocks.py), fed beside the outer hash
         self._block: _Digest | None = None  # the block being hashed, if only partly fed
         self._pos = 0  # content before this offset has been accounted for
         self._result: str | None = None
@@ -90,7 +91,7 @@ class BlockHasher:
             end = min(start + BLOCK_SIZE, self._size)
             n = min(len(view), end - self._pos)
             if self._block is None and self._pos == start and n == end - start:
-                self._outer.update(hashlib.sha256(view[:n]).digest())  # a whole block
+                self._add(hashlib.sha256(view[:n]).digest())  # a whole block
                 self._pos += n
             else:
                 self._feed(view[:n], end)
@@ -104,13 +105,22 @@ class BlockHasher:
             self._result = BLOCK_CHECKSUM_PREFIX + self._outer.hexdigest()
         return self._result
 
+    def digests(self) -> bytes:
+        """The block digests in order (after hexdigest): the snapshot's block table."""
+        self.hexdigest()
+        return bytes(self._digests)
+
+    def _add(self, digests: bytes | memoryview) -> None:
+        self._outer.update(digests)
+        self._digests += digests
+
     def _feed(self, data: memoryview, block_end: int) -> None:
         if self._block is None:
             self._block = hashlib.sha256()
         self._block.update(data)
         self._pos += len(data)
         if self._pos == block_end:
-            self._outer.update(self._block.digest())
+            self._add(self._block.digest())
             self._block = None
 
     def _fill_zeros(self, end: int) -> None:
@@ -122,7 +132,7 @@ class BlockHasher:
                     self._add_hole_blocks(whole)
                     continue
                 if end == self._size:  # the short final block, entirely a hole
-                    self._outer.update(_zero_digest(end - self._pos))
+                    self._add(zero_block_digest(end - self._pos))
                     self._pos = end
                     return
             block_end = min(self._pos - self._pos % BLOCK_SIZE + BLOCK_SIZE, self._size)
@@ -133,7 +143,7 @@ class BlockHasher:
         run = memoryview(_zero_run())
         while count:
             n = min(count, _HOLE_RUN_BLOCKS)
-            self._outer.update(run[: n * _DIGEST_SIZE])
+            self._add(run[: n * _DIGEST_SIZE])
             count -= n
 
 

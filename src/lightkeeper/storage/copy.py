@@ -159,8 +159,10 @@ def hash_sparse(
     hasher: RangeHasher,
     progress: ProgressCallback | None = None,
     on_chunk: ChunkHook = no_chunk_hook,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> None:
-    """Feed the data extents of fd[0:size] to `hasher`; progress counts allocated bytes."""
+    """Feed the data extents of fd[0:size] to `hasher`; progress counts allocated bytes.
+    `on_bytes` hears each chunk's size once it is hashed (a scrub's bandwidth limit)."""
     extents = list(data_extents(fd, size))
     tracker = _Progress(progress, sum(length for _, length in extents), on_chunk)
     if extents:
@@ -170,6 +172,8 @@ def hash_sparse(
                     data = pread_into(fd, buf[:chunk_len], chunk_offset)
                     hasher.update_range(chunk_offset, data)
                     tracker.advance(chunk_len)
+                    if on_bytes is not None:
+                        on_bytes(chunk_len)
     tracker.finish()
 
 
@@ -317,6 +321,8 @@ def clone_or_copy(
     progress: ProgressCallback | None = None,
     hasher: RangeHasher | None = None,
     on_chunk: ChunkHook = no_chunk_hook,
+    *,
+    hash_clone: bool = True,
 ) -> CopyMethod:
     """Make the empty file `dst_fd` hold src[0:size], holes preserved; return the method used.
 
@@ -324,14 +330,15 @@ def clone_or_copy(
     sparse copy. `hasher` receives the data extents of what dst now holds: read back from
     dst after a copy; read from src after a clone, which shares src's very extents, and src's
     pages are the ones likely cached (a new inode's are not: hashing the clone re-read the
-    whole disk from the device, 3-5x slower on a loop-mounted XFS).
+    whole disk from the device, 3-5x slower on a loop-mounted XFS). With ``hash_clone``
+    False a clone is not hashed (the caller hashes only what changed, blocks.py).
     """
     if _reflink(src_fd, dst_fd):
         os.ftruncate(dst_fd, size)
-        if hasher is not None:
+        if hasher is not None and hash_clone:
             hash_sparse(src_fd, size, hasher, progress, on_chunk)
-        else:
-            _Progress(progress, 0).finish()
+        elif hasher is None:
+            _Progress(progress, 0).finish()  # else the caller's own hashing reports progress
         return "reflink"
     os.ftruncate(dst_fd, size)  # all holes; only data extents get written
     return _sparse_copy(src_fd, dst_fd, size, progress, hasher, on_chunk)

@@ -10,7 +10,21 @@ locking, so this module never parses qcow2 itself. Layout under `root`:
 * ``disks/<disk>.snapshots/<snap>.size`` — the record of a snapshot: its virtual size,
   which qemu-img 7.2 does not report (an image grown later no longer has it), published
   atomically before the tag is made and removed after the tag, under the disk lock;
+* ``disks/<disk>.snapshots/<snap>.blocks`` — the snapshot's block table (blocks.py), sealed
+  with the disk's *trust epoch* and holding the snapshot's cluster map;
+* ``disks/<disk>.seal`` — the image file's identity (inode, size, ctime, mtime) after the
+  driver's last own change to it, and the trust epoch;
+* ``disks/<disk>.base`` — the snapshot the disk's content was last taken as or rolled back to;
 * ``tmp/`` — raw exports and write buffers; temps everywhere are ``*.tmp-<hex>``.
+
+Integrity at the speed of the format: qemu never writes a cluster a snapshot still uses (a
+guest write copies it first), so a snapshot's data can change only by a writer outside
+qemu's format rules. Every change the driver makes checks first that the image is as its
+last own change left it; if not, something else wrote it (a running guest, or anything at
+all), and the trust epoch moves on: every snapshot sealed in an older epoch is verified whole
+by its next Apply (and sealed again), and none is a parent to inherit digests from. A new
+snapshot's table reuses its parent's digest for every block whose clusters the two share
+(``qemu-img map``: same host offsets) and hashes the rest straight from the image file.
 
 Snapshot ids are the internal snapshot tags, so the same id may be a snapshot of two disks.
 A snapshot of a disk exists when both its record and its tag do; snapshots() lists the
@@ -49,6 +63,7 @@ from .base import (
     DiskNotFound,
     Fence,
     NoSpace,
+    Pace,
     ProgressCallback,
     SnapshotBusy,
     SnapshotExists,
@@ -60,7 +75,18 @@ from .base import (
     no_chunk_hook,
     no_fence,
 )
-from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
+from .blocks import (
+    UNKNOWN,
+    BlockTable,
+    Segment,
+    changed_blocks,
+    inherited_table,
+    read_segments,
+    read_table,
+    write_table,
+    zero_table,
+)
+from .checksum import BLOCK_SIZE, BlockHasher, ChecksumHasher, PlainSha256, hasher_for
 from .copy import hash_sparse, pwrite_all
 from .files import (
     TMP_MARK,
@@ -68,6 +94,7 @@ from .files import (
     check_range,
     flock_current,
     fsync_dir,
+    opened,
     pool_id,
     quarantine_file,
     remove_if_abandoned,
@@ -266,7 +293,8 @@ class Qcow2Driver:
         size: int | None,
         progress: ProgressCallback | None,
         missing: StorageError,
-    ) -> str:
+        pace: Pace | None = None,
+    ) -> ChecksumHasher:
         """Convert `source` into a sparse raw temp file and hash it.
 
         ``qemu-img convert`` walks block status, so unallocated ranges cost neither reading
@@ -284,8 +312,8 @@ class Qcow2Driver:
             with translated():
                 total = os.fstat(fd).st_size if size is None else size
                 result = hasher(total)
-                hash_sparse(fd, total, result, percent.stage(50, 100), self._on_chunk)
-        return result.hexdigest()
+                hash_sparse(fd, total, result, percent.stage(50, 100), self._on_chunk, pace)
+        return result
 
     def _snapshot_source(self, disk_id: str, snapshot_id: str, force_share: bool) -> list[str]:
         share = ["-U"] if force_share else []
@@ -299,7 +327,8 @@ class Qcow2Driver:
         hasher: Callable[[int], ChecksumHasher],
         progress: ProgressCallback | None = None,
         force_share: bool = True,
-    ) -> str:
+        pace: Pace | None = None,
+    ) -> ChecksumHasher:
         """Hash a stored snapshot. Force-share is safe: a snapshot's clusters are
         copy-on-write (refcount >= 2) and its table is swapped in by one header update,
         so a VM writing the image never changes what we read."""
@@ -307,7 +336,8 @@ class Qcow2Driver:
         if snapshot_id not in self._tags(disk_id):
             raise _missing(disk_id, snapshot_id)
         source = self._snapshot_source(disk_id, snapshot_id, force_share)
-        return self._export(source, hasher, size, progress, _missing(disk_id, snapshot_id))
+        missing = _missing(disk_id, snapshot_id)
+        return self._export(source, hasher, size, progress, missing, pace)
 
     def _write_record(self, disk_id: str, snapshot_id: str, size: int) -> None:
         path = self._record_path(disk_id, snapshot_id)
@@ -332,8 +362,149 @@ class Qcow2Driver:
         path = self._record_path(disk_id, snapshot_id)
         with translated():
             unlink_quiet(path)
+            unlink_quiet(self._table_path(disk_id, snapshot_id))
             if path.parent.is_dir():
                 fsync_dir(path.parent)
+
+    # -- block tables and the trust epoch ------------------------------------------------
+
+    def _table_path(self, disk_id: str, snapshot_id: str) -> Path:
+        return self._record_path(disk_id, snapshot_id).with_suffix(".blocks")
+
+    def _seal_path(self, disk_id: str) -> Path:
+        return self._disks / f"{checked_id(disk_id)}.seal"
+
+    def _base_path(self, disk_id: str) -> Path:
+        return self._disks / f"{checked_id(disk_id)}.base"
+
+    def _image_identity(self, disk_id: str) -> str:
+        try:
+            st = self.disk_path(disk_id).stat()
+        except FileNotFoundError:
+            raise DiskNotFound(disk_id) from None
+        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}:{st.st_mtime_ns}"
+
+    def _seal_state(self, disk_id: str) -> tuple[int, str] | None:
+        """(epoch, image identity after the driver's last own change), None if unknown."""
+        try:
+            state = json.loads(self._seal_path(disk_id).read_bytes())
+            return int(state["epoch"]), str(state["image"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def _write_seal(self, disk_id: str, epoch: int) -> None:
+        state = {"epoch": epoch, "image": self._image_identity(disk_id)}
+        with translated(), atomic_file(self._seal_path(disk_id), None) as fd:
+            pwrite_all(fd, json.dumps(state).encode(), 0)
+
+    def _current_epoch(self, disk_id: str) -> int:
+        """The trust epoch, moved on (and recorded) if the image changed since the driver's
+        last own change: someone else wrote it. Caller holds the disk lock."""
+        state = self._seal_state(disk_id)
+        if state is None:
+            self._write_seal(disk_id, 1)  # no history: nothing sealed before counts
+            return 1
+        epoch, image = state
+        if image != self._image_identity(disk_id):
+            epoch += 1
+            self._write_seal(disk_id, epoch)
+        return epoch
+
+    @contextmanager
+    def _own_change(self, disk_id: str) -> Iterator[int]:
+        """Around a change the driver makes to the image (caller holds the disk lock):
+        yields the epoch, then records the image as this change left it."""
+        epoch = self._current_epoch(disk_id)
+        try:
+            yield epoch
+        finally:
+            if self.disk_exists(disk_id):
+                self._write_seal(disk_id, epoch)
+
+    def _save_table(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        table: BlockTable,
+        epoch: int,
+        cluster_map: list[Segment] | None,
+    ) -> None:
+        seal = json.dumps({"epoch": epoch, "map": cluster_map}).encode()
+        with translated():
+            write_table(self._table_path(disk_id, snapshot_id), table.resealed(seal))
+
+    def _load_table(
+        self, disk_id: str, snapshot_id: str, size: int, epoch: int
+    ) -> BlockTable | None:
+        """The snapshot's table if it is whole and sealed in `epoch`."""
+        table = read_table(self._table_path(disk_id, snapshot_id), size)
+        if table is None or _decode_seal(table.seal)[0] != epoch:
+            return None
+        return table
+
+    def _set_base(self, disk_id: str, snapshot_id: str) -> None:
+        with translated(), atomic_file(self._base_path(disk_id), None) as fd:
+            pwrite_all(fd, snapshot_id.encode(), 0)
+
+    def _parent(self, disk_id: str, size: int, epoch: int) -> tuple[BlockTable, list[Segment]]:
+        """The base snapshot's table and cluster map when sealed in `epoch`; else the table
+        of an empty disk (everything with data is hashed, straight from the image)."""
+        with suppress(FileNotFoundError, ValueError, StorageError):
+            snapshot_id = self._base_path(disk_id).read_text().strip()
+            size = self._read_record(disk_id, snapshot_id)
+            table = self._load_table(disk_id, snapshot_id, size, epoch)
+            cluster_map = _decode_seal(table.seal)[1] if table is not None else None
+            if table is not None and cluster_map is not None:
+                return table, cluster_map
+        return zero_table(size), []
+
+    def _cluster_map(self, disk_id: str) -> list[Segment]:
+        """Where the active image's bytes live: host offsets of data, None for zeros,
+        UNKNOWN for data qemu cannot place in the file (compressed clusters)."""
+        out = _run(
+            ["qemu-img", "map", "--output=json", "-f", "qcow2", str(self.disk_path(disk_id))],
+            DiskNotFound(disk_id),
+        )
+        segments: list[Segment] = []
+        for entry in json.loads(out):
+            start, length = int(entry["start"]), int(entry["length"])
+            if entry.get("zero") or not entry.get("data"):
+                place: int | None = None
+            else:
+                place = int(entry["offset"]) if "offset" in entry else UNKNOWN
+            if segments and segments[-1][2] is None and place is None:
+                segments[-1] = (segments[-1][0], segments[-1][1] + length, None)
+            else:
+                segments.append((start, length, place))
+        return segments
+
+    def _table_of_active(
+        self, disk_id: str, size: int, epoch: int, progress: ProgressCallback
+    ) -> tuple[BlockTable, list[Segment]] | None:
+        """The table of the image's current content (a snapshot just taken offline): its
+        parent's digests plus the blocks whose clusters differ, read from the image file.
+        None when a changed block lives where the file cannot be read directly."""
+        parent, parent_map = self._parent(disk_id, size, epoch)
+        cluster_map = self._cluster_map(disk_id)
+        changed = changed_blocks(size, cluster_map, parent_map, parent.size)
+        unplaced = [(start, length) for start, length, place in cluster_map if place == UNKNOWN]
+        if any(_overlaps(start, length, changed) for start, length in unplaced):
+            return None
+        total = max(1, len(changed)) * BLOCK_SIZE
+        done = [0]
+
+        def advanced(nbytes: int) -> None:
+            self._on_chunk()
+            done[0] += nbytes
+            progress(min(100, done[0] * 100 // total))
+
+        with (
+            translated(),
+            opened(self.disk_path(disk_id), os.O_RDONLY, DiskNotFound(disk_id)) as fd,
+        ):
+            reader = read_segments(fd, cluster_map)
+            table = inherited_table(size, parent, changed, reader, advanced)
+        return table, cluster_map
 
     def _migrate_markers(self) -> None:
         """Turn the ``snapshots/<id>.ref`` markers of older versions into records (see the
@@ -357,8 +528,9 @@ class Qcow2Driver:
     def _drop_tag(self, disk_id: str, snapshot_id: str) -> None:
         """Delete every internal snapshot named `snapshot_id` (qemu allows duplicate names)."""
         path = str(self.disk_path(disk_id))
-        while snapshot_id in self._tags(disk_id):
-            _run(["qemu-img", "snapshot", "-q", "-d", snapshot_id, path])
+        with self._own_change(disk_id):
+            while snapshot_id in self._tags(disk_id):
+                _run(["qemu-img", "snapshot", "-q", "-d", snapshot_id, path])
 
     def _abandon(self, disk_id: str, snapshot_id: str) -> None:
         """Best-effort undo of a failed create; what stays (e.g. the image is held by a VM)
@@ -384,12 +556,13 @@ class Qcow2Driver:
             raise StorageIOError(str(exc)) from exc
         path = str(self.disk_path(disk_id))
         if self.disk_exists(disk_id):
-            # check exits non-zero when it found problems even if it fixed them; an image
-            # it could not fix makes the apply below fail loudly instead.
-            with suppress(StorageIOError):
-                _run(["qemu-img", "check", "-q", "-r", "all", "-f", "qcow2", path])
-            if snapshot_id in self._tags(disk_id):
-                _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
+            with self._own_change(disk_id):
+                # check exits non-zero when it found problems even if it fixed them; an
+                # image it could not fix makes the apply below fail loudly instead.
+                with suppress(StorageIOError):
+                    _run(["qemu-img", "check", "-q", "-r", "all", "-f", "qcow2", path])
+                if snapshot_id in self._tags(disk_id):
+                    _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
         with translated():
             unlink_quiet(intent)
             fsync_dir(self._disks)
@@ -415,7 +588,9 @@ class Qcow2Driver:
                         os.link(tmp, path)
                     except FileExistsError:
                         raise DiskExists(disk_id) from None
+                    unlink_quiet(self._base_path(disk_id))  # of an earlier disk of this id
                     fsync_dir(self._disks)
+            self._write_seal(disk_id, (self._seal_state(disk_id) or (0, ""))[0] + 1)
 
     @staticmethod
     def _convert_base(base_image: Path, tmp: Path, size_bytes: int) -> None:
@@ -430,7 +605,12 @@ class Qcow2Driver:
     def delete_disk(self, disk_id: str) -> None:
         """Takes the lock so a disk is never deleted under a running operation (DiskBusy)."""
         with self.lock_disk(disk_id), translated():
-            for path in (self.disk_path(disk_id), self._intent_path(disk_id)):
+            for path in (
+                self.disk_path(disk_id),
+                self._intent_path(disk_id),
+                self._base_path(disk_id),
+                self._seal_path(disk_id),
+            ):
                 unlink_quiet(path)
             unlink_quiet(self._lock_path(disk_id))  # lock_disk re-checks the inode
             fsync_dir(self._disks)
@@ -450,7 +630,8 @@ class Qcow2Driver:
                 raise ValueError(f"cannot shrink disk {disk_id} from {current} to {size_bytes}")
             if size_bytes > current:
                 path = str(self.disk_path(disk_id))
-                _run(["qemu-img", "resize", "-q", "-f", "qcow2", path, str(size_bytes)])
+                with self._own_change(disk_id):
+                    _run(["qemu-img", "resize", "-q", "-f", "qcow2", path, str(size_bytes)])
 
     def read(self, disk_id: str, offset: int, length: int) -> bytes:
         """Exports the sector-aligned window through qemu's raw offset/size filter."""
@@ -490,15 +671,16 @@ class Qcow2Driver:
                 # qemu-io splits commands on spaces: name the buffer relative to cwd.
                 command = f"write -q -s {path.name} {offset} {len(data)}"
                 image = str(self.disk_path(disk_id))
-                _run(
-                    ["qemu-io", "-f", "qcow2", "-c", command, "-c", "flush", image],
-                    DiskNotFound(disk_id),
-                    cwd=self._tmp,
-                )
+                with self._own_change(disk_id):
+                    _run(
+                        ["qemu-io", "-f", "qcow2", "-c", command, "-c", "flush", image],
+                        DiskNotFound(disk_id),
+                        cwd=self._tmp,
+                    )
 
     def disk_sha256(self, disk_id: str) -> str:
         source = ["-f", "qcow2", str(self.disk_path(disk_id))]
-        return self._export(source, PlainSha256, None, None, DiskNotFound(disk_id))
+        return self._export(source, PlainSha256, None, None, DiskNotFound(disk_id)).hexdigest()
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -510,12 +692,15 @@ class Qcow2Driver:
         *,
         fence: Fence = no_fence,
     ) -> str:
-        """Offline ``qemu-img snapshot -c`` under the disk lock, then hash the snapshot.
+        """Offline ``qemu-img snapshot -c`` under the disk lock, then its block table: the
+        image still is the snapshot, so its cluster map is the snapshot's, and only blocks
+        whose clusters the parent does not share are hashed (module docstring).
 
         The record is written first, so a crash at any point leaves something
         snapshots() reports (and delete_snapshot removes) rather than a hidden tag. A
         leftover tag of an interrupted attempt, which has no record, is replaced. A refused
-        ``fence`` abandons the snapshot like any other failure.
+        ``fence`` abandons the snapshot like any other failure. A crash before the table is
+        saved leaves a snapshot that Apply verifies whole.
         """
         percent = _Percent(progress)
         percent.emit(0)
@@ -527,17 +712,26 @@ class Qcow2Driver:
             self._write_record(disk_id, snapshot_id, size)
             try:
                 path = str(self.disk_path(disk_id))
-                _run(["qemu-img", "snapshot", "-q", "-c", snapshot_id, path])
+                with self._own_change(disk_id) as epoch:
+                    _run(["qemu-img", "snapshot", "-q", "-c", snapshot_id, path])
                 percent.emit(5)
-                checksum = self._snapshot_hash(
-                    disk_id, snapshot_id, BlockHasher, percent.stage(5, 99), force_share=False
-                )
+                found = self._table_of_active(disk_id, size, epoch, percent.stage(5, 99))
+                if found is None:
+                    hashed = self._snapshot_hash(
+                        disk_id, snapshot_id, BlockHasher, percent.stage(5, 99), False
+                    )
+                    found = BlockTable(size, _digests(hashed)), []
+                    cluster_map: list[Segment] | None = None
+                else:
+                    cluster_map = found[1]
                 fence()
+                self._save_table(disk_id, snapshot_id, found[0], epoch, cluster_map)
+                self._set_base(disk_id, snapshot_id)
             except BaseException:
                 self._abandon(disk_id, snapshot_id)
                 raise
         percent.emit(100)
-        return checksum
+        return found[0].checksum
 
     def create_snapshot_live(
         self,
@@ -561,17 +755,23 @@ class Qcow2Driver:
                 raise SnapshotExists(snapshot_id)
             self._write_record(disk_id, snapshot_id, size)
             try:
+                epoch = self._current_epoch(disk_id)
                 take(snapshot_id)
                 percent.emit(5)
-                checksum = self._snapshot_hash(
+                hashed = self._snapshot_hash(
                     disk_id, snapshot_id, BlockHasher, percent.stage(5, 99)
                 )
                 fence()
+                # The guest writes on, so the image's map is no longer the snapshot's: the
+                # table has none, and the next snapshot hashes whatever holds data.
+                table = BlockTable(size, _digests(hashed))
+                self._save_table(disk_id, snapshot_id, table, epoch, None)
+                self._set_base(disk_id, snapshot_id)
             except BaseException:
                 self._abandon(disk_id, snapshot_id)
                 raise
         percent.emit(100)
-        return checksum
+        return table.checksum
 
     def _prepare(self, disk_id: str, snapshot_id: str) -> int:
         """Refuse an existing snapshot; return the disk's current virtual size."""
@@ -602,31 +802,59 @@ class Qcow2Driver:
         record ``<disk>.restoring`` is written first and removed after; the next operation
         on the disk or cleanup_temporary() repairs the image and re-applies (idempotent).
         ``fence`` is asked before that record, the first change to the image.
+
+        A snapshot whose table is the recorded checksum and sealed in the current trust
+        epoch is not read (module docstring); any other is exported and verified whole, and
+        sealed in this epoch if it is good.
         """
         percent = _Percent(progress)
         percent.emit(0)
         with self.lock_disk(disk_id), self.lock_snapshot(disk_id, snapshot_id):
             self._finish_interrupted_restore(disk_id)
             size = self._read_record(disk_id, snapshot_id)
-
-            def hasher(_: int) -> ChecksumHasher:
-                return hasher_for(expected_checksum, size)
-
-            actual = self._snapshot_hash(
-                disk_id, snapshot_id, hasher, percent.stage(0, 95), force_share=False
-            )
-            if actual != expected_checksum.lower():
-                raise ChecksumMismatch(expected_checksum, actual)
+            epoch = self._current_epoch(disk_id)
+            table = self._load_table(disk_id, snapshot_id, size, epoch)
+            if table is None or table.checksum != expected_checksum.lower():
+                self._verify_whole(disk_id, snapshot_id, expected_checksum, size, epoch, percent)
             fence()
             intent = self._intent_path(disk_id)
             with translated(), atomic_file(intent, None) as fd:
                 pwrite_all(fd, snapshot_id.encode(), 0)
             path = str(self.disk_path(disk_id))
-            _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
+            with self._own_change(disk_id):
+                _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
+            self._set_base(disk_id, snapshot_id)
             with translated():
                 unlink_quiet(intent)
                 fsync_dir(self._disks)
         percent.emit(100)
+
+    def _verify_whole(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        size: int,
+        epoch: int,
+        percent: _Percent,
+    ) -> None:
+        """Export and hash the snapshot (ChecksumMismatch); a good one is sealed in `epoch`."""
+
+        def hasher(_: int) -> ChecksumHasher:
+            return hasher_for(expected_checksum, size)
+
+        result = self._snapshot_hash(
+            disk_id, snapshot_id, hasher, percent.stage(0, 95), force_share=False
+        )
+        actual = result.hexdigest()
+        if actual != expected_checksum.lower():
+            raise ChecksumMismatch(expected_checksum, actual)
+        if isinstance(result, BlockHasher):
+            old = read_table(self._table_path(disk_id, snapshot_id), size)
+            cluster_map = _decode_seal(old.seal)[1] if old is not None else None
+            self._save_table(
+                disk_id, snapshot_id, BlockTable(size, result.digests()), epoch, cluster_map
+            )
 
     def delete_snapshot(
         self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
@@ -659,10 +887,41 @@ class Qcow2Driver:
         )
 
     def snapshot_sha256(self, disk_id: str, snapshot_id: str) -> str:
-        return self._snapshot_hash(disk_id, snapshot_id, PlainSha256)
+        return self._snapshot_hash(disk_id, snapshot_id, PlainSha256).hexdigest()
 
     def snapshot_checksum(self, disk_id: str, snapshot_id: str) -> str:
-        return self._snapshot_hash(disk_id, snapshot_id, BlockHasher)
+        return self._snapshot_hash(disk_id, snapshot_id, BlockHasher).hexdigest()
+
+    def verify_snapshot(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        progress: ProgressCallback,
+        *,
+        pace: Pace | None = None,
+    ) -> None:
+        """Export and hash the snapshot (force-share: under a running guest too, no lock).
+        A match seals its table in the current epoch only if the image is still as the
+        driver's last own change left it, before and after the read."""
+        size = self._read_record(disk_id, snapshot_id)
+        before = self._seal_state(disk_id)
+
+        def hasher(_: int) -> ChecksumHasher:
+            return hasher_for(expected_checksum, size)
+
+        result = self._snapshot_hash(disk_id, snapshot_id, hasher, progress, pace=pace)
+        actual = result.hexdigest()
+        if actual != expected_checksum.lower():
+            raise ChecksumMismatch(expected_checksum, actual)
+        if isinstance(result, BlockHasher) and before is not None:
+            epoch, image = before
+            if image == self._image_identity(disk_id) and self._seal_state(disk_id) == before:
+                old = read_table(self._table_path(disk_id, snapshot_id), size)
+                cluster_map = _decode_seal(old.seal)[1] if old is not None else None
+                self._save_table(
+                    disk_id, snapshot_id, BlockTable(size, result.digests()), epoch, cluster_map
+                )
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -675,6 +934,10 @@ class Qcow2Driver:
             for directory in (self._disks, self._snapshots, self._tmp, *self._record_dirs()):
                 for tmp in directory.glob(f"*{TMP_MARK}*"):
                     removed += remove_if_abandoned(tmp)
+            for table in self._disks.glob("*.snapshots/*.blocks"):
+                if not table.with_suffix(".size").exists():  # its snapshot was deleted
+                    unlink_quiet(table)
+                    removed += 1
         for intent in self._disks.glob("*.restoring"):
             with suppress(StorageError), self.lock_disk(intent.stem):
                 removed += self._finish_interrupted_restore(intent.stem)
@@ -691,6 +954,31 @@ class Qcow2Driver:
 
     def _record_dirs(self) -> list[Path]:
         return [path for path in self._disks.glob("*.snapshots") if path.is_dir()]
+
+
+def _digests(hasher: ChecksumHasher) -> bytes:
+    assert isinstance(hasher, BlockHasher)
+    return hasher.digests()
+
+
+def _decode_seal(seal: bytes) -> tuple[int, list[Segment] | None]:
+    """(epoch, cluster map) of a table's seal; (0, None) for one that is not ours."""
+    try:
+        state = json.loads(seal)
+        cluster_map = state["map"]
+        segments = (
+            None
+            if cluster_map is None
+            else [(int(a), int(b), None if c is None else int(c)) for a, b, c in cluster_map]
+        )
+        return int(state["epoch"]), segments
+    except (ValueError, KeyError, TypeError):
+        return 0, None
+
+
+def _overlaps(start: int, length: int, blocks: Sequence[int]) -> bool:
+    first, last = start // BLOCK_SIZE, (start + length - 1) // BLOCK_SIZE
+    return any(first <= block <= last for block in blocks)
 
 
 def _missing(disk_id: str, snapshot_id: str) -> SnapshotNotFound:

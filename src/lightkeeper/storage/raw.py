@@ -3,7 +3,15 @@
 Raw is the simplest format that still makes snapshots cheap (sparse copy or reflink) and
 lets a crash-safe rename swap a whole disk atomically. Layout under `root`:
 ``disks/<id>.img``, ``disks/<id>.lock``, ``snapshots/<id>.img``, temp files ``*.tmp-<hex>``,
-and ``disks/<disk>.snapshots/<snap>.img``: the record of a snapshot's disk.
+``disks/<disk>.snapshots/<snap>.img``: the record of a snapshot's disk, beside it
+``<snap>.blocks``, the snapshot's block table (blocks.py), and ``disks/<disk>.base``: the
+snapshot the disk's current content was last copied to or from (the next snapshot's parent).
+
+A snapshot's table is sealed with the identity of its image file (inode, size, change and
+modification times): a write to the image, or a chmod to make one, moves its ctime, which
+no user can set back. A snapshot on a reflink filesystem copies from its parent's table the
+digest of every block whose extents the two share (FIEMAP), so it hashes only what changed;
+a full copy hashes what it writes, as it reads everything anyway.
 
 The record is a hard link to the snapshot's image, made before the image is published (one
 more ``link`` of the same temp file, see files.atomic_file): a snapshot belongs to the disk
@@ -25,7 +33,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from lightkeeper.domain.attachment import Attachment, file_attachment
@@ -40,6 +48,7 @@ from .base import (
     DiskNotFound,
     Fence,
     LiveSnapshotUnsupported,
+    Pace,
     ProgressCallback,
     SnapshotBusy,
     SnapshotExists,
@@ -50,8 +59,10 @@ from .base import (
     no_chunk_hook,
     no_fence,
 )
-from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
+from .blocks import BlockTable, changed_blocks, inherited_table, read_table, write_table
+from .checksum import BLOCK_SIZE, BlockHasher, ChecksumHasher, PlainSha256, hasher_for
 from .copy import clone_or_copy, hash_sparse, pread_into, pwrite_all, reflink_works
+from .extents import FiemapUnsupported, file_segments
 from .files import (
     TMP_MARK,
     atomic_file,
@@ -138,8 +149,82 @@ class RawDriver:
     def _drop_record(self, disk_id: str, snapshot_id: str) -> None:
         record = self._record_path(disk_id, snapshot_id)
         unlink_quiet(record)
+        unlink_quiet(self._table_path(disk_id, snapshot_id))
         if record.parent.is_dir():
             fsync_dir(record.parent)
+
+    # -- block tables ------------------------------------------------------------------
+
+    def _table_path(self, disk_id: str, snapshot_id: str) -> Path:
+        return self._record_path(disk_id, snapshot_id).with_suffix(".blocks")
+
+    def _base_path(self, disk_id: str) -> Path:
+        return self._disks / f"{checked_id(disk_id)}.base"
+
+    def _save_table(self, disk_id: str, snapshot_id: str, table: BlockTable, fd: int) -> None:
+        """Seal `table` with the image's identity now (`fd`: the published image)."""
+        write_table(self._table_path(disk_id, snapshot_id), table.resealed(_seal(fd)))
+
+    def _set_base(self, disk_id: str, snapshot_id: str) -> None:
+        with atomic_file(self._base_path(disk_id), None) as fd:
+            pwrite_all(fd, snapshot_id.encode(), 0)
+
+    def _parent(self, disk_id: str) -> tuple[Path, BlockTable] | None:
+        """The image and table of the disk's base snapshot, if both are there and whole."""
+        try:
+            snapshot_id = checked_id(self._base_path(disk_id).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        image = self._snapshot_path(snapshot_id)
+        if _inode(image) is None or _inode(image) != _inode(
+            self._record_path(disk_id, snapshot_id)
+        ):
+            return None
+        size = image.stat().st_size
+        table = read_table(self._table_path(disk_id, snapshot_id), size)
+        return None if table is None else (image, table)
+
+    def _trusted_table(
+        self, disk_id: str, snapshot_id: str, fd: int, expected: str
+    ) -> BlockTable | None:
+        """The snapshot's table if Apply may rely on it without reading the data: whole, the
+        recorded checksum, and sealed with the image as it is now."""
+        table = read_table(self._table_path(disk_id, snapshot_id), os.fstat(fd).st_size)
+        if table is None or table.checksum != expected.lower() or table.seal != _seal(fd):
+            return None
+        return table
+
+    def _inherited(
+        self,
+        src: int,
+        dst: int,
+        size: int,
+        parent: tuple[Path, BlockTable],
+        progress: ProgressCallback,
+    ) -> BlockTable | None:
+        """The clone `dst`'s table from its parent's: only blocks whose extents are not the
+        parent's are hashed (read from `src`, the disk, whose pages are the cached ones).
+        None when the filesystem cannot map extents."""
+        image, table = parent
+        try:
+            with opened(image, os.O_RDONLY, SnapshotNotFound(image.name)) as parent_fd:
+                theirs = file_segments(parent_fd, table.size)
+                mine = file_segments(dst, size)
+        except (FiemapUnsupported, SnapshotNotFound):
+            return None
+        changed = changed_blocks(size, mine, theirs, table.size)
+        done = [0]
+        total = max(1, len(changed))
+
+        def advanced(nbytes: int) -> None:
+            self._on_chunk()
+            done[0] += nbytes
+            progress(min(99, done[0] * 100 // (total * BLOCK_SIZE)))
+
+        def read(offset: int, view: memoryview) -> None:
+            pread_into(src, view, offset)
+
+        return inherited_table(size, table, changed, read, advanced)
 
     # -- locking -----------------------------------------------------------------------
 
@@ -197,6 +282,7 @@ class RawDriver:
         """Takes the lock so a disk is never deleted under a running snapshot (DiskBusy)."""
         with translated(), self.lock_disk(disk_id):
             unlink_quiet(self._disk_path(disk_id))
+            unlink_quiet(self._base_path(disk_id))
             unlink_quiet(self._lock_path(disk_id))  # lock_disk re-checks the inode
             fsync_dir(self._disks)
 
@@ -251,7 +337,9 @@ class RawDriver:
         fence: Fence = no_fence,
     ) -> str:
         """Copies under the disk lock, which is what makes the copy point-in-time. The block
-        checksum is computed in the same pass, from what was written (or cloned)."""
+        table comes from the same pass: a full copy hashes what it wrote; a clone hashes only
+        the blocks it does not share with the disk's base snapshot (the whole disk if there
+        is none). A crash before the table is saved leaves a snapshot Apply verifies whole."""
         final = self._snapshot_path(snapshot_id)
         with (
             translated(),
@@ -262,12 +350,26 @@ class RawDriver:
                 raise SnapshotExists(snapshot_id)
             record = self._new_record(disk_id, snapshot_id)
             size = os.fstat(src).st_size
+            parent = self._parent(disk_id)
+            shown = until_commit(progress)
             hasher = BlockHasher(size)
             with atomic_file(final, SnapshotExists(snapshot_id), fence, record) as dst:
-                clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
+                method = clone_or_copy(
+                    src, dst, size, shown, hasher, self._on_chunk, hash_clone=parent is None
+                )
+                table = None
+                if method == "reflink" and parent is not None:
+                    table = self._inherited(src, dst, size, parent, shown)
+                    if table is None:
+                        hash_sparse(src, size, hasher, shown, self._on_chunk)
+                if table is None:
+                    table = BlockTable(size, hasher.digests())
                 os.fchmod(dst, 0o400)
+            with opened(final, os.O_RDONLY, SnapshotNotFound(snapshot_id)) as published:
+                self._save_table(disk_id, snapshot_id, table, published)
+            self._set_base(disk_id, snapshot_id)
             progress(100)
-        return hasher.hexdigest()
+        return table.checksum
 
     def create_snapshot_live(
         self,
@@ -295,21 +397,27 @@ class RawDriver:
         checked bytes are exactly the installed ones. Open handles on the old disk keep
         seeing old data, so the instance must be stopped first. A legacy plain-sha256
         `expected_checksum` is verified as such (cost then grows with the disk size).
+
+        A snapshot whose sealed table holds (see the module docstring) was checked when it was
+        made or last verified and not written since: it is installed without reading it (a
+        clone costs metadata only); any other is verified whole, and sealed again if good.
         """
         disk = self._disk_path(disk_id)
         with translated(), self.lock_disk(disk_id), self.lock_snapshot(disk_id, snapshot_id):
             if not disk.is_file():
                 raise DiskNotFound(disk_id)
-            with (
-                self._open_snapshot(disk_id, snapshot_id) as src,
-                atomic_file(disk, None, fence) as dst,
-            ):
+            with self._open_snapshot(disk_id, snapshot_id) as src:
                 size = os.fstat(src).st_size
-                hasher = hasher_for(expected_checksum, size)
-                clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
-                actual = hasher.hexdigest()
-                if actual != expected_checksum.lower():
-                    raise ChecksumMismatch(expected_checksum, actual)
+                trusted = self._trusted_table(disk_id, snapshot_id, src, expected_checksum)
+                hasher = None if trusted else hasher_for(expected_checksum, size)
+                with atomic_file(disk, None, fence) as dst:
+                    clone_or_copy(src, dst, size, until_commit(progress), hasher, self._on_chunk)
+                    actual = expected_checksum.lower() if hasher is None else hasher.hexdigest()
+                    if actual != expected_checksum.lower():
+                        raise ChecksumMismatch(expected_checksum, actual)
+                if isinstance(hasher, BlockHasher):
+                    self._save_table(disk_id, snapshot_id, BlockTable(size, hasher.digests()), src)
+            self._set_base(disk_id, snapshot_id)
             progress(100)
 
     def delete_snapshot(
@@ -355,6 +463,31 @@ class RawDriver:
     def snapshot_checksum(self, disk_id: str, snapshot_id: str) -> str:
         return self._content_checksum(self._open_snapshot(disk_id, snapshot_id), BlockHasher)
 
+    def verify_snapshot(
+        self,
+        disk_id: str,
+        snapshot_id: str,
+        expected_checksum: str,
+        progress: ProgressCallback,
+        *,
+        pace: Pace | None = None,
+    ) -> None:
+        """Hash every data byte of the image; if it matches, seal its table again with the
+        image's identity from *before* the read, and only if that identity still holds after
+        it (a write meanwhile leaves the old seal, so nothing unread is vouched for). No lock:
+        a scrub must not make Apply or DeleteSnapshots wait."""
+        with translated(), self._open_snapshot(disk_id, snapshot_id) as fd:
+            before = _seal(fd)
+            size = os.fstat(fd).st_size
+            hasher = hasher_for(expected_checksum, size)
+            hash_sparse(fd, size, hasher, progress, self._on_chunk, pace)
+            actual = hasher.hexdigest()
+            if actual != expected_checksum.lower():
+                raise ChecksumMismatch(expected_checksum, actual)
+            if isinstance(hasher, BlockHasher) and _seal(fd) == before:
+                with suppress(FileNotFoundError):  # deleted meanwhile: nothing to seal
+                    self._save_table(disk_id, snapshot_id, BlockTable(size, hasher.digests()), fd)
+
     # -- housekeeping ------------------------------------------------------------------
 
     def cleanup_temporary(self) -> int:
@@ -366,6 +499,9 @@ class RawDriver:
                     removed += remove_if_abandoned(tmp)
             for record in self._disks.glob("*.snapshots/*.img"):
                 removed += self._remove_if_leftover(record)
+            for table in self._disks.glob("*.snapshots/*.blocks"):
+                if not table.with_suffix(".img").exists():  # its snapshot was deleted
+                    removed += unlink_quiet_counted(table)
         return removed
 
     def _remove_if_leftover(self, record: Path) -> bool:
@@ -398,6 +534,20 @@ class RawDriver:
             result = hasher(size)
             hash_sparse(fd, size, result, None, self._on_chunk)
             return result.hexdigest()
+
+
+def _seal(fd: int) -> bytes:
+    """The image's identity: any write or chmod moves its ctime (see the module docstring)."""
+    st = os.fstat(fd)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}:{st.st_mtime_ns}".encode()
+
+
+def unlink_quiet_counted(path: Path) -> int:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    return 1
 
 
 def _inode(path: Path) -> tuple[int, int] | None:

@@ -57,6 +57,7 @@ from lightkeeper.store.tables import (
     disks,
     instances,
     pending_instances,
+    snapshot_checks,
     snapshots,
     tags,
 )
@@ -506,6 +507,7 @@ def delete_snapshots(conn: Connection, ids: Sequence[str]) -> None:
         return
     conn.execute(delete(snapshots).where(snapshots.c.snapshot_id.in_(ids)))
     conn.execute(delete(tags).where(tags.c.resource_id.in_(ids)))
+    conn.execute(delete(snapshot_checks).where(snapshot_checks.c.snapshot_id.in_(ids)))
     conn.execute(delete(deleted_snapshots).where(deleted_snapshots.c.snapshot_id.in_(ids)))
     now = utcnow()
     conn.execute(insert(deleted_snapshots), [{"snapshot_id": i, "deleted_at": now} for i in ids])

@@ -163,6 +163,19 @@ snapshots = Table(
     ),
 )
 
+# The last time each snapshot's data was read back whole and compared with its checksum
+# (lighthouse/scrub.py): GOOD or CORRUPT, and by which node. Apart from ``snapshots`` so the
+# hot snapshot queries never touch it.
+snapshot_checks = Table(
+    "snapshot_checks",
+    metadata,
+    Column("snapshot_id", String(16), primary_key=True),
+    Column("verified_at", DateTime, nullable=False),
+    Column("result", String(12), nullable=False),
+    Column("node", String(64), nullable=True),
+    Index("ix_snapshot_checks_verified", "verified_at"),
+)
+
 tags = Table(
     "tags",
     metadata,
