@@ -22,7 +22,7 @@ guest write copies it first), so a snapshot's data can change only by a writer o
 qemu's format rules. Every change the driver makes checks first that the image is as its
 last own change left it; if not, something else wrote it (a running guest, or anything at
 all), and the trust epoch moves on: every snapshot sealed in an older epoch is verified whole
-by its next Apply (and sealed again), and none is a parent to inherit digests from. A new
+by its next Apply (and sealed again). A new
 snapshot's table reuses its parent's digest for every block whose clusters the two share
 (``qemu-img map``: same host offsets) and hashes the rest straight from the image file.
 
@@ -446,13 +446,16 @@ class Qcow2Driver:
         with translated(), atomic_file(self._base_path(disk_id), None) as fd:
             pwrite_all(fd, snapshot_id.encode(), 0)
 
-    def _parent(self, disk_id: str, size: int, epoch: int) -> tuple[BlockTable, list[Segment]]:
-        """The base snapshot's table and cluster map when sealed in `epoch`; else the table
-        of an empty disk (everything with data is hashed, straight from the image)."""
+    def _parent(self, disk_id: str, size: int) -> tuple[BlockTable, list[Segment]]:
+        """The base snapshot's table and cluster map; else the table of an empty disk
+        (everything with data is hashed, straight from the image). Any epoch will do: qemu
+        never rewrites a cluster a snapshot uses, so a table records what qemu wrote there;
+        a cluster changed behind qemu's back is corruption, which Apply and the scrubber
+        find in the snapshots that share it."""
         with suppress(FileNotFoundError, ValueError, StorageError):
             snapshot_id = self._base_path(disk_id).read_text().strip()
-            size = self._read_record(disk_id, snapshot_id)
-            table = self._load_table(disk_id, snapshot_id, size, epoch)
+            parent_size = self._read_record(disk_id, snapshot_id)
+            table = read_table(self._table_path(disk_id, snapshot_id), parent_size)
             cluster_map = _decode_seal(table.seal)[1] if table is not None else None
             if table is not None and cluster_map is not None:
                 return table, cluster_map
@@ -479,12 +482,12 @@ class Qcow2Driver:
         return segments
 
     def _table_of_active(
-        self, disk_id: str, size: int, epoch: int, progress: ProgressCallback
+        self, disk_id: str, size: int, progress: ProgressCallback
     ) -> tuple[BlockTable, list[Segment]] | None:
         """The table of the image's current content (a snapshot just taken offline): its
         parent's digests plus the blocks whose clusters differ, read from the image file.
         None when a changed block lives where the file cannot be read directly."""
-        parent, parent_map = self._parent(disk_id, size, epoch)
+        parent, parent_map = self._parent(disk_id, size)
         cluster_map = self._cluster_map(disk_id)
         changed = changed_blocks(size, cluster_map, parent_map, parent.size)
         unplaced = [(start, length) for start, length, place in cluster_map if place == UNKNOWN]
@@ -715,7 +718,7 @@ class Qcow2Driver:
                 with self._own_change(disk_id) as epoch:
                     _run(["qemu-img", "snapshot", "-q", "-c", snapshot_id, path])
                 percent.emit(5)
-                found = self._table_of_active(disk_id, size, epoch, percent.stage(5, 99))
+                found = self._table_of_active(disk_id, size, percent.stage(5, 99))
                 if found is None:
                     hashed = self._snapshot_hash(
                         disk_id, snapshot_id, BlockHasher, percent.stage(5, 99), False
