@@ -9,9 +9,15 @@ import platform
 import time
 from pathlib import Path
 
-from bench import api, cluster, datapath, scale
+from bench import api, cluster, datapath, incremental, scale
 
-SUITES = {"api": api.run, "cluster": cluster.run, "datapath": datapath.run, "scale": scale.run}
+SUITES = {
+    "api": api.run,
+    "cluster": cluster.run,
+    "datapath": datapath.run,
+    "incremental": incremental.run,
+    "scale": scale.run,
+}
 
 
 def main() -> None:

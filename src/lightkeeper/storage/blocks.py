@@ -20,7 +20,6 @@ otherwise (see docs/reliability.md, "What is checked when").
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checksum import BLOCK_CHECKSUM_PREFIX, BLOCK_SIZE, zero_block_digest
-from .copy import BUFFERS, CHUNK, pwrite_all
+from .copy import BUFFERS, CHUNK, pread_into, pwrite_all
 from .files import atomic_file
 
 DIGEST = 32
@@ -230,15 +229,6 @@ def read_segments(fd: int, segments: Sequence[Segment]) -> Reader:
                 continue
             if place < 0:
                 raise ValueError(f"no known place for bytes at {lo}")
-            _pread_exact(fd, target, place + (lo - start))
+            pread_into(fd, target, place + (lo - start))
 
     return read
-
-
-def _pread_exact(fd: int, view: memoryview, offset: int) -> None:
-    got = 0
-    while got < len(view):
-        n = os.preadv(fd, [view[got:]], offset + got)
-        if n == 0:
-            raise OSError(errno.EIO, "storage file ended before the data it maps")
-        got += n
