@@ -21,14 +21,14 @@ otherwise (see docs/reliability.md, "What is checked when").
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .base import ChunkHook, ProgressCallback, no_chunk_hook
 from .checksum import BLOCK_CHECKSUM_PREFIX, BLOCK_SIZE, zero_block_digest
-from .copy import BUFFERS, CHUNK, pread_into, pwrite_all
-from .files import atomic_file
+from .copy import BUFFERS, CHUNK, pread_into
+from .files import replace_file, unlink_quiet
 
 DIGEST = 32
 """Bytes of one block digest (sha256)."""
@@ -99,10 +99,19 @@ class BlockTable:
 
 
 def write_table(path: Path, table: BlockTable) -> None:
-    """Atomically (re)place the table file; raises OSError like every file helper."""
-    with atomic_file(path, None) as fd:
-        pwrite_all(fd, table.encode(), 0)
-        os.fchmod(fd, 0o600)
+    """Atomically (re)place the table file (owner-only); raises OSError like every file
+    helper."""
+    replace_file(path, table.encode())
+
+
+def drop_orphan_tables(disks: Path, record_suffix: str) -> int:
+    """Remove the tables under ``disks/*.snapshots/`` whose snapshot record (same stem,
+    `record_suffix`) is gone: left by a crash between the two removals. Returns how many."""
+    return sum(
+        unlink_quiet(table)
+        for table in disks.glob("*.snapshots/*.blocks")
+        if not table.with_suffix(record_suffix).exists()
+    )
 
 
 def read_table(path: Path, size: int) -> BlockTable | None:
@@ -181,9 +190,13 @@ def inherited_table(
     parent: BlockTable,
     changed: Sequence[int],
     read: Reader,
-    on_bytes: Callable[[int], None] | None = None,
+    progress: ProgressCallback,
+    on_chunk: ChunkHook = no_chunk_hook,
 ) -> BlockTable:
-    """The parent's digests with the `changed` blocks hashed afresh from `read`."""
+    """The parent's digests with the `changed` blocks hashed afresh from `read`; `progress`
+    counts the changed bytes, `on_chunk` runs after each chunk (fault injection)."""
+    total = max(1, len(changed)) * BLOCK_SIZE
+    done = 0
     digests = bytearray(parent.digests[: block_count(size) * DIGEST])
     digests.extend(bytes(block_count(size) * DIGEST - len(digests)))
     per_chunk = CHUNK // BLOCK_SIZE
@@ -199,8 +212,9 @@ def inherited_table(
                     start = (block - lo) * BLOCK_SIZE
                     piece = view[start : min(start + BLOCK_SIZE, length)]
                     digests[block * DIGEST : (block + 1) * DIGEST] = hashlib.sha256(piece).digest()
-                if on_bytes is not None:
-                    on_bytes(length)
+                on_chunk()
+                done += length
+                progress(min(100, done * 100 // total))
     return BlockTable(size, bytes(digests))
 
 

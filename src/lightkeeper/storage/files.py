@@ -22,6 +22,7 @@ from .base import (
     StorageIOError,
     no_fence,
 )
+from .copy import pwrite_all
 
 TMP_MARK = ".tmp-"
 POOL_FILE = "pool-id"
@@ -60,9 +61,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def unlink_quiet(path: Path) -> None:
-    with suppress(FileNotFoundError):
+def unlink_quiet(path: Path) -> bool:
+    """Remove `path` if it is there; True if this call removed it."""
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Durably replace a small file with `data` (atomic_file: old or new, never a part)."""
+    with atomic_file(path, None) as fd:
+        pwrite_all(fd, data, 0)
+
+
+def identity(st: os.stat_result) -> str:
+    """What any write or chmod of a file changes: device, inode, size, ctime, mtime (a write
+    or chmod moves the ctime, which no user can set back)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}:{st.st_mtime_ns}"
 
 
 @contextmanager

@@ -80,6 +80,7 @@ from .blocks import (
     BlockTable,
     Segment,
     changed_blocks,
+    drop_orphan_tables,
     inherited_table,
     read_segments,
     read_table,
@@ -90,14 +91,15 @@ from .checksum import BLOCK_SIZE, BlockHasher, ChecksumHasher, PlainSha256, hash
 from .copy import hash_sparse, pwrite_all
 from .files import (
     TMP_MARK,
-    atomic_file,
     check_range,
     flock_current,
     fsync_dir,
+    identity,
     opened,
     pool_id,
     quarantine_file,
     remove_if_abandoned,
+    replace_file,
     translated,
     unlink_quiet,
 )
@@ -345,8 +347,7 @@ class Qcow2Driver:
             if not path.parent.is_dir():
                 path.parent.mkdir(mode=0o700, exist_ok=True)
                 fsync_dir(self._disks)
-            with atomic_file(path, None) as fd:
-                pwrite_all(fd, str(size).encode(), 0)
+            replace_file(path, str(size).encode())
 
     def _read_record(self, disk_id: str, snapshot_id: str) -> int:
         try:
@@ -379,10 +380,9 @@ class Qcow2Driver:
 
     def _image_identity(self, disk_id: str) -> str:
         try:
-            st = self.disk_path(disk_id).stat()
+            return identity(self.disk_path(disk_id).stat())
         except FileNotFoundError:
             raise DiskNotFound(disk_id) from None
-        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}:{st.st_mtime_ns}"
 
     def _seal_state(self, disk_id: str) -> tuple[int, str] | None:
         """(epoch, image identity after the driver's last own change), None if unknown."""
@@ -394,8 +394,8 @@ class Qcow2Driver:
 
     def _write_seal(self, disk_id: str, epoch: int) -> None:
         state = {"epoch": epoch, "image": self._image_identity(disk_id)}
-        with translated(), atomic_file(self._seal_path(disk_id), None) as fd:
-            pwrite_all(fd, json.dumps(state).encode(), 0)
+        with translated():
+            replace_file(self._seal_path(disk_id), json.dumps(state).encode())
 
     def _current_epoch(self, disk_id: str) -> int:
         """The trust epoch, moved on (and recorded) if the image changed since the driver's
@@ -443,8 +443,8 @@ class Qcow2Driver:
         return table
 
     def _set_base(self, disk_id: str, snapshot_id: str) -> None:
-        with translated(), atomic_file(self._base_path(disk_id), None) as fd:
-            pwrite_all(fd, snapshot_id.encode(), 0)
+        with translated():
+            replace_file(self._base_path(disk_id), snapshot_id.encode())
 
     def _parent(self, disk_id: str, size: int) -> tuple[BlockTable, list[Segment]]:
         """The base snapshot's table and cluster map; else the table of an empty disk
@@ -493,20 +493,12 @@ class Qcow2Driver:
         unplaced = [(start, length) for start, length, place in cluster_map if place == UNKNOWN]
         if any(_overlaps(start, length, changed) for start, length in unplaced):
             return None
-        total = max(1, len(changed)) * BLOCK_SIZE
-        done = [0]
-
-        def advanced(nbytes: int) -> None:
-            self._on_chunk()
-            done[0] += nbytes
-            progress(min(100, done[0] * 100 // total))
-
         with (
             translated(),
             opened(self.disk_path(disk_id), os.O_RDONLY, DiskNotFound(disk_id)) as fd,
         ):
             reader = read_segments(fd, cluster_map)
-            table = inherited_table(size, parent, changed, reader, advanced)
+            table = inherited_table(size, parent, changed, reader, progress, self._on_chunk)
         return table, cluster_map
 
     def _migrate_markers(self) -> None:
@@ -719,22 +711,22 @@ class Qcow2Driver:
                     _run(["qemu-img", "snapshot", "-q", "-c", snapshot_id, path])
                 percent.emit(5)
                 found = self._table_of_active(disk_id, size, percent.stage(5, 99))
+                cluster_map: list[Segment] | None = None
                 if found is None:
                     hashed = self._snapshot_hash(
                         disk_id, snapshot_id, BlockHasher, percent.stage(5, 99), False
                     )
-                    found = BlockTable(size, _digests(hashed)), []
-                    cluster_map: list[Segment] | None = None
+                    table = BlockTable(size, _digests(hashed))
                 else:
-                    cluster_map = found[1]
+                    table, cluster_map = found
                 fence()
-                self._save_table(disk_id, snapshot_id, found[0], epoch, cluster_map)
+                self._save_table(disk_id, snapshot_id, table, epoch, cluster_map)
                 self._set_base(disk_id, snapshot_id)
             except BaseException:
                 self._abandon(disk_id, snapshot_id)
                 raise
         percent.emit(100)
-        return found[0].checksum
+        return table.checksum
 
     def create_snapshot_live(
         self,
@@ -818,11 +810,20 @@ class Qcow2Driver:
             epoch = self._current_epoch(disk_id)
             table = self._load_table(disk_id, snapshot_id, size, epoch)
             if table is None or table.checksum != expected_checksum.lower():
-                self._verify_whole(disk_id, snapshot_id, expected_checksum, size, epoch, percent)
+                digests = self._check_whole(
+                    disk_id,
+                    snapshot_id,
+                    expected_checksum,
+                    size,
+                    percent.stage(0, 95),
+                    force_share=False,
+                )
+                if digests is not None:
+                    self._reseal(disk_id, snapshot_id, BlockTable(size, digests), epoch)
             fence()
             intent = self._intent_path(disk_id)
-            with translated(), atomic_file(intent, None) as fd:
-                pwrite_all(fd, snapshot_id.encode(), 0)
+            with translated():
+                replace_file(intent, snapshot_id.encode())
             path = str(self.disk_path(disk_id))
             with self._own_change(disk_id):
                 _run(["qemu-img", "snapshot", "-q", "-a", snapshot_id, path])
@@ -832,32 +833,34 @@ class Qcow2Driver:
                 fsync_dir(self._disks)
         percent.emit(100)
 
-    def _verify_whole(
+    def _check_whole(
         self,
         disk_id: str,
         snapshot_id: str,
         expected_checksum: str,
         size: int,
-        epoch: int,
-        percent: _Percent,
-    ) -> None:
-        """Export and hash the snapshot (ChecksumMismatch); a good one is sealed in `epoch`."""
+        progress: ProgressCallback,
+        *,
+        force_share: bool,
+        pace: Pace | None = None,
+    ) -> bytes | None:
+        """Export and hash the snapshot (ChecksumMismatch); the block digests of a good one
+        (None when `expected_checksum` is a legacy plain sha256)."""
 
         def hasher(_: int) -> ChecksumHasher:
             return hasher_for(expected_checksum, size)
 
-        result = self._snapshot_hash(
-            disk_id, snapshot_id, hasher, percent.stage(0, 95), force_share=False
-        )
+        result = self._snapshot_hash(disk_id, snapshot_id, hasher, progress, force_share, pace)
         actual = result.hexdigest()
         if actual != expected_checksum.lower():
             raise ChecksumMismatch(expected_checksum, actual)
-        if isinstance(result, BlockHasher):
-            old = read_table(self._table_path(disk_id, snapshot_id), size)
-            cluster_map = _decode_seal(old.seal)[1] if old is not None else None
-            self._save_table(
-                disk_id, snapshot_id, BlockTable(size, result.digests()), epoch, cluster_map
-            )
+        return result.digests() if isinstance(result, BlockHasher) else None
+
+    def _reseal(self, disk_id: str, snapshot_id: str, table: BlockTable, epoch: int) -> None:
+        """Seal a table just verified whole in `epoch`, keeping the cluster map it had."""
+        old = read_table(self._table_path(disk_id, snapshot_id), table.size)
+        cluster_map = _decode_seal(old.seal)[1] if old is not None else None
+        self._save_table(disk_id, snapshot_id, table, epoch, cluster_map)
 
     def delete_snapshot(
         self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
@@ -909,22 +912,13 @@ class Qcow2Driver:
         driver's last own change left it, before and after the read."""
         size = self._read_record(disk_id, snapshot_id)
         before = self._seal_state(disk_id)
-
-        def hasher(_: int) -> ChecksumHasher:
-            return hasher_for(expected_checksum, size)
-
-        result = self._snapshot_hash(disk_id, snapshot_id, hasher, progress, pace=pace)
-        actual = result.hexdigest()
-        if actual != expected_checksum.lower():
-            raise ChecksumMismatch(expected_checksum, actual)
-        if isinstance(result, BlockHasher) and before is not None:
+        digests = self._check_whole(
+            disk_id, snapshot_id, expected_checksum, size, progress, force_share=True, pace=pace
+        )
+        if digests is not None and before is not None:
             epoch, image = before
             if image == self._image_identity(disk_id) and self._seal_state(disk_id) == before:
-                old = read_table(self._table_path(disk_id, snapshot_id), size)
-                cluster_map = _decode_seal(old.seal)[1] if old is not None else None
-                self._save_table(
-                    disk_id, snapshot_id, BlockTable(size, result.digests()), epoch, cluster_map
-                )
+                self._reseal(disk_id, snapshot_id, BlockTable(size, digests), epoch)
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -937,10 +931,7 @@ class Qcow2Driver:
             for directory in (self._disks, self._snapshots, self._tmp, *self._record_dirs()):
                 for tmp in directory.glob(f"*{TMP_MARK}*"):
                     removed += remove_if_abandoned(tmp)
-            for table in self._disks.glob("*.snapshots/*.blocks"):
-                if not table.with_suffix(".size").exists():  # its snapshot was deleted
-                    unlink_quiet(table)
-                    removed += 1
+            removed += drop_orphan_tables(self._disks, ".size")
         for intent in self._disks.glob("*.restoring"):
             with suppress(StorageError), self.lock_disk(intent.stem):
                 removed += self._finish_interrupted_restore(intent.stem)

@@ -59,8 +59,15 @@ from .base import (
     no_chunk_hook,
     no_fence,
 )
-from .blocks import BlockTable, changed_blocks, inherited_table, read_table, write_table
-from .checksum import BLOCK_SIZE, BlockHasher, ChecksumHasher, PlainSha256, hasher_for
+from .blocks import (
+    BlockTable,
+    changed_blocks,
+    drop_orphan_tables,
+    inherited_table,
+    read_table,
+    write_table,
+)
+from .checksum import BlockHasher, ChecksumHasher, PlainSha256, hasher_for
 from .copy import clone_or_copy, hash_sparse, pread_into, pwrite_all, reflink_works
 from .extents import FiemapUnsupported, file_segments
 from .files import (
@@ -69,10 +76,12 @@ from .files import (
     check_range,
     flock_current,
     fsync_dir,
+    identity,
     opened,
     pool_id,
     quarantine_file,
     remove_if_abandoned,
+    replace_file,
     translated,
     unlink_quiet,
     until_commit,
@@ -166,8 +175,7 @@ class RawDriver:
         write_table(self._table_path(disk_id, snapshot_id), table.resealed(_seal(fd)))
 
     def _set_base(self, disk_id: str, snapshot_id: str) -> None:
-        with atomic_file(self._base_path(disk_id), None) as fd:
-            pwrite_all(fd, snapshot_id.encode(), 0)
+        replace_file(self._base_path(disk_id), snapshot_id.encode())
 
     def _parent(self, disk_id: str) -> tuple[Path, BlockTable] | None:
         """The image and table of the disk's base snapshot, if both are there and whole."""
@@ -176,9 +184,8 @@ class RawDriver:
         except (FileNotFoundError, ValueError):
             return None
         image = self._snapshot_path(snapshot_id)
-        if _inode(image) is None or _inode(image) != _inode(
-            self._record_path(disk_id, snapshot_id)
-        ):
+        inode = _inode(image)
+        if inode is None or inode != _inode(self._record_path(disk_id, snapshot_id)):
             return None
         size = image.stat().st_size
         table = read_table(self._table_path(disk_id, snapshot_id), size)
@@ -213,18 +220,11 @@ class RawDriver:
         except (FiemapUnsupported, SnapshotNotFound):
             return None
         changed = changed_blocks(size, mine, theirs, table.size)
-        done = [0]
-        total = max(1, len(changed))
-
-        def advanced(nbytes: int) -> None:
-            self._on_chunk()
-            done[0] += nbytes
-            progress(min(99, done[0] * 100 // (total * BLOCK_SIZE)))
 
         def read(offset: int, view: memoryview) -> None:
             pread_into(src, view, offset)
 
-        return inherited_table(size, table, changed, read, advanced)
+        return inherited_table(size, table, changed, read, progress, self._on_chunk)
 
     # -- locking -----------------------------------------------------------------------
 
@@ -499,9 +499,7 @@ class RawDriver:
                     removed += remove_if_abandoned(tmp)
             for record in self._disks.glob("*.snapshots/*.img"):
                 removed += self._remove_if_leftover(record)
-            for table in self._disks.glob("*.snapshots/*.blocks"):
-                if not table.with_suffix(".img").exists():  # its snapshot was deleted
-                    removed += unlink_quiet_counted(table)
+            removed += drop_orphan_tables(self._disks, ".img")
         return removed
 
     def _remove_if_leftover(self, record: Path) -> bool:
@@ -537,17 +535,8 @@ class RawDriver:
 
 
 def _seal(fd: int) -> bytes:
-    """The image's identity: any write or chmod moves its ctime (see the module docstring)."""
-    st = os.fstat(fd)
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}:{st.st_mtime_ns}".encode()
-
-
-def unlink_quiet_counted(path: Path) -> int:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return 0
-    return 1
+    """The image's identity (files.identity; see the module docstring)."""
+    return identity(os.fstat(fd)).encode()
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
