@@ -12,6 +12,13 @@ that owns a running job past the job's lease (testkit/stall.py), then checks the
 workload spread over them: each kill point kills one (the owner of a running job when there
 is one), a survivor must take its jobs over once their lease ran out, and only then is the
 killed one started again (issue #13).
+
+The snapshots' integrity (issue #14): some server lifetimes scrub continuously, the
+``in-scrub`` point kills one while its scrubber reads, the ``before-table`` point has it
+kill itself just before it writes a block table (after a snapshot's data, before the table
+that vouches for it: LIGHTKEEPER_FAULTS=storage.table:kill:1), and at a restart a byte only
+one snapshot holds may be flipped behind the server's back (testkit/corruption.py). A good
+snapshot must never be marked corrupt; a planted one must never be applied nor verify.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 )
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
-from testkit import world
-from testkit.datadir import FinishedJobs, Store, job_rows, owner_pid, running_jobs
+from testkit import corruption, world
+from testkit.datadir import FinishedJobs, Store, corrupt_marks, job_rows, owner_pid, running_jobs
 from testkit.datadir import stored_snapshots as stored_snapshot_ids
 from testkit.server import Account, Server, free_port
 from testkit.stall import LEASE_ENV, TAKEOVER_BOUND, Stall, extra_seconds, stall_owner
@@ -54,7 +61,19 @@ LOCK_REFUSALS = frozenset(
         "UnsupportedOperation.InvalidSnapshotState",
     }
 )
-KILL_STRATEGIES = ("timer", "after-accept", "in-copy", "at-finish", "idle-write")
+KILL_STRATEGIES = (
+    "timer",
+    "after-accept",
+    "in-copy",
+    "at-finish",
+    "idle-write",
+    "before-table",
+    "in-scrub",
+)
+BEFORE_TABLE, IN_SCRUB = "before-table", "in-scrub"
+TABLE_KILL = {"LIGHTKEEPER_FAULTS": "storage.table:kill:1"}
+"""A before-table lifetime's server kills itself at its first block-table write."""
+CORRUPT_REFUSAL = "FailedOperation.SnapshotOperationFailed"
 STALLED_OWNER = "stalled-owner"
 STRATEGIES = (*KILL_STRATEGIES, STALLED_OWNER)
 SNAPSHOT_JOBS = ("create_snapshot", "apply_snapshot")
@@ -79,6 +98,14 @@ class Config:
     settle_seconds: float = SETTLE_SECONDS
     strategies: tuple[str, ...] = KILL_STRATEGIES
     """Each fault point picks one of these at random (STRATEGIES: every kind there is)."""
+    cycle: bool = False
+    """Take the strategies in turn instead of at random (a short run meets each)."""
+    scrub_share: float = 0.5
+    """Share of server lifetimes that scrub continuously (every snapshot due 1 s after its
+    last check, 16-64 MiB/s); an in-scrub lifetime always does."""
+    plant_rate: float = 0.1
+    """Chance, at each restart of a single node, that one byte of a snapshot is corrupted
+    (at most one corrupt snapshot per instance at a time)."""
     job_lease_seconds: float | None = None
     """Passed to the servers as LIGHTKEEPER_JOB_LEASE_SECONDS (a short lease: short stalls)."""
     database: str | None = None
@@ -116,6 +143,7 @@ class SnapshotModel:
     instance_id: str
     content: str | None  # None until first verified (live snapshot of a running guest)
     touched: bool = True
+    corrupt: bool = False  # a byte of its data was flipped behind the server's back
 
 
 @dataclass
@@ -184,11 +212,15 @@ class CrashHarness:
         self.stopped: Server | None = None  # the one SIGSTOPped right now: never asked
         self.finished = FinishedJobs()
         self.started_after_takeover: set[str] = set()
+        self.planted: set[str] = set()  # every snapshot ever corrupted, deleted ones too
+        self.marked_planted: set[str] = set()  # those the server has been seen to mark
+        self.upcoming = self._choose_strategy(0)  # the point the next lifetime is set up for
         self.big: InstanceModel | None = None  # the instance holding the real data
         self.observed_at = 0.0
         self.instances: dict[str, InstanceModel] = {}
         self.snapshots: dict[str, SnapshotModel] = {}
         self.killed = threading.Event()
+        self.fault_met = False  # the point's own fault happened (not the fallback timer)
         self.account: Account | None = None
         # Disk writes and content checks run in the background (sha256 of a 1 GiB disk costs
         # seconds), while the workload goes on with the other instances; an instance with
@@ -198,6 +230,20 @@ class CrashHarness:
         self.lock = threading.Lock()
 
     # -- setup ----------------------------------------------------------------------------
+
+    def _choose_strategy(self, point: int) -> str:
+        strategies = self.cfg.strategies
+        if self.cfg.cycle:
+            return strategies[point % len(strategies)]
+        return self.rng.choice(strategies)
+
+    def _lifetime(self, server: Server, operation_seconds: float) -> None:
+        """Set up the server's next lifetime for the upcoming point: its pacing, and whether
+        it scrubs (always before an in-scrub point)."""
+        server.args = self._args(operation_seconds)
+        if self.upcoming == IN_SCRUB or self.rng.random() < self.cfg.scrub_share:
+            bandwidth = self.rng.choice([16, 32, 64])
+            server.args += ("--scrub-interval", "1", "--scrub-bandwidth", str(bandwidth))
 
     def _args(self, operation_seconds: float) -> tuple[str, ...]:
         cfg = self.cfg
@@ -225,6 +271,7 @@ class CrashHarness:
         server = self.server
         server.data_dir.parent.mkdir(parents=True, exist_ok=True)
         for node in self.nodes:  # one after the other: the first creates the schema
+            self._lifetime(node, 0.0)
             self._start(node)
         self.account = world.new_account(server, "crash")
         big = self.cfg.big_data_mib * MiB
@@ -273,12 +320,15 @@ class CrashHarness:
             cfg.log(f"set up in {time.monotonic() - started:.1f}s")
             while self.stats.kills < self.cfg.kills:
                 t0 = time.monotonic()
-                strategy = self.rng.choice(self.cfg.strategies)
+                strategy = self.upcoming
                 self.stats.strategies[strategy] += 1
                 self.cfg.log(f"kill point {self.stats.kills + 1}: {strategy}")
                 if strategy == STALLED_OWNER:
                     self._stalled_owner_point()
                     t1 = time.monotonic()
+                    self.upcoming = self._choose_strategy(self.stats.kills + 1)
+                    if self.upcoming == IN_SCRUB:
+                        self._relaunch()  # (its lifetime was set up for the stall)
                 else:
                     self._drive_until_killed(strategy)
                     t1 = time.monotonic()
@@ -299,6 +349,8 @@ class CrashHarness:
             self._ensure_a_snapshot()
             self._settle_and_check(full=True)
             self._drain()
+            self._verify_all()
+            self._check_corrupt_marks()
             self.cfg.log("final check done")
             self._check_job_history()
         finally:
@@ -310,10 +362,80 @@ class CrashHarness:
         return self.stats
 
     def _restart(self) -> None:
-        pacing = self.rng.choice([0.0, 0.0, 0.0, 0.4, 1.0])
-        self.victim.args = self._args(pacing)
+        self.upcoming = self._choose_strategy(self.stats.kills + 1)
+        self._lifetime(self.victim, self.rng.choice([0.0, 0.0, 0.0, 0.4, 1.0]))
+        self._maybe_plant()
         self._start(self.victim)
         self.stats.restarts += 1
+
+    def _maybe_plant(self) -> None:
+        """While the one server is down: perhaps flip a byte of a snapshot (and of every
+        snapshot sharing it) whose content is known and that no operation in flight was
+        taking or applying, of an instance with no corrupt snapshot yet and no guest
+        running. qcow2 keeps a byte to the snapshots alone only where the disk was written
+        since: if there is none, the disk is written first (as the workload would)."""
+        if len(self.nodes) > 1 or self.rng.random() >= self.cfg.plant_rate:
+            return
+        guests = self.cfg.compute == "qemu"
+        spoilt = {s.instance_id for s in self.snapshots.values() if s.corrupt}
+        in_flight = {m.pending.snapshot_id for m in self.instances.values() if m.pending}
+        allowed = {
+            s.snapshot_id
+            for s in self.snapshots.values()
+            if s.content is not None and s.snapshot_id not in in_flight
+        }
+        candidates = [
+            s
+            for s in self.snapshots.values()
+            if s.snapshot_id in allowed
+            and s.instance_id not in spoilt
+            and not (guests and self.instances[s.instance_id].running)
+        ]
+        if not candidates:
+            return
+        snap = self.rng.choice(candidates)
+        model = self.instances[snap.instance_id]
+        checks = self.busy.pop(model.instance_id, None)
+        if checks is not None:  # its background checks may be reading the snapshot
+            checks.result()
+        data_dir, storage = self.server.data_dir, self.cfg.storage
+        planted = corruption.plant(
+            data_dir, storage, model.disk_id, snap.snapshot_id, self.rng, allowed
+        )
+        offset = corruption.data_offset(data_dir, model.disk_id, snap.snapshot_id)
+        if planted is None and offset is not None and model.pending is None:
+            self._write(model, offset, self.rng.randbytes(64 * 1024))
+            planted = corruption.plant(
+                data_dir, storage, model.disk_id, snap.snapshot_id, self.rng, allowed
+            )
+        if planted is None:
+            self.stats.outcomes["no byte only snapshots hold: nothing planted"] += 1
+            return
+        for snapshot_id in planted.snapshot_ids:
+            self.snapshots[snapshot_id].corrupt = self.snapshots[snapshot_id].touched = True
+        self.planted |= planted.snapshot_ids
+        self.stats.outcomes["corruption planted"] += 1
+        self.stats.outcomes["snapshots corrupted"] += len(planted.snapshot_ids)
+        held = ", ".join(sorted(planted.snapshot_ids))
+        self.cfg.log(f"  planted a corrupt byte at {planted.offset} of {held}")
+
+    def _relaunch(self) -> None:
+        """A graceful restart into a lifetime set up for the upcoming point."""
+        self.server.stop()
+        self._lifetime(self.server, 0.0)
+        self._start(self.server)
+
+    def _arm_table_kill(self) -> None:
+        """Before a before-table point, once the checks after the restart are done: one node
+        is restarted gracefully (SIGTERM: its running jobs finish first) with the fault
+        armed, so that it kills itself at its next block-table write, a table of the
+        workload's own (a scrubber's reseal is not: that lifetime does not scrub)."""
+        node = self.rng.choice(self.nodes)
+        node.stop()
+        node.args = self._args(self.rng.choice([0.0, 0.0, 0.4]))
+        node.env = {**node.env, **TABLE_KILL}
+        self._start(node)
+        node.env = {k: v for k, v in node.env.items() if k not in TABLE_KILL}
 
     def _reap_victim(self) -> list[dict[str, Any]]:
         """Reap the killed node; with more nodes, the jobs it left RUNNING."""
@@ -379,11 +501,11 @@ class CrashHarness:
 
     # -- killing ----------------------------------------------------------------------------
 
-    def _kill_now(self) -> None:
+    def _kill_now(self, chosen: Server | None = None) -> None:
         with self.kill_lock:
             if self.killed.is_set():
                 return
-            victim = self._choose_victim()
+            victim = chosen or self._choose_victim()
             if victim.process is None:
                 return
             self.victim = victim
@@ -406,18 +528,67 @@ class CrashHarness:
 
     def _drive_until_killed(self, strategy: str) -> None:
         self.killed.clear()
-        fallback = 3.0 if strategy != "timer" else self.rng.uniform(0.05, 2.0)
-        timer = threading.Timer(fallback, self._kill_now)
+        if strategy == BEFORE_TABLE:
+            self._arm_table_kill()
+        fallback = {"timer": self.rng.uniform(0.05, 2.0), BEFORE_TABLE: 5.0, IN_SCRUB: 8.0}
+        timer = threading.Timer(fallback.get(strategy, 3.0), self._kill_now)
         timer.start()
+        if strategy == IN_SCRUB:
+            threading.Thread(target=self._kill_in_scrub, daemon=True).start()
         try:
-            while not self.killed.is_set():
+            while not self.killed.is_set() and not self._died_by_itself(strategy):
                 try:
                     self._step(strategy)
                 except ServerDied:
+                    # (a server that killed itself is reaped a moment after its sockets close)
+                    deadline = time.monotonic() + 2
+                    while not self._died_by_itself(strategy) and time.monotonic() < deadline:
+                        time.sleep(0.02)
                     break
         finally:
             timer.cancel()
+        self._kill_now()  # (a no-op unless the workload stopped on a live server)
         self.killed.wait(10)
+        if strategy in fallback and strategy != "timer" and not self.fault_met:
+            self.stats.outcomes[f"{strategy}: killed by the fallback timer"] += 1
+        self.fault_met = False
+
+    def _died_by_itself(self, strategy: str) -> bool:
+        """A before-table lifetime's server SIGKILLs itself (storage/faults.py): that node
+        is the victim of the point. Any other server that dies on its own is a violation."""
+        with self.kill_lock:
+            if self.killed.is_set():
+                return True
+            for node in self.nodes:
+                if node.process is not None and node.process.poll() is not None:
+                    self.victim = node
+                    self.killed.set()
+                    if strategy == BEFORE_TABLE:
+                        self.fault_met = True
+                        self.stats.outcomes["killed itself before a block table"] += 1
+                    else:
+                        self.stats.violations.append(
+                            f"node {node.port} died on its own ({node.process.returncode})"
+                        )
+                    return True
+        return False
+
+    def _kill_in_scrub(self) -> None:
+        """Kill a node 0-0.2 s after its scrubber is seen reading (its byte counter moved)."""
+        seen = {id(node): _scrub_bytes(node) for node in self.nodes}
+        while not self.killed.is_set():
+            for node in self.nodes:
+                now = _scrub_bytes(node)
+                if now > seen[id(node)] >= 0:
+                    time.sleep(self.rng.uniform(0, 0.2))
+                    with self.kill_lock:
+                        self.fault_met = not self.killed.is_set()
+                    if self.fault_met:
+                        self.stats.outcomes["killed while the scrubber read"] += 1
+                    self._kill_now(node)
+                    return
+                seen[id(node)] = now
+            time.sleep(0.02)
 
     # -- the stalled owner ------------------------------------------------------------------
 
@@ -597,17 +768,28 @@ class CrashHarness:
         try:
             return getattr(self.client(), name)(request)
         except TencentCloudSDKException as exc:
-            if self.killed.is_set() or any(
-                s.process is not None and s.process.poll() is not None for s in self.nodes
-            ):
+            network = str(exc.code).startswith(("ClientNetworkError", "ServerNetworkError"))
+            if self.killed.is_set() or self._a_node_died(0.5 if network else 0.0):
                 raise ServerDied() from exc
-            if exc.code and exc.code.startswith(("ClientNetworkError", "ServerNetworkError")):
+            if network:
                 self.stats.violations.append(f"{name}: network error from a live server: {exc}")
                 raise ServerDied() from exc
             self.stats.refusals[str(exc.code)] += 1
             if exc.code in LOCK_REFUSALS:  # the model only asks idle instances
                 self.stats.violations.append(f"{name} refused, still locked: {exc.code}")
             return str(exc.code)
+
+    def _a_node_died(self, within: float) -> bool:
+        """A process that kills itself resets its connections a moment before it can be
+        reaped (the kernel closes its sockets first): a network error is a death if one
+        follows within a short wait."""
+        deadline = time.monotonic() + within
+        while True:
+            if any(s.process is not None and s.process.poll() is not None for s in self.nodes):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def _create(self, model: InstanceModel, strategy: str) -> None:
         live = [s for s in self.snapshots.values()]
@@ -645,9 +827,19 @@ class CrashHarness:
         reply = self._call("ApplyInstanceSnapshot", request)
         if isinstance(reply, str):
             model.pending = None
+            if reply == CORRUPT_REFUSAL:
+                self._corrupt_refused(snap)
             return
         model.pending.uncertain = False
         self._after_accept(strategy)
+
+    def _corrupt_refused(self, snap: SnapshotModel) -> None:
+        """Apply refused the snapshot as corrupt: right only for a planted one."""
+        with self.lock:
+            if snap.corrupt:
+                self.stats.checks["planted corruption found: Apply refused"] += 1
+            else:
+                self.stats.violations.append(f"a good snapshot, {snap.snapshot_id}, refused")
 
     def _delete(self, model: InstanceModel) -> None:
         mine = [s for s in self.snapshots.values() if s.instance_id == model.instance_id]
@@ -777,9 +969,15 @@ class CrashHarness:
             return
         self.stats.outcomes[f"apply {snap.LatestOperationState}"] += 1
         model.running = False
-        if snap.LatestOperationState == "SUCCESS" and snap.LatestOperation.startswith("Rollback"):
+        applied = snap.LatestOperationState == "SUCCESS"
+        if applied and snap.LatestOperation.startswith("Rollback"):
+            if target.corrupt:
+                self.stats.violations.append(f"corrupt snapshot {target.snapshot_id} applied")
             model.content = target.content
             model.touched = True
+        elif target.corrupt:  # refused after it was read: the disk must be untouched
+            self.stats.checks["planted corruption found: Apply failed"] += 1
+            self._measure(model, {pending.before})
         else:  # failed: the disk keeps its old content (or the complete new one)
             self._measure(model, {pending.before, target.content})
 
@@ -836,6 +1034,7 @@ class CrashHarness:
         self._check_finished_jobs()
         self._check_quota(len(snaps))
         self._check_no_orphans(set(by_id))
+        self._check_corrupt_marks()
         self._check_contents(full, inst_by_id)
         self._check_unlocked(inst_by_id)
 
@@ -872,7 +1071,8 @@ class CrashHarness:
                     self._guest_owns_disk(model)  # the apply never got to stop the guest
                     self.stats.outcomes["apply (answer lost, never started)"] += 1
                 else:
-                    self._measure(model, {pending.before, target.content if target else None})
+                    new = target.content if target and not target.corrupt else pending.before
+                    self._measure(model, {pending.before, new})
                     self.stats.outcomes["apply (answer lost)"] += 1
             else:
                 self._resolve_snapshot_op(model, snaps.get(pending.snapshot_id or ""))
@@ -893,6 +1093,39 @@ class CrashHarness:
                 f"snapshot data {sorted(stored - live)} without a record, "
                 f"records {sorted(live - stored)} without data"
             )
+
+    def _check_corrupt_marks(self) -> None:
+        """Only a planted snapshot may be marked corrupt (by a failed Apply, the scrubber or
+        admin verify): a kill during a scrub or before a table never spoils a good one."""
+        marked = corrupt_marks(self.store)
+        self.stats.checks["no good snapshot marked corrupt"] += 1
+        for snapshot_id in sorted(marked - self.planted):
+            self.stats.violations.append(f"good snapshot {snapshot_id} marked corrupt")
+        self.marked_planted |= marked & self.planted
+        self.stats.outcomes["planted snapshots marked corrupt"] = len(self.marked_planted)
+
+    def _verify_all(self) -> None:
+        """At the end, ``admin snapshot verify`` of every snapshot (what the scrubber does):
+        the planted ones CORRUPT, every other GOOD."""
+        ids = sorted(self.snapshots)
+        if not ids:
+            return
+        done = self.server.admin("snapshot", "verify", *ids, "--json", check=False)
+        try:  # (the parsed answer when all are good; the process when it exits 1)
+            rows = done if isinstance(done, list) else json.loads(done.stdout)
+            results = {r["SnapshotId"]: r["Result"] for r in rows}
+        except (ValueError, KeyError, TypeError):
+            self.stats.violations.append(f"admin snapshot verify failed: {done.stderr[-500:]}")
+            return
+        for snapshot_id in ids:
+            want = "CORRUPT" if self.snapshots[snapshot_id].corrupt else "GOOD"
+            self.stats.checks["admin snapshot verify"] += 1
+            if results.get(snapshot_id) != want:
+                self.stats.violations.append(
+                    f"admin snapshot verify {snapshot_id}: {results.get(snapshot_id)}, not {want}"
+                )
+            elif want == "CORRUPT":
+                self.stats.checks["planted corruption found: admin verify"] += 1
 
     def _check_power(self, insts: dict[str, Any]) -> None:
         """With the null driver only the API moves an instance: each shows the power state
@@ -959,6 +1192,12 @@ class CrashHarness:
         for snap in snaps:
             result = self._snapshot_sha256(snap.snapshot_id)
             with self.lock:
+                if snap.corrupt:
+                    if result.get("Verified") is not False:
+                        self.stats.violations.append(f"corrupt {snap.snapshot_id} verifies")
+                    self.stats.checks["planted corruption found: sha256 differs"] += 1
+                    snap.touched = False
+                    continue
                 self.stats.checks["snapshot verified"] += 1
                 if result.get("Verified") is not True:
                     self.stats.violations.append(f"snapshot {snap.snapshot_id} fails: {result}")
@@ -981,7 +1220,7 @@ class CrashHarness:
         self.stats.outcomes.update({f"job failed: {k}": v for k, v in failed.items()})
         self.stats.checks["jobs"] += len(history)
         for job in history:
-            if "verification" in str(job["message"]):
+            if "verification" in str(job["message"]) and job["snapshot_id"] not in self.planted:
                 self.stats.violations.append(f"job {job['id']}: {job['message']}")
             if job["state"] == "FAILED" and "locked by another operation" in str(job["message"]):
                 # a takeover must wait for (defer on) a lock a stalled owner may still hold
@@ -1009,6 +1248,18 @@ class CrashHarness:
         self.stats.checks["unlocked"] += 1
         self.stats.operations[action] += 1
         model.pending = Pending("power", None, model.content, action=action)
+
+
+def _scrub_bytes(node: Server) -> float:
+    """The node's lightkeeper_scrub_bytes_total (-1 when /metrics does not answer)."""
+    try:
+        text = httpx.get(f"{node.url}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return -1.0
+    for line in text.splitlines():
+        if line.startswith("lightkeeper_scrub_bytes_total "):
+            return float(line.split()[1])
+    return -1.0
 
 
 def _all_snapshots() -> models.DescribeSnapshotsRequest:

@@ -142,3 +142,12 @@ def stored_snapshots(data_dir: Path, storage: str) -> set[str]:
 def snapshot_records(source: Source) -> set[str]:
     with read_only(source) as db:
         return {str(r[0]) for r in db.tuples("SELECT snapshot_id FROM snapshots")}
+
+
+def corrupt_marks(source: Source) -> set[str]:
+    """Snapshots the server marked corrupt, or whose last check (store/checks.py) found
+    them so."""
+    with read_only(source) as db:
+        marked = db.tuples("SELECT snapshot_id FROM snapshots WHERE corrupt != 0")
+        checked = db.tuples("SELECT snapshot_id FROM snapshot_checks WHERE result = 'CORRUPT'")
+    return {str(r[0]) for r in (*marked, *checked)}

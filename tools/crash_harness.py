@@ -6,6 +6,8 @@
         --job-lease-seconds 2
     .venv/bin/python tools/crash_harness.py --kills 30 --database postgresql --nodes 2 \
         --job-lease-seconds 2
+    .venv/bin/python tools/crash_harness.py --kills 40 --strategies before-table,in-scrub \
+        --plant-rate 0.5
 
 Prints one JSON summary (kill points, operations, checks, invariant violations) and exits
 non-zero if any invariant was violated. See docs/reliability.md.
@@ -101,6 +103,15 @@ def main() -> int:
         help="postgresql: the records in a PostgreSQL server the run starts itself",
     )
     parser.add_argument("--nodes", type=int, default=1, help="servers on one database and data dir")
+    parser.add_argument(
+        "--plant-rate",
+        type=float,
+        default=0.1,
+        help="chance per restart that a byte of a snapshot is corrupted behind the server",
+    )
+    parser.add_argument(
+        "--scrub-share", type=float, default=0.5, help="share of server lifetimes that scrub"
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else time.time_ns() % 10**6
     print(f"seed {seed}", file=sys.stderr, flush=True)  # (also in the summary)
@@ -126,6 +137,8 @@ def main() -> int:
             job_lease_seconds=args.job_lease_seconds,
             database=url,
             nodes=args.nodes,
+            plant_rate=args.plant_rate,
+            scrub_share=args.scrub_share,
             log=log,
             on_kill=lambda stats: save(args.stats_file, stats),
         )

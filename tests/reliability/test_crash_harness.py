@@ -4,8 +4,8 @@ hold. Then the stalled owner: two servers on one data dir, the owner of a runnin
 SIGSTOPped past its lease and resumed. Then two nodes on one PostgreSQL database and one data
 dir, one of them killed at each point (issue #13). Sizes: LIGHTKEEPER_CRASH_KILLS (default 6 per
 driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default 2), LIGHTKEEPER_CRASH_STALLS (default 1 per
-driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3), LIGHTKEEPER_CRASH_SEED (default: random, printed on
-failure).
+driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3), LIGHTKEEPER_CRASH_CHECKSUM_KILLS (default 4
+per driver), LIGHTKEEPER_CRASH_SEED (default: random, printed on failure).
 Longer runs: tools/crash_harness.py."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from testkit.crash import STALLED_OWNER, Config, Stats, run
+from testkit.crash import BEFORE_TABLE, IN_SCRUB, STALLED_OWNER, Config, Stats, run
 from testkit.postgres import Postgres
 
 from tests.support.drivers import storages
@@ -26,6 +26,7 @@ KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_KILLS", "6"))
 QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "2"))
 STALLS = int(os.environ.get("LIGHTKEEPER_CRASH_STALLS", "1"))
 PG_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_PG_KILLS", "3"))
+CHECKSUM_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_CHECKSUM_KILLS", "4"))
 SEED = int(os.environ.get("LIGHTKEEPER_CRASH_SEED", random.randrange(10**6)))
 
 
@@ -57,6 +58,36 @@ def test_crash_harness(storage: str, tmp_path: Path) -> None:
         log=_log,
     )
     _check(run(config), KILLS)
+
+
+@pytest.mark.parametrize("storage", storages())
+def test_crash_harness_checksum_states(storage: str, tmp_path: Path) -> None:
+    """Issue #14: the server kills itself just before it writes a block table (after the
+    snapshot's data), or is killed while its scrubber reads, in turn; at every restart a byte
+    only one snapshot holds is flipped behind its back. No good snapshot is ever marked
+    corrupt, no planted one is ever applied or verifies, and every other invariant holds."""
+    config = Config(
+        storage=storage,
+        kills=CHECKSUM_KILLS,
+        seed=SEED,
+        work_dir=tmp_path,
+        instances=2,
+        big_data_mib=64,
+        strategies=(BEFORE_TABLE, IN_SCRUB),
+        cycle=True,
+        plant_rate=1.0,
+        log=_log,
+    )
+    stats = run(config)
+    _check(stats, CHECKSUM_KILLS)
+    summary = json.dumps(stats.as_dict())
+    outcomes, checks = stats.outcomes, stats.checks
+    assert outcomes["killed itself before a block table"] >= 1, summary
+    assert outcomes["killed while the scrubber read"] >= 1, summary
+    assert outcomes["corruption planted"] >= 1, summary
+    found = sum(n for name, n in checks.items() if name.startswith("planted corruption found"))
+    assert found >= outcomes["corruption planted"], summary
+    assert checks["no good snapshot marked corrupt"] == CHECKSUM_KILLS + 2, summary
 
 
 def test_crash_harness_with_running_guests(tmp_path: Path, guest: tuple[Path, Path]) -> None:

@@ -59,9 +59,12 @@ __all__ = [
 
 
 class DriverFactory(Protocol):
-    """How the registry builds a driver: its root, and a hook its copies call per chunk."""
+    """How the registry builds a driver: its root, a hook its copies call per chunk and one
+    it calls before it writes a block table (fault injection, storage/faults.py)."""
 
-    def __call__(self, root: Path, *, on_chunk: ChunkHook = ...) -> StorageDriver: ...
+    def __call__(
+        self, root: Path, *, on_chunk: ChunkHook = ..., on_table: ChunkHook = ...
+    ) -> StorageDriver: ...
 
 
 # The registry: a new driver is its module plus one line here. Typing the entries as
@@ -72,12 +75,11 @@ DRIVERS: dict[str, DriverFactory] = {"qcow2": Qcow2Driver, "raw": RawDriver}
 def make_driver(name: str, root: Path) -> StorageDriver:
     """Build the driver named in configuration, rooted at `root`: the composition root of
     storage, which is also where fault injection (LIGHTKEEPER_FAULTS, tests only) is wired
-    in as the copies' chunk hook; a malformed setting fails here."""
+    in as the drivers' hooks; a malformed setting fails here."""
     faults.load()
     try:
         factory = DRIVERS[name]
     except KeyError:
         known = ", ".join(sorted(DRIVERS))
         raise ValueError(f"unknown storage driver {name!r} (known: {known})") from None
-    hook = faults.chunk_hook()
-    return factory(root) if hook is None else factory(root, on_chunk=hook)
+    return factory(root, **faults.hooks())

@@ -5,32 +5,41 @@ Off unless the environment variable ``LIGHTKEEPER_FAULTS`` is set (read once per
     LIGHTKEEPER_FAULTS=storage.copy:eio        # every copy/hash pass fails with EIO
     LIGHTKEEPER_FAULTS=storage.copy:enospc:1   # only the next one fails, with ENOSPC
     LIGHTKEEPER_FAULTS=storage.copy:slow       # every chunk takes 0.1 s longer (no error)
+    LIGHTKEEPER_FAULTS=storage.table:kill:1    # SIGKILL this process before its next table
 
 ``storage.copy`` is checked after each chunk that a sparse copy or a hash pass (copy.py) has
 moved, so the failure happens part-way through a real copy: a raw snapshot copy or restore,
-a qcow2 snapshot export or verification. The error is an ordinary OSError, handled exactly
+a qcow2 snapshot export or verification. ``storage.table`` is checked just before a driver
+writes a snapshot's block table (storage/blocks.py): after the snapshot's data is in place,
+before the table that vouches for it is. The error is an ordinary OSError, handled exactly
 like one from the disk. ``slow`` raises nothing: it stretches a copy so that tests can act
-while it runs. See docs/reliability.md.
+while it runs. ``kill`` is the crash harness's: the process SIGKILLs itself at that very
+point, a moment no outside timer can hit. See docs/reliability.md.
 
 Nothing here is reached unless asked for: the composition root (storage.make_driver) gives
-the drivers `chunk_hook()` as their copies' chunk hook only when the setting names
-``storage.copy``, as an httpx client is handed another transport.
+the drivers `hooks()` (their copies' chunk hook, their table hook) only for the points the
+setting names, as an httpx client is handed another transport.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import signal
 import threading
 import time
 
 from .base import ChunkHook
 
 ENV = "LIGHTKEEPER_FAULTS"
-POINTS = frozenset({"storage.copy"})
+POINTS = {"storage.copy": "on_chunk", "storage.table": "on_table"}
+"""Each point, and the driver hook (constructor keyword) that reaches it."""
 ERRORS = {"eio": errno.EIO, "enospc": errno.ENOSPC}
-SLOW = "slow"
+SLOW, KILL = "slow", "kill"
+ACTIONS = {SLOW: None, KILL: -signal.SIGKILL}
+"""Actions other than an error, coded as negative numbers beside the errnos."""
 SLOW_SECONDS = 0.1
 
 logger = logging.getLogger("lightkeeper.faults")
@@ -38,16 +47,17 @@ logger = logging.getLogger("lightkeeper.faults")
 
 class _Faults:
     def __init__(self, spec: str) -> None:
-        # point -> (errno, or None for SLOW; count left)
+        # point -> (errno, or ACTIONS' code; count left)
         self.remaining: dict[str, tuple[int | None, int | None]] = {}
         self.lock = threading.Lock()
         for item in filter(None, (part.strip() for part in spec.split(","))):
             point, _, rest = item.partition(":")
             name, _, count = rest.partition(":")
-            known = name in ERRORS or name == SLOW
+            known = name in ERRORS or name in ACTIONS
             if point not in POINTS or not known or (count and not count.isdigit()):
                 raise ValueError(f"{ENV}: cannot parse {item!r} (e.g. storage.copy:eio[:COUNT])")
-            self.remaining[point] = (ERRORS.get(name), int(count) if count else None)
+            code = ERRORS[name] if name in ERRORS else ACTIONS[name]
+            self.remaining[point] = (code, int(count) if count else None)
         if self.remaining:
             logger.warning("fault injection is ON: %s=%s", ENV, spec)
 
@@ -64,6 +74,9 @@ class _Faults:
         if code is None:
             time.sleep(SLOW_SECONDS)
             return
+        if code < 0:
+            logger.warning("injected fault %s: killing this process", point)
+            os.kill(os.getpid(), -code)
         raise OSError(code, f"{os.strerror(code)} (injected fault {point})")
 
 
@@ -91,9 +104,7 @@ def check(point: str) -> None:
     _faults().check(point)
 
 
-def chunk_hook() -> ChunkHook | None:
-    """The chunk hook injecting the ``storage.copy`` faults, or None when none are set. The
-    counts are process-wide (``:1`` means once per process), as the setting always meant."""
-    if "storage.copy" not in _faults().remaining:
-        return None
-    return lambda: check("storage.copy")
+def hooks() -> dict[str, ChunkHook]:
+    """The driver hooks (keyword -> hook) injecting the configured faults; empty when none
+    are set. The counts are process-wide (``:1`` means once per process)."""
+    return {POINTS[point]: functools.partial(check, point) for point in _faults().remaining}

@@ -184,12 +184,20 @@ class Qcow2Driver:
 
     capabilities = Capabilities(live_snapshot=True, converts_images=True)
 
-    def __init__(self, root: Path, *, on_chunk: ChunkHook = no_chunk_hook) -> None:
-        """`on_chunk` runs after every chunk an export hashes (fault injection, tests only)."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_chunk: ChunkHook = no_chunk_hook,
+        on_table: ChunkHook = no_chunk_hook,
+    ) -> None:
+        """`on_chunk` runs after every chunk an export hashes, `on_table` before a block
+        table is written (fault injection, tests only)."""
         self._disks = root / "disks"
         self._snapshots = root / "snapshots"
         self._tmp = root / "tmp"
         self._on_chunk = on_chunk
+        self._on_table = on_table
         for directory in (root, self._disks, self._snapshots, self._tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pool = pool_id(root)
@@ -430,6 +438,7 @@ class Qcow2Driver:
         cluster_map: list[Segment] | None,
     ) -> None:
         seal = json.dumps({"epoch": epoch, "map": cluster_map}).encode()
+        self._on_table()
         with translated():
             write_table(self._table_path(disk_id, snapshot_id), table.resealed(seal))
 

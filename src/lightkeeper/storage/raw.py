@@ -91,11 +91,19 @@ from .files import (
 class RawDriver:
     """StorageDriver over sparse raw image files on a local POSIX filesystem."""
 
-    def __init__(self, root: Path, *, on_chunk: ChunkHook = no_chunk_hook) -> None:
-        """`on_chunk` runs after every chunk a copy moves (fault injection, tests only)."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_chunk: ChunkHook = no_chunk_hook,
+        on_table: ChunkHook = no_chunk_hook,
+    ) -> None:
+        """`on_chunk` runs after every chunk a copy moves, `on_table` before a block table is
+        written (fault injection, tests only)."""
         self._disks = root / "disks"
         self._snapshots = root / "snapshots"
         self._on_chunk = on_chunk
+        self._on_table = on_table
         for directory in (root, self._disks, self._snapshots):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pool = pool_id(root)
@@ -172,6 +180,7 @@ class RawDriver:
 
     def _save_table(self, disk_id: str, snapshot_id: str, table: BlockTable, fd: int) -> None:
         """Seal `table` with the image's identity now (`fd`: the published image)."""
+        self._on_table()
         write_table(self._table_path(disk_id, snapshot_id), table.resealed(_seal(fd)))
 
     def _set_base(self, disk_id: str, snapshot_id: str) -> None:
