@@ -17,7 +17,10 @@ import pytest
 from testkit import postgres
 from testkit.server import Account, Server, free_port
 
-pytest_plugins = ["tests.support.guest"]  # the test guest fixtures: guest, records
+pytest_plugins = [
+    "tests.support.guest",  # the test guest fixtures: guest, records
+    "tests.support.ceph",  # ceph_conf, rbd_options
+]
 
 # Modules whose tests run for minutes go first: ``-n 2`` then packs the short tests around
 # them instead of leaving one worker idle while the other finishes a crash harness.

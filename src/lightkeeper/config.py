@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lightkeeper.api.forwarded import Network, parse_networks
 from lightkeeper.durable import replace_text
@@ -55,7 +55,12 @@ class Settings(BaseModel):
     trusted_proxy: tuple[Network, ...] = ()
     idle_timeout: float = Field(default=60.0, gt=0, le=3600)
     max_connections: int | None = Field(default=None, ge=1)
-    storage: Literal["raw", "qcow2"] = "raw"
+    storage: Literal["raw", "qcow2", "rbd"] = "raw"
+    # The rbd driver (storage/rbd.py): where in Ceph the disks live, and as whom.
+    rbd_pool: str = Field(default="rbd", min_length=1)
+    rbd_namespace: str = ""
+    ceph_conf: Path | None = None  # None: librados's own search ($CEPH_CONF, /etc/ceph)
+    ceph_client: str = Field(default="admin", min_length=1)
     compute: Literal["null", "qemu"] = "null"
     qemu_kernel: Path | None = None  # boot this kernel (with qemu_initrd) instead of the disk
     qemu_initrd: Path | None = None
@@ -113,6 +118,23 @@ class Settings(BaseModel):
             raise ValueError("must be one of critical, error, warning, info, debug")
         return value.lower()
 
+    @model_validator(mode="after")
+    def _drivers_that_fit(self) -> Settings:
+        if self.storage == "rbd" and self.compute == "qemu":
+            raise ValueError("the qemu compute driver cannot open rbd disks yet (issue #15)")
+        return self
+
+    def storage_options(self) -> dict[str, Any]:
+        """The storage driver's own settings (storage.make_driver's ``options``)."""
+        if self.storage != "rbd":
+            return {}
+        return {
+            "pool": self.rbd_pool,
+            "namespace": self.rbd_namespace,
+            "conf": self.ceph_conf,
+            "client": self.ceph_client,
+        }
+
     def region_codes(self) -> frozenset[str]:
         return frozenset(r.region for r in self.regions)
 
@@ -121,6 +143,10 @@ class Settings(BaseModel):
 # commands (another process) build disks and machines the same way.
 DRIVER_KEYS = (
     "storage",
+    "rbd_pool",
+    "rbd_namespace",
+    "ceph_conf",
+    "ceph_client",
     "compute",
     "transition_seconds",
     "qemu_kernel",

@@ -92,7 +92,9 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     jobs_ready = threading.Event()
     world = World(
         engine=engine,
-        storage=storage.make_driver(settings.storage, settings.data_dir),
+        storage=storage.make_driver(
+            settings.storage, settings.data_dir, **settings.storage_options()
+        ),
         compute=compute.make_driver(
             settings.compute,
             settings.data_dir,

@@ -16,10 +16,16 @@ PATTERN = os.urandom(4 * world.MiB)
 OFFSETS = (0, 100 * world.MiB, 513 * world.MiB, 1020 * world.MiB)
 
 
+@pytest.mark.parametrize("storage", ["raw", "rbd"])
 def test_snapshot_overwrite_apply_restores_every_byte(
-    make_server: Callable[..., Server],
+    make_server: Callable[..., Server], storage: str, request: pytest.FixtureRequest
 ) -> None:
-    server = make_server("--transition-seconds", "0.5")
+    """On local raw images and on Ceph RBD (a namespace of the test's own: tests/support)."""
+    args: tuple[str, ...] = ("--transition-seconds", "0.5")
+    if storage == "rbd":
+        namespace = request.getfixturevalue("rbd_options")["namespace"]
+        args += ("--storage", "rbd", "--rbd-namespace", namespace)
+    server = make_server(*args)
     account = world.new_account(server)
     created = world.create_instance(server, account)
     instance_id = created["InstanceId"]

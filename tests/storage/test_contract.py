@@ -19,9 +19,10 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.support.drivers import needs_qemu_img
+from tests.support.drivers import driver_options, forget_tables, needs_qemu_img
 
 from lightkeeper.storage import (
     DRIVERS,
@@ -62,8 +63,14 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def driver(name: str, tmp_path: Path) -> StorageDriver:
-    return make_driver(name, tmp_path)
+def options(name: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The driver's own settings (a namespace of its own for rbd), also for subprocesses."""
+    return driver_options(name, request)
+
+
+@pytest.fixture
+def driver(name: str, tmp_path: Path, options: dict[str, Any]) -> StorageDriver:
+    return make_driver(name, tmp_path, **options)
 
 
 @pytest.fixture
@@ -171,12 +178,6 @@ def test_a_round_trip_costs_memory_that_follows_the_data(driver: StorageDriver) 
     assert round_trip("lhdisk-data0000", bytes(range(256)) * 4096) < 1000  # 1 MiB of data
 
 
-def _forget_tables(root: Path) -> None:
-    """Remove the block tables (blocks.py): the next Apply must verify the data whole."""
-    for table in root.rglob("*.blocks"):
-        table.unlink()
-
-
 def test_progress_is_monotonic_and_ends_at_100(tmp_path: Path, driver: StorageDriver) -> None:
     driver.create_disk(DISK, 64 * MiB)
     for offset in (0, 20 * MiB, 50 * MiB):
@@ -187,7 +188,7 @@ def test_progress_is_monotonic_and_ends_at_100(tmp_path: Path, driver: StorageDr
             sha = driver.create_snapshot(DISK, SNAP, seen.append)
         else:
             if run == "verified restore":
-                _forget_tables(tmp_path)
+                forget_tables(driver, tmp_path)
             driver.restore_snapshot(DISK, SNAP, sha, seen.append)
         assert seen[0] == 0 and seen[-1] == 100, run
         assert seen == sorted(set(seen)), run  # strictly increasing: throttled, no repeats
@@ -397,20 +398,20 @@ def test_locks_exclude_our_own_operations(driver: StorageDriver, disk: str) -> N
 
 
 _HOLDER = """
-import sys
+import json, sys
 from pathlib import Path
 from lightkeeper.storage import DRIVERS
-with DRIVERS[sys.argv[1]](Path(sys.argv[2])).lock_disk(sys.argv[3]):
+with DRIVERS[sys.argv[1]](Path(sys.argv[2]), **json.loads(sys.argv[4])).lock_disk(sys.argv[3]):
     print("locked", flush=True)
     sys.stdin.read()
 """
 
 
 def test_disk_lock_excludes_another_process(
-    name: str, tmp_path: Path, driver: StorageDriver, disk: str
+    name: str, tmp_path: Path, driver: StorageDriver, disk: str, options: dict[str, Any]
 ) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, name, str(tmp_path), disk],
+        [sys.executable, "-c", _HOLDER, name, str(tmp_path), disk, json.dumps(options)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -479,7 +480,12 @@ def _small_disk(driver: StorageDriver) -> str:
 @pytest.mark.parametrize(("code", "error"), [(errno.ENOSPC, NoSpace), (errno.EIO, StorageIOError)])
 @pytest.mark.parametrize("operation", ["snapshot", "restore"])
 def test_failure_part_way_is_mapped_and_leaves_no_trace(
-    name: str, tmp_path: Path, code: int, error: type[StorageError], operation: str
+    name: str,
+    tmp_path: Path,
+    code: int,
+    error: type[StorageError],
+    operation: str,
+    options: dict[str, Any],
 ) -> None:
     """The chunk hook every driver takes (fault injection) fails the copy after its first
     chunk: the last instant before publishing, for a disk of one chunk."""
@@ -490,13 +496,13 @@ def test_failure_part_way_is_mapped_and_leaves_no_trace(
             failing[0] = False  # one failure, at the first chunk of the next copy
             raise OSError(code, os.strerror(code))
 
-    driver = DRIVERS[name](tmp_path, on_chunk=hook)
+    driver = DRIVERS[name](tmp_path, on_chunk=hook, **options)
     disk = _small_disk(driver)
     checksum = driver.create_snapshot(disk, SNAP, _ignore)
     driver.write(disk, 0, b"changed since snapshot")
     current = driver.disk_sha256(disk)
 
-    _forget_tables(tmp_path)  # a restore then reads the snapshot whole: the hook is reached
+    forget_tables(driver, tmp_path)  # a restore then reads the snapshot whole: the hook is reached
     failing[0] = True
     with pytest.raises(error):
         if operation == "snapshot":
@@ -511,12 +517,12 @@ def test_failure_part_way_is_mapped_and_leaves_no_trace(
 
 
 _CRASHER = """
-import os, sys
+import json, os, sys
 from pathlib import Path
 from lightkeeper.storage import DRIVERS
 def crash():
     os._exit(17)  # after the first chunk, SIGKILL-like: no cleanup handler runs
-driver = DRIVERS[sys.argv[1]](Path(sys.argv[2]), on_chunk=crash)
+driver = DRIVERS[sys.argv[1]](Path(sys.argv[2]), on_chunk=crash, **json.loads(sys.argv[7]))
 if sys.argv[3] == "snapshot":
     driver.create_snapshot(sys.argv[4], "lhsnap-crashed", lambda _: None)
 else:
@@ -526,7 +532,7 @@ else:
 
 @pytest.mark.parametrize("operation", ["snapshot", "restore"])
 def test_crash_part_way_leaves_old_data_and_cleanable_leftovers(
-    name: str, tmp_path: Path, driver: StorageDriver, operation: str
+    name: str, tmp_path: Path, driver: StorageDriver, operation: str, options: dict[str, Any]
 ) -> None:
     """A process killed in the middle of a copy: the disk keeps its old content, the next
     start's cleanup_temporary removes what the copy left, and a half-made snapshot is either
@@ -536,8 +542,8 @@ def test_crash_part_way_leaves_old_data_and_cleanable_leftovers(
     driver.write(disk, 0, b"changed since snapshot")
     current = driver.disk_sha256(disk)
 
-    _forget_tables(tmp_path)  # a restore then reads the snapshot whole: the hook is reached
-    args = [name, str(tmp_path), operation, disk, SNAP, checksum]
+    forget_tables(driver, tmp_path)  # a restore then reads the snapshot whole: the hook is reached
+    args = [name, str(tmp_path), operation, disk, SNAP, checksum, json.dumps(options)]
     crashed = subprocess.run([sys.executable, "-c", textwrap.dedent(_CRASHER), *args], check=False)
     assert crashed.returncode == 17, "the copy never reached the crash point"
 
@@ -580,11 +586,16 @@ def test_capabilities_are_declared_and_honoured(driver: StorageDriver, disk: str
 def test_attachment_names_what_a_hypervisor_opens(driver: StorageDriver, disk: str) -> None:
     attachment = driver.attachment(disk)
     assert attachment == driver.attachment(disk)
-    assert attachment.kind == "file"  # the only kind today; a new kind extends this test
-    assert attachment.path.is_file()
+    assert attachment.kind in ("file", "rbd")  # a new kind extends this test
+    if attachment.kind == "file":
+        assert attachment.path.is_file()
+        opened = str(attachment.path)
+    else:  # QEMU's rbd: spec (Debian's qemu-block-extra lets qemu-img open it)
+        assert attachment.spec.startswith("rbd:") and attachment.format == "raw"
+        opened = attachment.spec
     if shutil.which("qemu-img"):  # may be missing where only raw runs
         info = subprocess.run(
-            ["qemu-img", "info", "-U", "--output=json", str(attachment.path)],
+            ["qemu-img", "info", "-U", "--output=json", opened],
             capture_output=True,
             text=True,
             check=True,

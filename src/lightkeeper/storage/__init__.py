@@ -4,7 +4,7 @@ drivers; DRIVERS is the registry (a new driver: its module plus one line there).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import faults
 from .base import (
@@ -30,6 +30,7 @@ from .base import (
 )
 from .qcow2 import Qcow2Driver
 from .raw import RawDriver
+from .rbd import RbdDriver
 
 __all__ = [
     "DRIVERS",
@@ -46,6 +47,7 @@ __all__ = [
     "ProgressCallback",
     "Qcow2Driver",
     "RawDriver",
+    "RbdDriver",
     "SnapshotBusy",
     "SnapshotExists",
     "SnapshotNotFound",
@@ -69,17 +71,18 @@ class DriverFactory(Protocol):
 
 # The registry: a new driver is its module plus one line here. Typing the entries as
 # factories of StorageDriver makes mypy check each driver's conformance.
-DRIVERS: dict[str, DriverFactory] = {"qcow2": Qcow2Driver, "raw": RawDriver}
+DRIVERS: dict[str, DriverFactory] = {"qcow2": Qcow2Driver, "raw": RawDriver, "rbd": RbdDriver}
 
 
-def make_driver(name: str, root: Path) -> StorageDriver:
+def make_driver(name: str, root: Path, **options: Any) -> StorageDriver:
     """Build the driver named in configuration, rooted at `root`: the composition root of
     storage, which is also where fault injection (LIGHTKEEPER_FAULTS, tests only) is wired
-    in as the drivers' hooks; a malformed setting fails here."""
+    in as the drivers' hooks; a malformed setting fails here. ``options`` are the driver's
+    own settings (rbd: pool, namespace, conf, client)."""
     faults.load()
     try:
         factory = DRIVERS[name]
     except KeyError:
         known = ", ".join(sorted(DRIVERS))
         raise ValueError(f"unknown storage driver {name!r} (known: {known})") from None
-    return factory(root, **faults.hooks())
+    return factory(root, **faults.hooks(), **options)

@@ -1,0 +1,45 @@
+"""The rbd driver's settings come from flags, LIGHTKEEPER_* variables or the TOML file, like
+every other; a combination that cannot work is refused at start in one line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from testkit import world
+from testkit.server import Server, run_cli
+
+
+def test_rbd_disks_with_qemu_machines_are_refused_at_start(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve", "--storage", "rbd", "--compute", "qemu", data_dir=tmp_path / "data", check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("lightkeeper: error: invalid")
+    assert "rbd" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_rbd_settings_from_toml_and_environment_reach_the_driver(
+    tmp_path: Path, make_server: Callable[..., Server], rbd_options: dict[str, Any]
+) -> None:
+    """Namespace from the TOML file, pool and client from LIGHTKEEPER_* variables: the disk of
+    a new instance is an image in exactly that namespace."""
+    import rados
+    import rbd
+
+    config = tmp_path / "lightkeeper.toml"
+    config.write_text(f'storage = "rbd"\nrbd_namespace = "{rbd_options["namespace"]}"\n')
+    srv = make_server("--config", str(config), start=False)
+    srv.env = {"LIGHTKEEPER_RBD_POOL": "rbd", "LIGHTKEEPER_CEPH_CLIENT": "admin"}
+    srv.start()
+    created = world.create_instance(srv, world.new_account(srv))
+    cluster = rados.Rados(conffile="")
+    cluster.connect(timeout=10)
+    try:
+        ioctx = cluster.open_ioctx("rbd")
+        ioctx.set_namespace(rbd_options["namespace"])
+        assert rbd.RBD().list(ioctx) == [f"lk.{created['SystemDisk']['DiskId']}"]
+        ioctx.close()
+    finally:
+        cluster.shutdown()
