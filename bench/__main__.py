@@ -9,13 +9,14 @@ import platform
 import time
 from pathlib import Path
 
-from bench import api, cluster, datapath, incremental, scale
+from bench import api, ceph_rbd, cluster, datapath, incremental, scale
 
 SUITES = {
     "api": api.run,
     "cluster": cluster.run,
     "datapath": datapath.run,
     "incremental": incremental.run,
+    "rbd": ceph_rbd.run,
     "scale": scale.run,
 }
 

@@ -153,7 +153,7 @@ osd data = {root}/osd/$cluster-$id
 osd objectstore = bluestore
 bluestore block path = {root}/osd/block.img
 bluestore block create = true
-bluestore block size = 21474836480
+bluestore block size = 42949672960
 bluestore fsck on mkfs = false
 bluestore cache size = 268435456
 """

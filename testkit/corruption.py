@@ -42,6 +42,8 @@ def plant(
 ) -> Planted | None:
     """Flip one byte of the snapshot that the disk does not hold and that no snapshot
     outside ``allowed`` holds; None when there is no such byte."""
+    if storage == "rbd":
+        return None  # RADOS keeps no way to write a snapshot (and BlueStore checksums data)
     if storage == "raw":
         image = data_dir / "snapshots" / f"{snapshot_id}.img"
         offset = rng.randrange(image.stat().st_size)

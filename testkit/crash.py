@@ -112,6 +112,8 @@ class Config:
     """A PostgreSQL URL (testkit/postgres.py) for the servers' records; None: SQLite."""
     nodes: int = 1
     """Servers on the one database and data dir (kill points kill one of them)."""
+    rbd_namespace: str = ""
+    """storage rbd: the RADOS namespace of the run (in $CEPH_CONF's cluster, pool rbd)."""
     log: Callable[[str], None] = lambda _: None
     on_kill: Callable[[Stats], None] = lambda _: None
     """Called after every kill point has been checked (long runs save progress with it)."""
@@ -260,6 +262,8 @@ class CrashHarness:
             "--snapshot-quota-per-instance",
             "3",
         ]
+        if cfg.storage == "rbd":
+            args += ["--rbd-namespace", cfg.rbd_namespace]
         if cfg.compute == "qemu":
             assert cfg.guest is not None, "the qemu compute driver needs the test guest"
             kernel, initrd = cfg.guest

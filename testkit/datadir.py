@@ -134,7 +134,19 @@ class FinishedJobs:
 
 def stored_snapshots(data_dir: Path, storage: str) -> set[str]:
     """The ids of the snapshots whose data is stored (raw: an image; qcow2: the record of an
-    internal snapshot, kept per disk)."""
+    internal snapshot, kept per disk; rbd: an RBD snapshot of a disk image, asked of the
+    driver with the settings the server remembered in the data dir)."""
+    if storage == "rbd":
+        from lightkeeper.config import remembered_drivers
+        from lightkeeper.storage import RbdDriver
+
+        remembered = remembered_drivers(data_dir)
+        pool, namespace = remembered["rbd_pool"], remembered["rbd_namespace"]
+        driver = RbdDriver(data_dir, pool=pool, namespace=namespace)
+        try:
+            return {ref.snapshot_id for ref in driver.snapshots()}
+        finally:
+            driver.close()
     pattern = "snapshots/*.img" if storage == "raw" else "disks/*.snapshots/*.size"
     return {p.stem for p in data_dir.glob(pattern)}
 

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from testkit import ceph  # noqa: E402
 from testkit.crash import (  # noqa: E402
     KILL_STRATEGIES,
     STRATEGIES,
@@ -66,6 +68,21 @@ def database(engine: str) -> Iterator[str | None]:
         yield server.create_database("crash")
 
 
+@contextmanager
+def rbd_namespace(storage: str) -> Iterator[str]:
+    """``rbd``: a RADOS namespace of the run, in the cluster at $CEPH_CONF or in a private
+    one-node cluster the run starts (testkit/ceph.py); else ""."""
+    if storage != "rbd":
+        yield ""
+        return
+    with ExitStack() as stack:
+        conf = os.environ.get("CEPH_CONF")
+        if not conf:
+            cluster = stack.enter_context(ceph.running(Path(tempfile.mkdtemp(prefix="lk-ceph-"))))
+            conf = os.environ["CEPH_CONF"] = str(cluster.conf)
+        yield stack.enter_context(ceph.namespace(Path(conf), f"crash{os.getpid()}"))
+
+
 def strategies(text: str) -> tuple[str, ...]:
     """A comma-separated list of STRATEGIES, or ``all``."""
     chosen = STRATEGIES if text == "all" else tuple(filter(None, text.split(",")))
@@ -78,7 +95,7 @@ def strategies(text: str) -> tuple[str, ...]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=25)
-    parser.add_argument("--storage", choices=["raw", "qcow2"], default="raw")
+    parser.add_argument("--storage", choices=["raw", "qcow2", "rbd"], default="raw")
     parser.add_argument("--compute", choices=["null", "qemu"], default="null")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--instances", type=int, default=3)
@@ -121,7 +138,11 @@ def main() -> int:
         if not args.quiet:
             print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.__stderr__, flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="lk-crash-") as tmp, database(args.database) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="lk-crash-") as tmp,
+        database(args.database) as url,
+        rbd_namespace(args.storage) as namespace,
+    ):
         work = args.work_dir or Path(tmp)
         config = Config(
             storage=args.storage,
@@ -138,6 +159,7 @@ def main() -> int:
             database=url,
             nodes=args.nodes,
             plant_rate=args.plant_rate,
+            rbd_namespace=namespace,
             scrub_share=args.scrub_share,
             log=log,
             on_kill=lambda stats: save(args.stats_file, stats),

@@ -5,7 +5,8 @@ SIGSTOPped past its lease and resumed. Then two nodes on one PostgreSQL database
 dir, one of them killed at each point (issue #13). Sizes: LIGHTKEEPER_CRASH_KILLS (default 6 per
 driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default 2), LIGHTKEEPER_CRASH_STALLS (default 1 per
 driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3), LIGHTKEEPER_CRASH_CHECKSUM_KILLS (default 4
-per driver), LIGHTKEEPER_CRASH_SEED (default: random, printed on failure).
+per driver), LIGHTKEEPER_CRASH_RBD_KILLS (default 4), LIGHTKEEPER_CRASH_SEED (default: random,
+printed on failure).
 Longer runs: tools/crash_harness.py."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from testkit.crash import BEFORE_TABLE, IN_SCRUB, STALLED_OWNER, Config, Stats, run
@@ -27,6 +29,7 @@ QEMU_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_QEMU_KILLS", "2"))
 STALLS = int(os.environ.get("LIGHTKEEPER_CRASH_STALLS", "1"))
 PG_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_PG_KILLS", "3"))
 CHECKSUM_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_CHECKSUM_KILLS", "4"))
+RBD_KILLS = int(os.environ.get("LIGHTKEEPER_CRASH_RBD_KILLS", "4"))
 SEED = int(os.environ.get("LIGHTKEEPER_CRASH_SEED", random.randrange(10**6)))
 
 
@@ -88,6 +91,25 @@ def test_crash_harness_checksum_states(storage: str, tmp_path: Path) -> None:
     found = sum(n for name, n in checks.items() if name.startswith("planted corruption found"))
     assert found >= outcomes["corruption planted"], summary
     assert checks["no good snapshot marked corrupt"] == CHECKSUM_KILLS + 2, summary
+
+
+def test_crash_harness_on_rbd(tmp_path: Path, rbd_options: dict[str, Any]) -> None:
+    """Issue #15: the same kill points with disks on Ceph RBD (a namespace of this test's own
+    in the suite's cluster), every strategy in turn; a killed server's locks (its lock
+    objects, its client's exclusive lock on the image) must not keep a disk from the next."""
+    config = Config(
+        storage="rbd",
+        kills=RBD_KILLS,
+        seed=SEED,
+        work_dir=tmp_path,
+        instances=2,
+        big_data_mib=32,
+        strategies=("in-copy", "before-table", "at-finish", "in-scrub"),
+        cycle=True,
+        rbd_namespace=rbd_options["namespace"],
+        log=_log,
+    )
+    _check(run(config), RBD_KILLS)
 
 
 def test_crash_harness_with_running_guests(tmp_path: Path, guest: tuple[Path, Path]) -> None:

@@ -135,3 +135,44 @@ def test_the_pool_id_is_the_same_for_every_node_and_differs_by_namespace(
     assert default.pool != driver.pool
     elsewhere.close()
     default.close()
+
+
+_HOLDER = """
+import json, sys, time
+from pathlib import Path
+from lightkeeper.storage import make_driver
+with make_driver("rbd", Path(sys.argv[1]), **json.loads(sys.argv[2])).lock_disk(sys.argv[3]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_holder_does_not_keep_the_disk(
+    tmp_path: Path, driver: RbdDriver, rbd_options: dict[str, Any]
+) -> None:
+    """A process SIGKILLed while it held the disk (its lock object and its client's exclusive
+    lock on the image): the next operation breaks both at once — it does not wait for Ceph to
+    time the dead client's watch out (~30 s) — and a live holder still makes it DiskBusy."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    _filled(driver, 1)
+    args = [sys.executable, "-c", _HOLDER, str(tmp_path), json.dumps(rbd_options), DISK]
+    holder = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with pytest.raises(DiskBusy):
+        driver.write(DISK, 0, b"while it lives")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    done = threading.Event()
+
+    def snapshot() -> None:
+        driver.create_snapshot(DISK, "lhsnap-after01", _ignore)
+        done.set()
+
+    threading.Thread(target=snapshot, daemon=True).start()
+    assert done.wait(10), "waited for Ceph's watch timeout instead of breaking a dead lock"
+    assert driver.snapshot_exists(DISK, "lhsnap-after01")
