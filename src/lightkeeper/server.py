@@ -270,6 +270,7 @@ def create_app(services: Services) -> ASGIApp:
         wake=services.jobs_ready,
         node=settings.node,
         pool=world.storage.pool,
+        host=world.host,
     )
     heartbeat = Heartbeat(services.engine, settings.node, heartbeat_interval(settings))
 

@@ -39,16 +39,18 @@ class Worker:
         wake: threading.Event | None = None,
         node: str | None = None,
         pool: str | None = None,
+        host: str | None = None,
     ) -> None:
         """``wake``: set by whoever commits a job (``World.notify``), created before both.
-        ``node``, ``pool``: this server's node name and storage pool, which decide the jobs
-        it may claim (``jobs.claim``)."""
+        ``node``, ``pool``, ``host``: this server's node name, storage pool and where its
+        neighbours are, which decide the jobs it may claim (``jobs.claim``)."""
         self.engine = engine
         self.executors = executors
         self.on_give_up = on_give_up
         self.owner = jobs.owner_token()
         self.node = node
         self.pool = pool
+        self.host = host
         self.take_overs = 0
         """Jobs this worker claimed from an owner whose lease had expired (a dead node's)."""
         self.lease_seconds = lease_seconds
@@ -124,6 +126,7 @@ class Worker:
                     running,
                     node=self.node,
                     pool=self.pool,
+                    host=self.host,
                 )
             except Exception:
                 logger.exception("could not claim a job")

@@ -176,3 +176,38 @@ def test_a_killed_holder_does_not_keep_the_disk(
     threading.Thread(target=snapshot, daemon=True).start()
     assert done.wait(10), "waited for Ceph's watch timeout instead of breaking a dead lock"
     assert driver.snapshot_exists(DISK, "lhsnap-after01")
+
+
+def test_a_lock_of_another_host_holds_until_its_lease_runs_out(driver: RbdDriver) -> None:
+    """A holder on another node: its lock object is respected while its lease runs
+    (DiskBusy), then broken, and that node's Ceph client blocklisted first, so a stalled node
+    that wakes up can write nothing any more."""
+    import json
+    import time
+
+    import rados
+
+    from lightkeeper.storage.rbd import LOCK_PREFIX
+
+    _filled(driver, 1)
+    other = rados.Rados(conffile=os.environ["CEPH_CONF"])
+    other.connect(timeout=10)
+    try:
+        theirs = other.open_ioctx("rbd")
+        theirs.set_namespace(driver._namespace)
+        key = LOCK_PREFIX + DISK
+
+        def held_by_them(expires: float) -> None:
+            about = {"holder": "node-b:1234:99", "client": other.get_addrs(), "expires": expires}
+            theirs.write_full(key, b"0" * 32 + b"\n" + json.dumps(about).encode())
+
+        held_by_them(time.time() + 60)
+        with pytest.raises(DiskBusy):
+            driver.write(DISK, 0, b"too early")
+        held_by_them(time.time() - 1)
+        driver.write(DISK, 0, b"after the lease")
+        assert driver.read(DISK, 0, 15) == b"after the lease"
+        with pytest.raises(rados.Error):  # the stalled node's client is fenced off
+            theirs.write_full("lk-probe", b"late write")
+    finally:
+        other.shutdown()

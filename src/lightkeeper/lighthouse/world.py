@@ -56,11 +56,17 @@ class World:
     def runs(self, instance: Instance) -> bool:
         """This node's compute driver reaches the instance's machine: an unplaced one, one
         placed here, or on a node sharing this node's data dir on this host (the rule
-        ``jobs.claim`` applies too, so a job this node runs always finds its machine)."""
+        ``jobs.claim`` applies too, so a job this node runs always finds its machine; with a
+        shared pool such as Ceph, nodes share no data dir)."""
         if instance.node is None or instance.node == self.node:
             return True
         with self.read() as conn:
-            return instance.node in jobs.neighbours(conn, self.storage.pool)
+            return instance.node in jobs.neighbours(conn, self.storage.pool, self.host)
+
+    @property
+    def host(self) -> str:
+        """Where this node's neighbours are (``jobs.here``): none for a shared pool."""
+        return jobs.here(not self.storage.capabilities.shared_pool)
 
     def reaches(self, pool: str | None) -> bool:
         """This node's storage is the pool a disk is in (a disk of no recorded pool: yes)."""

@@ -19,23 +19,22 @@ configured RADOS namespace):
   tracking (object map / fast-diff). Its seal is the snapshot's RBD id: RBD snapshots are
   read-only, so a table sealed with the id of the snapshot of that name still vouches for it;
   the scrubber reads them back anyway (what no seal sees: a medium that decayed).
-* ``lklock.<disk>`` and ``lklock.<disk>.<snapshot>`` — lock objects, created exclusively
-  (RADOS's ``CREATE_EXCLUSIVE``) holding their holder (host, pid, process start) and removed
-  by a compare-and-remove. A holder that is a dead process of this host is broken, as a
-  dead holder's flock vanishes; one of another host is busy (DiskBusy/SnapshotBusy).
+* ``lklock.<disk>`` and ``lklock.<disk>.<snapshot>`` — lock objects under a lease
+  (storage/rbd_locks.py): a holder that is a dead process of this host, or whose lease ran
+  out (a dead or stalled node), is broken and its Ceph client blocklisted; a live one makes
+  the disk or snapshot busy (DiskBusy/SnapshotBusy).
   While it holds a disk, the driver also holds the image's own exclusive lock
   (``lock_acquire``), so another client writing the image (a VM, ``rbd`` by hand) makes the
-  disk busy rather than being overwritten; the image's metadata says which process's client
-  took it, so the lock of a dead process is broken (and its client blocklisted) at once
-  instead of after Ceph's watch timeout.
+  disk busy rather than being overwritten; the image's metadata says which Lightkeeper
+  client took it, so the lock of one whose lock object was broken is broken too (and its
+  client blocklisted) at once instead of after Ceph's watch timeout.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -71,6 +70,7 @@ from .blocks import BlockTable, TableDamaged, block_count, inherited_table
 from .checksum import BLOCK_SIZE, BlockHasher, ChecksumHasher, PlainSha256, hasher_for
 from .copy import CHUNK
 from .files import check_range, quarantine_file, replace_file, translated
+from .rbd_locks import LeasedLocks, this_process
 
 DISK_PREFIX = "lk."
 BASE_PREFIX = "lkbase."
@@ -128,7 +128,8 @@ class RbdDriver:
         self._cluster: Any = None
         self._ioctx: Any = None
         self._connect_lock = threading.Lock()
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+        self._holder = this_process()
+        self._locks = LeasedLocks(self._rados, lambda: self.ioctx, self._connected_cluster)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # -- connection and names -----------------------------------------------------------
@@ -155,6 +156,10 @@ class RbdDriver:
                     ioctx.set_namespace(self._namespace)
                     self._cluster, self._ioctx = cluster, ioctx
         return self._ioctx
+
+    def _connected_cluster(self) -> Any:
+        _ = self.ioctx
+        return self._cluster
 
     @property
     def pool(self) -> str:
@@ -189,8 +194,11 @@ class RbdDriver:
         except (rbd.NoSpace, rbd.DiskQuotaExceeded) as exc:
             raise NoSpace(str(exc)) from exc
         except rados.Error as exc:  # (rbd's errors derive from it)
-            if getattr(exc, "errno", None) == 28:
+            code = getattr(exc, "errno", None)
+            if code == errno.ENOSPC:
                 raise NoSpace(str(exc)) from exc
+            if code == errno.ESHUTDOWN:  # blocklisted (we stalled past a lease): reconnect
+                self.close()
             raise StorageIOError(str(exc)) from exc
 
     @contextmanager
@@ -217,44 +225,10 @@ class RbdDriver:
 
     # -- locks -----------------------------------------------------------------------------
 
-    def _take_lock(self, key: str, busy: StorageError) -> bytes:
-        """Create lock object ``key`` exclusively; returns the token that releases it. A lock
-        left by a dead process of this host is broken once."""
-        rados = self._rados
-        token = f"{self._holder}:{uuid.uuid4().hex}".encode()
-        for attempt in range(2):
-            try:
-                with rados.WriteOpCtx() as op:
-                    op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
-                    op.write_full(token)
-                    self.ioctx.operate_write_op(op, key)
-                return token
-            except rados.ObjectExists:
-                try:
-                    held = self.ioctx.read(key, 4096)
-                except rados.ObjectNotFound:
-                    continue  # released meanwhile
-                if attempt or not _dead_holder(held.decode(errors="replace")):
-                    raise busy from None
-                self._drop_lock(key, held)
-        raise busy
-
-    def _drop_lock(self, key: str, token: bytes) -> None:
-        """Remove lock object ``key`` only if it still holds ``token``."""
-        rados = self._rados
-        with suppress(rados.Error), rados.WriteOpCtx() as op:
-            op.cmpext(token, 0)
-            op.remove()
-            self.ioctx.operate_write_op(op, key)
-
     @contextmanager
     def _locked(self, key: str, busy: StorageError) -> Iterator[None]:
-        with self._translated():
-            token = self._take_lock(key, busy)
-        try:
+        with self._translated(), self._locks.held(key, busy):
             yield
-        finally:
-            self._drop_lock(key, token)
 
     @contextmanager
     def _locked_image(self, disk_id: str) -> Iterator[Any]:
@@ -278,10 +252,11 @@ class RbdDriver:
 
     def _acquire_image_lock(self, disk_id: str, image: Any) -> None:
         """The image's exclusive lock, recording which Ceph client of which process took
-        it. Any holder makes the disk busy at once (librbd would ask a VM's client to hand
-        it over, and wait ~30 s for a dead one), except a dead process of this host's, whose
-        lock object was just broken: its lock is broken too, which blocklists that client,
-        so nothing it had in flight can still land."""
+        it. The caller holds the disk's lock object, so a Lightkeeper process holding the
+        image's lock is one whose lock object was broken (dead, or stalled past its lease):
+        its lock is broken, which blocklists its client, so nothing it had in flight can
+        still land. Any other holder (a VM, a tool) makes the disk busy at once (librbd would
+        ask its client to hand the lock over, or wait ~30 s for a dead one)."""
         rbd = self._rbd
         owners = [o["owner"] for o in image.lock_get_owners()]
         if owners:
@@ -289,7 +264,7 @@ class RbdDriver:
                 taken = json.loads(image.metadata_get(HOLDER_KEY))
             except (KeyError, ValueError, rbd.Error):
                 taken = {}
-            if owners != [taken.get("client")] or not _dead_holder(taken.get("holder", "")):
+            if owners != [taken.get("client")]:
                 raise DiskBusy(f"disk {disk_id} is held by another Ceph client")
             image.lock_break(rbd.RBD_LOCK_MODE_EXCLUSIVE, owners[0])
         try:
@@ -839,23 +814,3 @@ def _base36(data: bytes) -> str:
         number, rest = divmod(number, 36)
         out.append(digits[rest])
     return "".join(out) or "0"
-
-
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks (field 22 of /proc/PID/stat): a pid reused
-    by a later process does not look like the holder."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _dead_holder(holder: str) -> bool:
-    """A lock's holder (``host:pid:start:token``) is a process of this host that is gone."""
-    host, _, rest = holder.partition(":")
-    pid, _, rest = rest.partition(":")
-    start = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    return _process_start(int(pid)) != start

@@ -154,18 +154,26 @@ def release_dead_owners(engine: Engine, me: str) -> int:
     return len(dead)
 
 
-def _neighbours(pool: str | None | BindParameter[str]) -> Select[tuple[str]]:
-    """The nodes on this host that reach ``pool``: they share its data dir, so each reaches
-    the machines of the others (the compute drivers keep them there: power records, QMP
-    sockets), and may take over a job that needs one of their machines."""
-    return select(nodes.c.name).where(
-        nodes.c.pool.is_not_distinct_from(pool), nodes.c.host == socket.gethostname()
-    )
+def _neighbours(
+    pool: str | None | BindParameter[str], host: str | BindParameter[str]
+) -> Select[tuple[str]]:
+    """The nodes on ``host`` that reach ``pool``. For a pool that is a data dir (raw, qcow2)
+    they share that data dir, so each reaches the machines of the others (the compute drivers
+    keep them there: power records, QMP sockets) and may take over a job that needs one of
+    their machines. A shared pool (Ceph) says nothing of data dirs: then ``host`` is "",
+    which names no node."""
+    return select(nodes.c.name).where(nodes.c.pool.is_not_distinct_from(pool), nodes.c.host == host)
 
 
-def neighbours(conn: Connection, pool: str | None) -> set[str]:
+def here(machines_follow_pool: bool) -> str:
+    """The ``host`` of ``_neighbours``: this host, or "" (no neighbours) for a pool whose
+    nodes do not share a data dir (``Capabilities.shared_pool``)."""
+    return socket.gethostname() if machines_follow_pool else ""
+
+
+def neighbours(conn: Connection, pool: str | None, host: str) -> set[str]:
     """``_neighbours`` as names: whose machines this node reaches besides its own."""
-    return set(conn.scalars(_neighbours(pool)))
+    return set(conn.scalars(_neighbours(pool, host)))
 
 
 def _claimable(not_ours: ColumnElement[bool]) -> Select[Any]:
@@ -181,7 +189,7 @@ def _claimable(not_ours: ColumnElement[bool]) -> Select[Any]:
             or_(
                 jobs.c.need_node.is_(None),
                 jobs.c.need_node == bindparam("node"),
-                jobs.c.need_node.in_(_neighbours(pool)),
+                jobs.c.need_node.in_(_neighbours(pool, bindparam("host"))),
             ),
             or_(jobs.c.need_pool.is_(None), jobs.c.need_pool.is_not_distinct_from(pool)),
         )
@@ -205,6 +213,7 @@ def claim(
     clock: Callable[[], float] = time.time,
     node: str | None = None,
     pool: str | None = None,
+    host: str | None = None,
 ) -> Job | None:
     """Take the oldest runnable job: PENDING, or RUNNING with an expired lease.
 
@@ -215,14 +224,19 @@ def claim(
     (seconds since the epoch, as ``lease_until``) lets a test expire a lease without waiting.
     ``node``: the claiming server's node name, recorded in ``jobs.node``; with ``pool``
     (the storage pool it reaches) what decides which jobs it may take (``need_node``: that
-    node or one of its ``neighbours``; ``need_pool``): a job another node must run waits for
-    that node (or a neighbour), never lost.
+    node or one of its ``neighbours``, on ``host``: ``here()``, the default; ``need_pool``): a
+    job another node must run waits for that node (or a neighbour), never lost.
     """
     with write(engine) as conn:
         # Read the clock once the write lock is held: taken before, a long wait for the lock
         # would shorten the lease granted below (and can let a running job be claimed twice).
         now = clock()
-        where = {"now": now, "node": node, "pool": pool}
+        where = {
+            "now": now,
+            "node": node,
+            "pool": pool,
+            "host": here(True) if host is None else host,
+        }
         if running is None:
             row = conn.execute(_CLAIMABLE_NOT_OWNERS, {**where, "owner": owner}).first()
         else:
