@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lightkeeper.api.forwarded import Network, parse_networks
 from lightkeeper.durable import replace_text
@@ -117,12 +117,6 @@ class Settings(BaseModel):
         if value.lower() not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError("must be one of critical, error, warning, info, debug")
         return value.lower()
-
-    @model_validator(mode="after")
-    def _drivers_that_fit(self) -> Settings:
-        if self.storage == "rbd" and self.compute == "qemu":
-            raise ValueError("the qemu compute driver cannot open rbd disks yet (issue #15)")
-        return self
 
     def storage_options(self) -> dict[str, Any]:
         """The storage driver's own settings (storage.make_driver's ``options``)."""

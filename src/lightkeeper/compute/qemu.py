@@ -170,11 +170,19 @@ class QemuDriver:
         return data
 
     def _replace_text(self, instance_id: str, disk: Attachment) -> None:
-        if disk.kind != "file":  # only local image files today; rbd etc. would go here
+        record: dict[str, Any]
+        if disk.kind == "file":
+            record = {"disk": str(disk.path.resolve()), "format": disk.format}
+        elif disk.kind == "rbd" and disk.rbd is not None:  # QEMU's rbd driver, via librbd
+            target = disk.rbd
+            rbd = {"pool": target.pool, "image": target.image, "user": target.client}
+            rbd |= {"namespace": target.namespace} if target.namespace else {}
+            rbd |= {"conf": str(target.conf)} if target.conf else {}
+            record = {"disk": disk.spec, "format": "raw", "rbd": rbd}
+        else:
             raise ComputeError(f"{instance_id}: cannot open a {disk.kind!r} disk")
         directory = self._dir(instance_id)
         directory.mkdir(mode=0o700, exist_ok=True)
-        record = {"disk": str(disk.path.resolve()), "format": disk.format}
         replace_text(directory / "instance.json", json.dumps(record))
 
     @contextlib.contextmanager
@@ -230,11 +238,13 @@ class QemuDriver:
 
     def _command(self, instance_id: str, record: dict[str, Any]) -> list[str]:
         directory = self._dir(instance_id)
-        blockdev = {
+        blockdev: dict[str, Any] = {
             "driver": record["format"],
             "node-name": _DISK_NODE,
             "file": {"driver": "file", "filename": record["disk"]},
         }
+        if isinstance(record.get("rbd"), dict):  # a raw RBD image: the protocol node is it
+            blockdev = {"driver": "rbd", "node-name": _DISK_NODE, **record["rbd"]}
         command = [
             self._qemu,
             "-name", f"lightkeeper-{instance_id}",

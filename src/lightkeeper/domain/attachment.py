@@ -15,6 +15,17 @@ AttachmentKind = Literal["file", "rbd"]
 
 
 @dataclass(frozen=True, slots=True)
+class RbdImage:
+    """Where an RBD image is, and as whom to open it (QEMU's rbd blockdev options)."""
+
+    pool: str
+    namespace: str
+    image: str
+    conf: Path | None
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
 class Attachment:
     """``kind="file"``: ``path`` is an image file in ``format`` ("raw" or "qcow2").
     ``kind="rbd"``: ``spec`` is what ``qemu-img``/``qemu`` open (``rbd:pool/image:...``),
@@ -24,6 +35,7 @@ class Attachment:
     path: Path
     format: str
     spec: str = ""
+    rbd: RbdImage | None = None
 
 
 def file_attachment(path: Path, image_format: str) -> Attachment:
@@ -36,4 +48,5 @@ def rbd_attachment(
     """QEMU's rbd spec: ``rbd:pool[/namespace]/image[:id=client][:conf=file]``."""
     where = f"{pool}/{namespace}/{image}" if namespace else f"{pool}/{image}"
     spec = f"rbd:{where}:id={client}" + (f":conf={conf}" if conf else "")
-    return Attachment(kind="rbd", path=Path(), format="raw", spec=spec)
+    target = RbdImage(pool, namespace, image, conf, client)
+    return Attachment(kind="rbd", path=Path(), format="raw", spec=spec, rbd=target)

@@ -52,7 +52,6 @@ from .base import (
     DiskExists,
     DiskNotFound,
     Fence,
-    LiveSnapshotUnsupported,
     NoSpace,
     Pace,
     ProgressCallback,
@@ -102,7 +101,7 @@ def _bindings() -> tuple[Any, Any]:
 class RbdDriver:
     """StorageDriver over RBD images in one pool (and RADOS namespace) of a Ceph cluster."""
 
-    capabilities = Capabilities(shared_pool=True, change_tracking=True)
+    capabilities = Capabilities(live_snapshot=True, shared_pool=True, change_tracking=True)
 
     def __init__(
         self,
@@ -236,9 +235,8 @@ class RbdDriver:
         lock (DiskBusy if another client holds that: a VM, another tool), with any restore
         a crash interrupted finished first."""
         rbd = self._rbd
-        busy = DiskBusy(f"disk {disk_id} is locked by another operation")
         with (
-            self._locked(LOCK_PREFIX + checked_id(disk_id), busy),
+            self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)),
             self._image(disk_id, read_only=False) as image,
             self._translated(),
         ):
@@ -276,7 +274,11 @@ class RbdDriver:
 
     @contextmanager
     def lock_disk(self, disk_id: str) -> Iterator[None]:
-        with self._locked_image(disk_id):
+        """The disk's lock object: excludes every other operation of every node. Not the
+        image's own exclusive lock, which a running VM's librbd holds: the operations that
+        write the image from here (write, snapshots at rest, restore, resize, delete) take
+        that themselves, and another client holding it makes them DiskBusy."""
+        with self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)):
             yield
 
     @contextmanager
@@ -505,7 +507,38 @@ class RbdDriver:
         *,
         fence: Fence = no_fence,
     ) -> str:
-        raise LiveSnapshotUnsupported("VMs on RBD disks are not supported yet")
+        """The VM takes it (QEMU's rbd driver: an RBD snapshot of the image its librbd holds
+        the exclusive lock of, after draining its in-flight writes), so only the disk's lock
+        object is taken here, not the image's lock; then the table, as for create_snapshot:
+        an RBD snapshot is read-only whoever took it, so it is incremental too."""
+        shown = _Percent(progress)
+        shown(0)
+        with (
+            self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)),
+            self._image(disk_id) as image,
+        ):
+            if self._snap_id(image, snapshot_id) is not None:
+                raise SnapshotExists(snapshot_id)
+            fence()
+            take(snapshot_id)
+            try:
+                with self._image(disk_id) as current, self._translated():
+                    if self._snap_id(current, snapshot_id) is None:
+                        raise StorageIOError(f"the machine took no snapshot {snapshot_id}")
+                    table = self._table_of(disk_id, current, snapshot_id, shown)
+                    fence()
+                    self._save_table(disk_id, snapshot_id, table, current)
+                with self._image(disk_id, read_only=False) as writable, self._translated():
+                    writable.metadata_set(BASE_KEY, snapshot_id)  # (librbd asks the VM's)
+            except BaseException:
+                with (
+                    suppress(StorageError, self._rados.Error),
+                    self._image(disk_id, read_only=False) as writable,
+                ):
+                    self._drop_snap(writable, disk_id, snapshot_id)
+                raise
+        shown(100)
+        return table.checksum
 
     def restore_snapshot(
         self,
@@ -758,6 +791,10 @@ class RbdDriver:
             where |= {"image": self._image_name(disk_id), "snapshot": hidden}
             replace_file(note, json.dumps(where).encode())
             return quarantine_file(note, self._root, "snapshots")
+
+
+def _busy(disk_id: str) -> DiskBusy:
+    return DiskBusy(f"disk {disk_id} is locked by another operation")
 
 
 class _Percent:
