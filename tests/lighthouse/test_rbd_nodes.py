@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tencentcloud.lighthouse.v20200324 import models
 from testkit import world
+from testkit.datadir import Store, read_only
 from testkit.postgres import Postgres
 from testkit.server import Server, free_port
 
@@ -83,3 +85,60 @@ def test_a_killed_nodes_snapshot_is_finished_by_the_other(start_nodes: Any) -> N
     assert snapshot.Percent == 100
     checked = survivor.admin("snapshot", "sha256", snapshot_id, "--json")
     assert checked["Verified"] is True and checked["Sha256"] == before
+
+
+def _placed(node: Server, account: Any, instance_id: str) -> str:
+    """The node an instance is placed on, as its record says."""
+    with read_only(Store(node.data_dir, node.database)) as db:
+        found = db.tuples("SELECT node FROM instances WHERE instance_id = :i", i=instance_id)
+    return str(found[0][0])
+
+
+def _start(node: Server, account: Any, instance_id: str) -> Any:
+    request = models.StartInstancesRequest()
+    request.InstanceIds = [instance_id]
+    c = world.client(node, account)
+    c.StartInstances(request)
+    return world.wait_for(
+        lambda: world.instance(c, instance_id),
+        lambda i: i.LatestOperationState != "OPERATING",
+        timeout=60,
+    )
+
+
+def test_a_stopped_instance_moves_to_another_node_and_starts_there(start_nodes: Any) -> None:
+    a, b = start_nodes()
+    account = world.new_account(a, "rbd-move")
+    instance_id = world.create_instance(a, account, "ap-guangzhou", "--state", "STOPPED")[
+        "InstanceId"
+    ]
+    here = _placed(a, account, instance_id)
+    there = "n1" if here == "n0" else "n0"
+    moved = a.admin("instance", "move", instance_id, "--node", there, "--json")
+    assert moved["Node"] == there
+    started = _start(a, account, instance_id)  # asked of either node, run by the new one
+    assert started.InstanceState == "RUNNING" and started.LatestOperationState == "SUCCESS"
+    assert _placed(a, account, instance_id) == there
+    failed = a.admin("instance", "move", instance_id, "--node", here, check=False)
+    assert failed.returncode != 0 and "stop it first" in failed.stderr
+
+
+def test_the_instance_of_a_dead_node_starts_on_a_live_one(start_nodes: Any) -> None:
+    """Its node SIGKILLed (heartbeat gone: DOWN), a RUNNING instance's StartInstances through
+    the survivor places the instance there and starts it (the disk fenced first: a machine
+    that outlived its node writes it no more)."""
+    nodes = start_nodes("--job-lease-seconds", "1.5")
+    account = world.new_account(nodes[0], "rbd-orphan")
+    instance_id = world.create_instance(nodes[0], account)["InstanceId"]  # RUNNING
+    home = _placed(nodes[0], account, instance_id)
+    dead = nodes[int(home[1:])]
+    survivor = nodes[1 - nodes.index(dead)]
+    dead.kill()
+    world.wait_for(
+        lambda: {n["Name"]: n["State"] for n in survivor.admin("node", "list", "--json")},
+        lambda states: states[home] == "DOWN",
+        timeout=30,
+    )
+    started = _start(survivor, account, instance_id)  # accepted although it shows RUNNING
+    assert started.InstanceState == "RUNNING" and started.LatestOperationState == "SUCCESS"
+    assert _placed(survivor, account, instance_id) == f"n{nodes.index(survivor)}"

@@ -187,6 +187,16 @@ def instance_restrict(instance_id: str, lift: bool, data_dir: Path | None, as_js
     _show(_run(lambda: _admin(data_dir).restrict(instance_id, not lift)), as_json)
 
 
+@instance.command("move")
+@click.argument("instance_id")
+@click.option("--node", required=True, help="The node to place it on (admin node list).")
+@config_options
+@json_flag
+def instance_move(instance_id: str, node: str, data_dir: Path | None, as_json: bool) -> None:
+    """Place a STOPPED instance on another node of its disk's shared pool (Ceph)."""
+    _show(_run(lambda: _admin(data_dir).move_instance(instance_id, node)), as_json)
+
+
 @instance.command("set-state")
 @click.argument("instance_id")
 @click.option(

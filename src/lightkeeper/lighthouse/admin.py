@@ -218,6 +218,25 @@ class AdminService:
             self._register(instance, state)
         return self.describe_instance(instance_id)
 
+    def move_instance(self, instance_id: str, node: str) -> dict[str, Any]:
+        """Place an idle STOPPED instance on another node that reaches its disk's pool (its
+        next StartInstances runs there). Only with a shared pool (Ceph): local disks stay
+        with the host whose data dir holds them."""
+        target = nodes.get_node(self.world.engine, node)
+        if target is None:
+            raise AdminError(f"no node {node!r} (admin node list shows them)")
+        with self.world.write() as conn:
+            instance = self._instance(conn, instance_id)
+            self._require_idle(instance)
+            if instance.state != InstanceState.STOPPED:
+                raise AdminError(f"{instance_id} is {instance.state}: stop it first")
+            if not self.world.storage.capabilities.shared_pool:
+                raise AdminError(f"{instance_id}'s disk is local to its node's data dir")
+            if target.pool != instance.system_disk.pool:
+                raise AdminError(f"node {node!r} does not reach the pool of {instance_id}'s disk")
+            db.update_instance(conn, instance_id, node=node)
+        return self.describe_instance(instance_id)
+
     # -- disks and snapshots ---------------------------------------------------------------------
 
     def write_disk(self, instance_id: str, offset: int, data: bytes) -> None:

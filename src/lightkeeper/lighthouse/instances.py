@@ -134,6 +134,8 @@ class InstanceService:
                 if instance_id not in powers:  # created while this call was checked
                     raise ApiError("ResourceNotFound.InstanceIdNotFound")
                 powers[instance_id]()
+                if action == "StartInstances" and world.orphaned(instance):
+                    instance = world.adopt(conn, instance)
                 targets.append((instance, rules.check_power(action, instance)))
             for instance, transitional in targets:
                 job_id = kind.enqueue(

@@ -20,7 +20,7 @@ from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.domain.model import Instance, InstanceState
 from lightkeeper.errors import ApiError
 from lightkeeper.storage import Fence, SnapshotRef
-from lightkeeper.store import jobs, resources
+from lightkeeper.store import jobs, nodes, resources
 from lightkeeper.store.database import is_lock_timeout, write
 from lightkeeper.store.jobs import Job
 
@@ -141,10 +141,38 @@ class World:
     def machine_state(self, instance: Instance) -> PowerState:
         """What the instance's machine is doing, asked of this node's compute driver when it
         runs the instance; for one another node runs, the state the database records (that
-        node's own jobs ask its machine again). ComputeError passes."""
+        node's own jobs ask its machine again), except that the machine of an instance
+        ``orphaned`` by a dead node is taken as gone. ComputeError passes."""
+        if self.orphaned(instance):
+            return "STOPPED"
         if not self.runs(instance):
             return "RUNNING" if instance.state == InstanceState.RUNNING else "STOPPED"
         return self.compute.status(instance.instance_id)
+
+    def orphaned(self, instance: Instance) -> bool:
+        """Placed on a node that is DOWN (its heartbeat stopped), with its disk in a shared
+        pool this node reaches: this node may start it instead (StartInstances adopts it).
+        Its old machine, if it still runs somewhere, is fenced off the disk first
+        (``storage.fence_disk``), so two machines never write one disk."""
+        if instance.node in (None, self.node) or not self.storage.capabilities.shared_pool:
+            return False
+        if not self.reaches(instance.system_disk.pool):
+            return False
+        found = nodes.get_node(self.engine, instance.node)
+        return found is None or found.state(resources.utcnow()) == nodes.NodeState.DOWN
+
+    def adopt(self, conn: Connection, instance: Instance) -> Instance:
+        """Place an ``orphaned`` instance on this node, STOPPED (its machine died with its
+        node), in the caller's transaction; the start job fences the disk before booting."""
+        logger.warning(
+            "%s: its node %s is down; placed on %s", instance.instance_id, instance.node, self.node
+        )
+        resources.update_instance(
+            conn, instance.instance_id, node=self.node, state=InstanceState.STOPPED
+        )
+        adopted = resources.get_instance(conn, instance.instance_id, instance.account_id)
+        assert adopted is not None
+        return adopted
 
     def power_state(self, instance: Instance) -> PowerState:
         try:

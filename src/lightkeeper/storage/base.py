@@ -221,6 +221,13 @@ class DiskDatapath(Protocol):
         Apply or delete would wait for: the scrubber and ``admin snapshot verify`` run it."""
         ...
 
+    def fence_disk(self, disk_id: str) -> None:
+        """Before a machine boots on the disk: cut every other client off it, so a machine
+        that outlived its node (issue #15) can never write it again. Shared pools
+        blocklist the holder of the image's lock (Ceph); on local storage the machine's
+        node is this host, whose machines the compute driver finds itself: nothing to do."""
+        ...
+
     def delete_snapshot(
         self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
     ) -> None:

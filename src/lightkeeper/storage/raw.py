@@ -429,6 +429,9 @@ class RawDriver:
             self._set_base(disk_id, snapshot_id)
             progress(100)
 
+    def fence_disk(self, disk_id: str) -> None:
+        """Local storage: a machine of this disk runs on this host only (nothing to cut)."""
+
     def delete_snapshot(
         self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
     ) -> None:

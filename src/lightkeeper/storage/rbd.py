@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -70,6 +71,8 @@ from .checksum import BLOCK_SIZE, BlockHasher, ChecksumHasher, PlainSha256, hash
 from .copy import CHUNK
 from .files import check_range, quarantine_file, replace_file, translated
 from .rbd_locks import LeasedLocks, this_process
+
+logger = logging.getLogger("lightkeeper.storage.rbd")
 
 DISK_PREFIX = "lk."
 BASE_PREFIX = "lkbase."
@@ -631,6 +634,19 @@ class RbdDriver:
             fence()
             with self._translated():
                 self._drop_snap(image, disk_id, snapshot_id)
+
+    def fence_disk(self, disk_id: str) -> None:
+        """Break the image's exclusive lock if any client holds it (a VM that outlived its
+        node, say), which blocklists that client on the OSDs: it can write nothing more."""
+        rbd = self._rbd
+        with (
+            self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)),
+            self._image(disk_id, read_only=False) as image,
+            self._translated(),
+        ):
+            for owner in [o["owner"] for o in image.lock_get_owners()]:
+                logger.warning("disk %s: fencing off Ceph client %s", disk_id, owner)
+                image.lock_break(rbd.RBD_LOCK_MODE_EXCLUSIVE, owner)
 
     def _drop_snap(self, image: Any, disk_id: str, snapshot_id: str) -> None:
         """The snapshot, then its table: a crash in between leaves an orphan table, which

@@ -239,6 +239,7 @@ class InstanceChanges(TypedDict, total=False):
     latest_operation_request_id: str
     latest_operation_started_at: dt.datetime
     op_job: int | None
+    node: str | None
 
 
 def update_instance(conn: Connection, instance_id: str, **values: Unpack[InstanceChanges]) -> None:

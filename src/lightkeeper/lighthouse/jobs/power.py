@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Literal, TypeVar
 
-from lightkeeper import compute
+from lightkeeper import compute, storage
 from lightkeeper.domain.model import InstanceState, OperationState
 from lightkeeper.domain.placement import Uses
 from lightkeeper.lighthouse.jobs.base import JobKind, NoParams, Params
@@ -59,6 +59,18 @@ class StartInstances(Power[NoParams]):
     params_type = NoParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
+        with self.world.read() as conn:
+            instance = db.get_instance(conn, job.need_instance(), tags=False)
+        if instance is not None:  # a machine that outlived its node must not write the disk
+            try:
+                self.world.storage.fence_disk(instance.disk_id)
+                attachment = self.world.storage.attachment(instance.disk_id)
+            except storage.StorageError as exc:
+                raise compute.ComputeError(f"cannot fence the disk off: {exc}") from exc
+            try:
+                driver.status(instance.instance_id)
+            except compute.StatusUnavailable:  # moved here from another node (shared pool)
+                driver.create(instance.instance_id, "STOPPED", attachment)
         driver.start(job.need_instance())
 
 
