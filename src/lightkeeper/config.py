@@ -136,6 +136,7 @@ class Settings(BaseModel):
 # What the server's drivers are: remembered in the data dir by ``serve`` so that ``admin``
 # commands (another process) build disks and machines the same way.
 DRIVER_KEYS = (
+    "node",  # whose machines the compute driver of this data dir keeps (admin places there)
     "storage",
     "rbd_pool",
     "rbd_namespace",

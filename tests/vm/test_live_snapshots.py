@@ -89,15 +89,20 @@ def snapshot_records(
         raw.unlink()
 
 
-@pytest.fixture
-def vm_server(make_server: Callable[..., Server], guest: tuple[Path, Path]) -> Iterator[Server]:
-    server = make_server(*vm_args(guest))
-    yield server
-    for pidfile in (server.data_dir / "vms").glob("*/qemu.pid"):  # stop only our own VMs
+def kill_own_vms(server: Server) -> None:
+    """SIGKILL the QEMUs of this server's data dir (only our own VMs, by their pidfiles)."""
+    for pidfile in (server.data_dir / "vms").glob("*/qemu.pid"):
         try:
             os.kill(int(pidfile.read_text().split()[0]), 9)
         except (ValueError, ProcessLookupError):
             pass
+
+
+@pytest.fixture
+def vm_server(make_server: Callable[..., Server], guest: tuple[Path, Path]) -> Iterator[Server]:
+    server = make_server(*vm_args(guest))
+    yield server
+    kill_own_vms(server)
 
 
 def test_live_snapshot_is_crash_consistent_and_rollback_resumes_the_guest(

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from tencentcloud.lighthouse.v20200324 import models
 from testkit import world
-from testkit.server import Server
+from testkit.server import Server, free_port
 
-from tests.vm.test_live_snapshots import vm_args, wait_written, written
+from tests.vm.test_live_snapshots import kill_own_vms, vm_args, wait_written, written
 
 
 @pytest.fixture
@@ -30,11 +30,7 @@ def rbd_vm_server(
     server = make_server(*args, "--rbd-namespace", rbd_options["namespace"])
     server.namespace = rbd_options["namespace"]  # type: ignore[attr-defined]
     yield server
-    for pidfile in (server.data_dir / "vms").glob("*/qemu.pid"):  # stop only our own VMs
-        try:
-            os.kill(int(pidfile.read_text().split()[0]), 9)
-        except (ValueError, ProcessLookupError):
-            pass
+    kill_own_vms(server)
 
 
 def rbd_snapshot_records(
@@ -103,3 +99,52 @@ def test_live_snapshots_of_a_guest_on_rbd_pass_the_prefix_check_and_roll_back(
         interval=0.2,
     )
     assert boot[0][0] == k  # the guest continues from the snapshot's last record
+
+
+def test_the_guest_of_a_dead_node_resumes_on_a_live_one(
+    postgres_server: Any, guest: tuple[Path, Path], rbd_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two nodes on PostgreSQL and RBD. The host of a running guest dies (its server and its
+    QEMU SIGKILLed: the image's exclusive lock is left with a dead client); once the node is
+    DOWN, StartInstances through the other node fences the disk, boots the guest there, and the
+    guest resumes from the last record it had reported written."""
+    database = postgres_server.create_database(f"rbdvm{os.getpid()}")
+    args = list(vm_args(guest))
+    args[args.index("qcow2")] = "rbd"
+    args += ["--rbd-namespace", rbd_options["namespace"], "--job-lease-seconds", "1.5"]
+    nodes = []
+    for n in range(2):
+        node = Server(tmp_path / f"node{n}", free_port(), ("--node", f"n{n}", *args))
+        node.database = database
+        node.start()
+        nodes.append(node)
+    a, b = nodes
+    try:
+        account = world.new_account(a, "rbd-orphan-vm")
+        instance_id = world.create_instance(a, account)["InstanceId"]  # RUNNING on n0
+        reported = wait_written(a, instance_id, 40)
+        qemu = int((a.data_dir / "vms" / instance_id / "qemu.pid").read_text().split()[0])
+        a.kill()
+        os.kill(qemu, 9)
+        world.wait_for(
+            lambda: {n["Name"]: n["State"] for n in b.admin("node", "list", "--json")},
+            lambda states: states["n0"] == "DOWN",
+            timeout=30,
+        )
+        c = world.client(b, account)
+        start = models.StartInstancesRequest()
+        start.InstanceIds = [instance_id]
+        c.StartInstances(start)
+        world.wait_for(
+            lambda: world.instance(c, instance_id),
+            lambda i: i.InstanceState == "RUNNING",
+            timeout=90,
+        )
+        boot = world.wait_for(
+            lambda: [w for w in written(b, instance_id) if w[1]], bool, timeout=90, interval=0.2
+        )
+        assert boot[0][0] >= reported  # every record reported before the crash is on the disk
+    finally:
+        for node in nodes:
+            node.stop()
+            kill_own_vms(node)

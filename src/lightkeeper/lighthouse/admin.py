@@ -325,9 +325,16 @@ class AdminService:
 
     def _placement(self, node: str | None, pool: str) -> str | None:
         """The node a new instance whose disk is made in ``pool`` goes to: ``node`` if it
-        reaches that pool, else the least loaded UP node of the pool (None: none is UP, the
-        instance is not placed and any node runs it)."""
+        reaches that pool, else (a shared pool) the node of this data dir, else the least
+        loaded UP node of the pool (None: none is UP, the instance is not placed and any node
+        runs it)."""
         engine = self.world.engine
+        if node is None and self.world.storage.capabilities.shared_pool:
+            # Every node reaches a shared pool, but the machine is registered with this data
+            # dir's compute driver: the instance lives with this data dir's node.
+            here = self.world.node
+            if here is not None and nodes.get_node(engine, here) is not None:
+                return here
         if node is None:
             return nodes.least_loaded(engine, pool)
         found = nodes.get_node(engine, node)
