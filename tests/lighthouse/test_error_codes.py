@@ -1,19 +1,20 @@
 """Every error code of CreateInstanceSnapshot and ApplyInstanceSnapshot, each produced by a
 real cause through the real server and asserted by its exact Code.
 
-Causes that need slow operations share module-scoped servers; the rest use the session's
-shared server, with a fresh account (rate limits are per account) and instance per test.
-The world is built with the real ``lightkeeper admin`` commands, run in this process
-(``Server.admin``).
+Causes that need slow operations share module-scoped servers; the rest use this module's
+shared server, with a fresh account (rate limits are per account) and instance per test —
+one on raw disk images and one on Ceph RBD (issue #15: every code, on both), whose
+storage-specific causes (a disk removed, held, a snapshot's data replaced) are done behind
+the server's back by tests/support/sabotage.py. The world is built with the real
+``lightkeeper admin`` commands, run in this process (``Server.admin``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from tencentcloud.lighthouse.v20200324 import models
 from tencentcloud.lighthouse.v20200324.lighthouse_client import LighthouseClient as Client
 from testkit import clients, world
 from testkit.server import Account, Server, free_port
+
+from tests.support.sabotage import sabotage
 
 pytestmark = pytest.mark.both_engines  # SQLite and PostgreSQL (tests/conftest.py)
 
@@ -100,27 +103,52 @@ def snapshotted(server: Server, *args: str) -> tuple[Client, str, str, dict[str,
     return c, instance_id, snapshot_id, created
 
 
-def disk_path(server: Server, created: dict[str, Any], suffix: str = "img") -> Path:
-    return server.data_dir / "disks" / f"{created['SystemDisk']['DiskId']}.{suffix}"
+def disk_of(created: dict[str, Any]) -> str:
+    return str(created["SystemDisk"]["DiskId"])
 
 
-def snapshot_path(server: Server, snapshot_id: str) -> Path:
-    return server.data_dir / "snapshots" / f"{snapshot_id}.img"
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" in metafunc.fixturenames:
+        metafunc.parametrize("storage", ["raw", "rbd"], scope="module")
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    engine: str,
+    storage: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[Server]:
+    """This module's shared server: raw images, or Ceph RBD in a namespace of its own."""
+    from testkit import ceph
+
+    from tests.conftest import _database
+
+    args: tuple[str, ...] = ("--transition-seconds", "0")
+    with ExitStack() as stack:
+        if storage == "rbd":
+            conf = request.getfixturevalue("ceph_conf")
+            name = f"err{os.getpid()}{engine[0]}"
+            namespace = stack.enter_context(ceph.namespace(conf, name))
+            args += ("--storage", "rbd", "--rbd-namespace", namespace)
+        srv = Server(
+            tmp_path_factory.mktemp(f"errors-{storage}") / "data",
+            free_port(),
+            args,
+            database=_database(request, engine),
+        )
+        srv.start()
+        srv.storage = storage  # type: ignore[attr-defined]
+        stack.callback(srv.stop)
+        yield srv
+
+
+def broken(server: Server) -> Any:
+    return sabotage(server, server.storage)  # type: ignore[attr-defined]
 
 
 def power_record(server: Server, instance_id: str) -> Path:
     return server.data_dir / "compute" / f"{instance_id}.json"
-
-
-@contextmanager
-def flocked(path: Path, flags: int) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` from this (the test) process."""
-    fd = os.open(path, flags, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        yield
-    finally:
-        os.close(fd)
 
 
 def started(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Iterator[Server]:
@@ -282,14 +310,14 @@ def test_create_after_blueprint_deleted(server: Server) -> None:
 
 def test_create_disk_not_found(server: Server) -> None:
     c, instance_id, created = setup(server)
-    disk_path(server, created).unlink()
+    broken(server).remove_disk(disk_of(created))
     failure = error("ResourceNotFound.DiskNotFound", create(c, instance_id))
     assert failure.message == "The disk does not exist."
 
 
 def test_create_disk_busy(server: Server) -> None:
     c, instance_id, created = setup(server)
-    with flocked(disk_path(server, created, "lock"), os.O_RDWR | os.O_CREAT):
+    with broken(server).hold_disk(disk_of(created)):
         failure = error("UnsupportedOperation.DiskBusy", create(c, instance_id))
     assert failure.message == "The disk is busy."
     world.wait_normal(c, create(c, instance_id)().SnapshotId)  # released: accepted again
@@ -435,12 +463,9 @@ def test_invalid_snapshot_state(slow_ops: Server) -> None:
 def corrupted(server: Server) -> tuple[Client, str, str, str]:
     """A snapshot whose data was damaged and found so by a rollback (now marked corrupt):
     the client, the instance, the snapshot, and the disk's sha256 from before the attempt."""
-    c, instance_id, snapshot_id, _ = snapshotted(server)
+    c, instance_id, snapshot_id, created = snapshotted(server)
     before = disk_sha256(server, instance_id)
-    path = snapshot_path(server, snapshot_id)
-    path.chmod(0o600)
-    with path.open("r+b") as handle:
-        handle.write(b"bit rot")
+    broken(server).corrupt_snapshot(disk_of(created), snapshot_id)
     apply(c, instance_id, snapshot_id)()
     failed = world.wait_for(
         lambda: world.snapshot(c, snapshot_id), lambda s: s.LatestOperationState != "OPERATING"
@@ -480,8 +505,8 @@ def test_corrupt_snapshot_denies_rollback(server: Server) -> None:
 
 
 def test_apply_snapshot_data_missing(server: Server) -> None:
-    c, instance_id, snapshot_id, _ = snapshotted(server)
-    snapshot_path(server, snapshot_id).unlink()
+    c, instance_id, snapshot_id, created = snapshotted(server)
+    broken(server).remove_snapshot(disk_of(created), snapshot_id)
     error("FailedOperation.SnapshotOperationFailed", apply(c, instance_id, snapshot_id))
 
 
@@ -494,13 +519,13 @@ def test_apply_after_disk_resized(server: Server) -> None:
 
 def test_apply_disk_busy(server: Server) -> None:
     c, instance_id, snapshot_id, created = snapshotted(server)
-    with flocked(disk_path(server, created, "lock"), os.O_RDWR | os.O_CREAT):
+    with broken(server).hold_disk(disk_of(created)):
         error("UnsupportedOperation.DiskBusy", apply(c, instance_id, snapshot_id))
 
 
 def test_apply_snapshot_busy(server: Server) -> None:
-    c, instance_id, snapshot_id, _ = snapshotted(server)
-    with flocked(snapshot_path(server, snapshot_id), os.O_RDONLY):
+    c, instance_id, snapshot_id, created = snapshotted(server)
+    with broken(server).hold_snapshot(disk_of(created), snapshot_id):
         failure = error("UnsupportedOperation.SnapshotBusy", apply(c, instance_id, snapshot_id))
     assert failure.message == "The snapshot is busy."
 
@@ -534,5 +559,5 @@ def test_apply_power_record_unreadable(server: Server) -> None:
 
 def test_apply_disk_not_found(server: Server) -> None:
     c, instance_id, snapshot_id, created = snapshotted(server)
-    disk_path(server, created).unlink()
+    broken(server).remove_disk(disk_of(created))
     error("ResourceNotFound.DiskNotFound", apply(c, instance_id, snapshot_id))

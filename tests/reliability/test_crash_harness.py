@@ -132,6 +132,29 @@ def test_crash_harness_with_running_guests(tmp_path: Path, guest: tuple[Path, Pa
     assert live > 0, json.dumps(stats.as_dict())
 
 
+def test_crash_harness_with_running_guests_on_rbd(
+    tmp_path: Path, guest: tuple[Path, Path], rbd_options: dict[str, Any]
+) -> None:
+    """Issue #15: guests on RBD disks (QEMU's librbd holds the image), killed in the middle
+    of a live snapshot and near the end of a rollback that stops its guest."""
+    config = Config(
+        storage="rbd",
+        compute="qemu",
+        kills=QEMU_KILLS,
+        seed=SEED,
+        work_dir=tmp_path,
+        instances=2,
+        guest=guest,
+        accel=os.environ.get("LIGHTKEEPER_TEST_ACCEL", "tcg"),
+        settle_seconds=30,
+        strategies=("in-copy", "at-finish"),
+        cycle=True,
+        rbd_namespace=rbd_options["namespace"],
+        log=_log,
+    )
+    _check(run(config), QEMU_KILLS)
+
+
 @pytest.mark.parametrize("storage", storages())
 def test_crash_harness_stalled_owner(storage: str, tmp_path: Path) -> None:
     """Issue #11, defect 1: the owner of a running job (a copy of the big disk, mostly) is

@@ -113,7 +113,8 @@ class World:
         deletes the snapshot itself (nobody else may write the image). ``fence``: see
         ``StorageDriver.delete_snapshot`` (a job's discard; ``LeaseLost`` passes through)."""
         try:
-            if instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
+            held = self.storage.capabilities.vm_holds_snapshots
+            if held and instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
                 self.compute.internal_snapshot_delete(instance_id, snapshot_id)
             self.storage.delete_snapshot(disk_id, snapshot_id, fence=fence)
         except (storage.StorageError, compute.ComputeError) as exc:

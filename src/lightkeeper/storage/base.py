@@ -129,6 +129,9 @@ class Capabilities:
     """Disks live in storage every node sees (e.g. Ceph): another node may open them."""
     converts_images: bool = False
     """``create_disk``'s base image may be in any format qemu-img reads (else raw bytes)."""
+    vm_holds_snapshots: bool = False
+    """A running VM holds the image its snapshots live in (qcow2's internal snapshots): it
+    must delete them itself. Else (rbd) the driver deletes them under a running VM too."""
 
 
 class LiveSnapshotUnsupported(StorageError):

@@ -182,7 +182,7 @@ class _Percent:
 class Qcow2Driver:
     """StorageDriver over qcow2 images with internal snapshots, live ones included."""
 
-    capabilities = Capabilities(live_snapshot=True, converts_images=True)
+    capabilities = Capabilities(live_snapshot=True, converts_images=True, vm_holds_snapshots=True)
 
     def __init__(
         self,

@@ -39,7 +39,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,9 @@ LOCK_PREFIX = "lklock."
 QUARANTINE_PREFIX = "lkq."
 """A quarantined snapshot is renamed ``lkq.<id>``: out of ``snapshots()``, not deleted."""
 BASE_SNAP = "base"
+USER_SNAPSHOT = 0
+"""RBD_SNAP_NAMESPACE_TYPE_USER: snapshots RBD keeps for itself (trash, group, mirror) have
+names of its own and are never ours."""
 BASE_KEY = "lightkeeper.base"
 RESTORING_KEY = "lightkeeper.restoring"
 HOLDER_KEY = "lightkeeper.holder"
@@ -127,6 +130,7 @@ class RbdDriver:
         self._on_chunk = on_chunk
         self._on_table = on_table
         self._rados, self._rbd = _bindings()
+        self._errors: tuple[type[Exception], ...] = (self._rados.Error, self._rbd.Error)
         self._cluster: Any = None
         self._ioctx: Any = None
         self._connect_lock = threading.Lock()
@@ -195,8 +199,8 @@ class RbdDriver:
                 yield
         except (rbd.NoSpace, rbd.DiskQuotaExceeded) as exc:
             raise NoSpace(str(exc)) from exc
-        except rados.Error as exc:  # (rbd's errors derive from it)
-            code = getattr(exc, "errno", None)
+        except (rados.Error, rbd.Error) as exc:  # (two hierarchies: neither derives from
+            code = getattr(exc, "errno", None)  # the other, nor from OSError)
             if code == errno.ENOSPC:
                 raise NoSpace(str(exc)) from exc
             if code == errno.ESHUTDOWN:  # blocklisted (we stalled past a lease): reconnect
@@ -376,14 +380,14 @@ class RbdDriver:
             return
         with self._translated():
             with self._locked_image(disk_id) as image:
-                for snap in list(image.list_snaps()):
+                for snap in _user_snaps(image):
                     self._drop_snap(image, disk_id, snap["name"])
             self._remove_image(self._image_name(disk_id))
 
     def _remove_image(self, name: str) -> None:
         rbd = self._rbd
         with rbd.Image(self.ioctx, name) as image:
-            for snap in list(image.list_snaps()):
+            for snap in _user_snaps(image):
                 if image.is_protected_snap(snap["name"]):
                     image.unprotect_snap(snap["name"])
                 image.remove_snap(snap["name"])
@@ -456,7 +460,7 @@ class RbdDriver:
                     self._save_table(disk_id, snapshot_id, table, image)
                     image.metadata_set(BASE_KEY, snapshot_id)
                 except BaseException:
-                    with suppress(self._rados.Error):
+                    with suppress(*self._errors):
                         self._drop_snap(image, disk_id, snapshot_id)
                     raise
         shown(100)
@@ -535,7 +539,7 @@ class RbdDriver:
                     writable.metadata_set(BASE_KEY, snapshot_id)  # (librbd asks the VM's)
             except BaseException:
                 with (
-                    suppress(StorageError, self._rados.Error),
+                    suppress(StorageError, *self._errors),
                     self._image(disk_id, read_only=False) as writable,
                 ):
                     self._drop_snap(writable, disk_id, snapshot_id)
@@ -620,18 +624,18 @@ class RbdDriver:
     def delete_snapshot(
         self, disk_id: str, snapshot_id: str, *, fence: Fence | None = None
     ) -> None:
+        """Removing an RBD snapshot needs no hold on the image itself (librbd has the holder
+        of its exclusive lock, a running VM say, remove it): a fenced delete takes the disk's
+        lock object, then the snapshot's; an unfenced one the snapshot's only."""
         if not self.snapshot_exists(disk_id, snapshot_id):
             return
-        if fence is None:
-            with (
-                self.lock_snapshot(disk_id, snapshot_id),
-                self._image(disk_id, read_only=False) as image,
-                self._translated(),
-            ):
-                self._drop_snap(image, disk_id, snapshot_id)
-            return
-        with self._locked_image(disk_id) as image, self.lock_snapshot(disk_id, snapshot_id):
-            fence()
+        with ExitStack() as held:
+            if fence is not None:
+                held.enter_context(self.lock_disk(disk_id))
+            held.enter_context(self.lock_snapshot(disk_id, snapshot_id))
+            image = held.enter_context(self._image(disk_id, read_only=False))
+            if fence is not None:
+                fence()
             with self._translated():
                 self._drop_snap(image, disk_id, snapshot_id)
 
@@ -690,7 +694,7 @@ class RbdDriver:
                 ):
                     found += [
                         SnapshotRef(disk_id, s["name"])
-                        for s in image.list_snaps()
+                        for s in _user_snaps(image)
                         if not s["name"].startswith(QUARANTINE_PREFIX)
                     ]
         return sorted(found)
@@ -807,6 +811,12 @@ class RbdDriver:
             where |= {"image": self._image_name(disk_id), "snapshot": hidden}
             replace_file(note, json.dumps(where).encode())
             return quarantine_file(note, self._root, "snapshots")
+
+
+def _user_snaps(image: Any) -> list[dict[str, Any]]:
+    """The image's own snapshots (not those RBD keeps in its trash, group or mirror
+    namespaces, which have names of its own)."""
+    return [s for s in image.list_snaps() if s.get("namespace", USER_SNAPSHOT) == USER_SNAPSHOT]
 
 
 def _busy(disk_id: str) -> DiskBusy:

@@ -7,7 +7,7 @@ from abc import abstractmethod
 from typing import Literal, TypeVar
 
 from lightkeeper import compute, storage
-from lightkeeper.domain.model import InstanceState, OperationState
+from lightkeeper.domain.model import Instance, InstanceState, OperationState
 from lightkeeper.domain.placement import Uses
 from lightkeeper.lighthouse.jobs.base import JobKind, NoParams, Params
 from lightkeeper.store import jobs
@@ -61,17 +61,29 @@ class StartInstances(Power[NoParams]):
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
         with self.world.read() as conn:
             instance = db.get_instance(conn, job.need_instance(), tags=False)
-        if instance is not None:  # a machine that outlived its node must not write the disk
-            try:
-                self.world.storage.fence_disk(instance.disk_id)
-                attachment = self.world.storage.attachment(instance.disk_id)
-            except storage.StorageError as exc:
-                raise compute.ComputeError(f"cannot fence the disk off: {exc}") from exc
-            try:
-                driver.status(instance.instance_id)
-            except compute.StatusUnavailable:  # moved here from another node (shared pool)
-                driver.create(instance.instance_id, "STOPPED", attachment)
+        if instance is not None:
+            self._prepare(driver, instance)
         driver.start(job.need_instance())
+
+    def _prepare(self, driver: compute.ComputeDriver, instance: Instance) -> None:
+        """Before this node boots the machine: register it if it was made on another node
+        (a shared pool), and fence the disk, so a machine that outlived its node can write
+        it no more — unless the machine already runs here (a start that has nothing to do
+        must not cut its own machine off)."""
+        storage_ = self.world.storage
+        try:
+            state: str | None = driver.status(instance.instance_id)
+        except compute.StatusUnavailable:
+            state = None
+        if state == "RUNNING":
+            return
+        try:
+            storage_.fence_disk(instance.disk_id)
+            attachment = storage_.attachment(instance.disk_id)
+        except storage.StorageError as exc:
+            raise compute.ComputeError(f"cannot fence the disk off: {exc}") from exc
+        if state is None:  # moved here from another node
+            driver.create(instance.instance_id, "STOPPED", attachment)
 
 
 class StopInstances(Power[StopParams]):
