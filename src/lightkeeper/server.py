@@ -82,8 +82,10 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     # the pool: enough stays open for the workers and a few more, and every API thread may
     # add one under load (a 200-client storm on PostgreSQL ran out with fewer).
     engine = open_engine(url, pool_size=settings.workers + 8, max_overflow=API_THREADS)
+    disks = storage.make_driver(settings.storage, settings.data_dir, **settings.storage_options())
     if database_is_new(engine):
         guard_existing_data(settings.data_dir, existing_data)
+        guard_shared_pool(disks)
     migrate(engine)
     database_file = sqlite_path(engine)
     if database_file is not None:
@@ -92,9 +94,7 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     jobs_ready = threading.Event()
     world = World(
         engine=engine,
-        storage=storage.make_driver(
-            settings.storage, settings.data_dir, **settings.storage_options()
-        ),
+        storage=disks,
         compute=compute.make_driver(
             settings.compute,
             settings.data_dir,
@@ -145,6 +145,19 @@ def database_is_new(engine: Engine) -> bool:
         return True
     with engine.connect() as conn:
         return not inspect(conn).has_table("alembic_version")
+
+
+def guard_shared_pool(disks: storage.StorageDriver) -> None:
+    """``guard_existing_data`` for a pool outside the data dir (Ceph): a new database beside
+    a pool that holds snapshots is another deployment's pool, or this one's without its
+    database; starting would make all of it orphans to quarantine. Always refused: pool data
+    cannot be moved into a data dir."""
+    if disks.capabilities.shared_pool and disks.snapshots():
+        raise ConfigError(
+            f"storage pool {disks.pool} already holds snapshots, but the database is new: "
+            "point --database at the database of the nodes that made them, or give this "
+            "deployment a pool (or --rbd-namespace) of its own"
+        )
 
 
 def guard_existing_data(data_dir: Path, existing_data: ExistingData) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from testkit import world
-from testkit.server import Server
+from testkit.server import Server, run_cli
 
 
 def test_rbd_settings_from_toml_and_environment_reach_the_driver(
@@ -34,3 +34,23 @@ def test_rbd_settings_from_toml_and_environment_reach_the_driver(
         ioctx.close()
     finally:
         cluster.shutdown()
+
+
+def test_a_new_database_beside_a_pool_that_holds_snapshots_is_refused(
+    tmp_path: Path, make_server: Callable[..., Server], rbd_options: dict[str, Any]
+) -> None:
+    """The rbd counterpart of the data dir's guard: another deployment's pool (or this one's
+    without its database) is never taken over, whose snapshots would all look orphaned."""
+    args = ("--storage", "rbd", "--rbd-namespace", rbd_options["namespace"])
+    first = make_server(*args)
+    account = world.new_account(first)
+    created = world.create_instance(first, account, "ap-guangzhou", "--state", "STOPPED")
+    world.wait_normal(
+        world.client(first, account),
+        world.create_snapshot(world.client(first, account), created["InstanceId"]),
+    )
+    first.stop()
+    result = run_cli("serve", *args, data_dir=tmp_path / "elsewhere", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("lightkeeper: error: storage pool lhpool-")
+    assert len(result.stderr.splitlines()) == 1
