@@ -211,3 +211,37 @@ def test_a_lock_of_another_host_holds_until_its_lease_runs_out(driver: RbdDriver
             theirs.write_full("lk-probe", b"late write")
     finally:
         other.shutdown()
+
+
+def test_a_stopped_instance_whose_image_another_client_holds_is_refused_disk_busy(
+    make_server: Any, rbd_options: dict[str, Any]
+) -> None:
+    """Through the API (the official SDK): CreateInstanceSnapshot of a STOPPED instance whose
+    RBD image another Ceph client holds is UnsupportedOperation.DiskBusy at once; accepted
+    again once that client lets go."""
+    import rados
+    import rbd
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+        TencentCloudSDKException,
+    )
+    from testkit import world
+
+    server = make_server("--storage", "rbd", "--rbd-namespace", rbd_options["namespace"])
+    account = world.new_account(server)
+    created = world.create_instance(server, account, "ap-guangzhou", "--state", "STOPPED")
+    c = world.client(server, account)
+    other = rados.Rados(conffile=os.environ["CEPH_CONF"])
+    other.connect(timeout=10)
+    try:
+        ioctx = other.open_ioctx("rbd")
+        ioctx.set_namespace(rbd_options["namespace"])
+        with rbd.Image(ioctx, DISK_PREFIX + created["SystemDisk"]["DiskId"]) as image:
+            image.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
+            with pytest.raises(TencentCloudSDKException) as refused:
+                world.create_snapshot(c, created["InstanceId"])
+            assert refused.value.code == "UnsupportedOperation.DiskBusy"
+            image.lock_release()
+        ioctx.close()
+    finally:
+        other.shutdown()
+    world.wait_normal(c, world.create_snapshot(c, created["InstanceId"]))

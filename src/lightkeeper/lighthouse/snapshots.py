@@ -98,7 +98,10 @@ class SnapshotService:
             before = find_instance(conn, ctx, instance_id)
         power = probe(lambda: world.power_state(before))
         disk = before.system_disk
-        disk_usable = probe(lambda: world.check_disk_usable(disk.disk_id, disk.pool))
+        stopped = before.state == InstanceState.STOPPED
+        disk_usable = probe(
+            lambda: world.check_disk_usable(disk.disk_id, disk.pool, machine_stopped=stopped)
+        )
         with world.write(
             world.options.quota_lock_timeout, "InternalError.GetSnapshotAllocQuotaLockError"
         ) as conn:
@@ -162,7 +165,10 @@ class SnapshotService:
             before = _rollback_targets(conn, ctx, instance_id, snapshot_id)[0]
         power = probe(lambda: world.power_state(before))
         disk = before.system_disk
-        disk_usable = probe(lambda: world.check_disk_usable(disk.disk_id, disk.pool))
+        stopped = before.state == InstanceState.STOPPED
+        disk_usable = probe(
+            lambda: world.check_disk_usable(disk.disk_id, disk.pool, machine_stopped=stopped)
+        )
         snapshot_usable = probe(
             lambda: world.check_snapshot_usable(disk.disk_id, snapshot_id, disk.pool)
         )

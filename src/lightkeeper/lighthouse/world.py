@@ -183,9 +183,13 @@ class World:
         except compute.ComputeError:
             raise ApiError("InternalError.DescribeInstanceStatus") from None
 
-    def check_disk_usable(self, disk_id: str, pool: str | None = None) -> None:
-        """The disk image exists and nobody else holds it. Unknown outside the disk's pool:
-        the job, on a node of that pool, checks again (and fails cleanly)."""
+    def check_disk_usable(
+        self, disk_id: str, pool: str | None = None, *, machine_stopped: bool = True
+    ) -> None:
+        """The disk image exists and nobody else holds it: no operation of ours, and, while
+        the instance's machine is stopped (so no machine of ours has it open), no other
+        client either (a shared pool's). Unknown outside the disk's pool: the job, on a node
+        of that pool, checks again (and fails cleanly)."""
         if not self.reaches(pool):
             return
         if not self.storage.disk_exists(disk_id):
@@ -193,6 +197,8 @@ class World:
         try:
             with self.storage.lock_disk(disk_id):
                 pass
+            if machine_stopped and self.storage.held_elsewhere(disk_id):
+                raise storage.DiskBusy(disk_id)
         except storage.DiskBusy:
             raise ApiError("UnsupportedOperation.DiskBusy") from None
 

@@ -258,6 +258,11 @@ class Inspection(Protocol):
 
     def snapshot_exists(self, disk_id: str, snapshot_id: str) -> bool: ...
 
+    def held_elsewhere(self, disk_id: str) -> bool:
+        """Another client holds the disk for writing (shared pools: a Ceph client with the
+        image's exclusive lock that is not a Lightkeeper one); local storage: False."""
+        ...
+
     def snapshot_sha256(self, disk_id: str, snapshot_id: str) -> str:
         """Hex sha256 of the snapshot's logical content, holes counted as zeros."""
         ...

@@ -871,6 +871,10 @@ class Qcow2Driver:
         cluster_map = _decode_seal(old.seal)[1] if old is not None else None
         self._save_table(disk_id, snapshot_id, table, epoch, cluster_map)
 
+    def held_elsewhere(self, disk_id: str) -> bool:
+        """Local storage: no client but this host's drivers and machines."""
+        return False
+
     def fence_disk(self, disk_id: str) -> None:
         """Local storage: a machine of this disk runs on this host only (nothing to cut)."""
 

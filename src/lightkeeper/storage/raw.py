@@ -429,6 +429,10 @@ class RawDriver:
             self._set_base(disk_id, snapshot_id)
             progress(100)
 
+    def held_elsewhere(self, disk_id: str) -> bool:
+        """Local storage: no client but this host's drivers and machines."""
+        return False
+
     def fence_disk(self, disk_id: str) -> None:
         """Local storage: a machine of this disk runs on this host only (nothing to cut)."""
 

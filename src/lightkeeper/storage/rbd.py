@@ -639,6 +639,21 @@ class RbdDriver:
             with self._translated():
                 self._drop_snap(image, disk_id, snapshot_id)
 
+    def held_elsewhere(self, disk_id: str) -> bool:
+        """A client holds the image's exclusive lock, and the image's metadata does not name
+        it as the Lightkeeper client that took it last (whose stale lock is broken anyway)."""
+        rbd = self._rbd
+        # (librbd lists lock owners on a writable handle only; opening one takes no lock)
+        with self._image(disk_id, read_only=False) as image, self._translated():
+            owners = [o["owner"] for o in image.lock_get_owners()]
+            if not owners:
+                return False
+            try:
+                taken = json.loads(image.metadata_get(HOLDER_KEY))
+            except (KeyError, ValueError, rbd.Error):
+                taken = {}
+            return owners != [taken.get("client")]
+
     def fence_disk(self, disk_id: str) -> None:
         """Break the image's exclusive lock if any client holds it (a VM that outlived its
         node, say), which blocklists that client on the OSDs: it can write nothing more."""
