@@ -82,9 +82,11 @@ def open_services(settings: Settings, existing_data: ExistingData = "refuse") ->
     # the pool: enough stays open for the workers and a few more, and every API thread may
     # add one under load (a 200-client storm on PostgreSQL ran out with fewer).
     engine = open_engine(url, pool_size=settings.workers + 8, max_overflow=API_THREADS)
-    disks = storage.make_driver(settings.storage, settings.data_dir, **settings.storage_options())
-    if database_is_new(engine):
+    new = database_is_new(engine)
+    if new:  # (before the storage driver makes its directories in the data dir)
         guard_existing_data(settings.data_dir, existing_data)
+    disks = storage.make_driver(settings.storage, settings.data_dir, **settings.storage_options())
+    if new:
         guard_shared_pool(disks)
     migrate(engine)
     database_file = sqlite_path(engine)
