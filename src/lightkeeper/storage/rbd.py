@@ -33,6 +33,7 @@ configured RADOS namespace):
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -167,9 +168,10 @@ class RbdDriver:
         _ = self.ioctx
         return self._cluster
 
-    @property
+    @functools.cached_property
     def pool(self) -> str:
-        """The same on every node: derived from the cluster's fsid, pool and namespace."""
+        """The same on every node: derived from the cluster's fsid, pool and namespace
+        (computed once: the API asks it on every snapshot call)."""
         ioctx = self.ioctx
         assert self._cluster is not None
         where = f"{self._cluster.get_fsid()}/{ioctx.get_pool_name()}/{self._namespace}"
@@ -243,7 +245,7 @@ class RbdDriver:
         a crash interrupted finished first."""
         rbd = self._rbd
         with (
-            self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)),
+            self.lock_disk(disk_id),
             self._image(disk_id, read_only=False) as image,
             self._translated(),
         ):
@@ -265,11 +267,7 @@ class RbdDriver:
         rbd = self._rbd
         owners = [o["owner"] for o in image.lock_get_owners()]
         if owners:
-            try:
-                taken = json.loads(image.metadata_get(HOLDER_KEY))
-            except (KeyError, ValueError, rbd.Error):
-                taken = {}
-            if owners != [taken.get("client")]:
+            if owners != [self._recorded_client(image)]:
                 raise DiskBusy(f"disk {disk_id} is held by another Ceph client")
             image.lock_break(rbd.RBD_LOCK_MODE_EXCLUSIVE, owners[0])
         try:
@@ -279,13 +277,21 @@ class RbdDriver:
         mine = [o["owner"] for o in image.lock_get_owners()]
         image.metadata_set(HOLDER_KEY, json.dumps({"holder": self._holder, "client": mine[0]}))
 
+    def _recorded_client(self, image: Any) -> str | None:
+        """The Ceph client that the image's metadata says took its lock for Lightkeeper."""
+        try:
+            return str(json.loads(image.metadata_get(HOLDER_KEY))["client"])
+        except (KeyError, ValueError, TypeError, self._rbd.Error):
+            return None
+
     @contextmanager
     def lock_disk(self, disk_id: str) -> Iterator[None]:
         """The disk's lock object: excludes every other operation of every node. Not the
         image's own exclusive lock, which a running VM's librbd holds: the operations that
         write the image from here (write, snapshots at rest, restore, resize, delete) take
         that themselves, and another client holding it makes them DiskBusy."""
-        with self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)):
+        busy = DiskBusy(f"disk {disk_id} is locked by another operation")
+        with self._locked(LOCK_PREFIX + checked_id(disk_id), busy):
             yield
 
     @contextmanager
@@ -479,10 +485,10 @@ class RbdDriver:
                 self._hash(snap, hasher, None, progress)
                 return BlockTable(size, hasher.digests())
             parent_id, table = parent
-            extents: list[tuple[int, int, int | None]] = []
+            extents: list[tuple[int, int]] = []
 
             def changed(offset: int, length: int, _exists: bool) -> int:
-                extents.append((offset, length, None))
+                extents.append((offset, length))
                 return 0
 
             snap.diff_iterate(0, size, parent_id, changed)
@@ -520,10 +526,7 @@ class RbdDriver:
         an RBD snapshot is read-only whoever took it, so it is incremental too."""
         shown = _Percent(progress)
         shown(0)
-        with (
-            self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)),
-            self._image(disk_id) as image,
-        ):
+        with self.lock_disk(disk_id), self._image(disk_id) as image:
             if self._snap_id(image, snapshot_id) is not None:
                 raise SnapshotExists(snapshot_id)
             fence()
@@ -642,24 +645,17 @@ class RbdDriver:
     def held_elsewhere(self, disk_id: str) -> bool:
         """A client holds the image's exclusive lock, and the image's metadata does not name
         it as the Lightkeeper client that took it last (whose stale lock is broken anyway)."""
-        rbd = self._rbd
         # (librbd lists lock owners on a writable handle only; opening one takes no lock)
         with self._image(disk_id, read_only=False) as image, self._translated():
             owners = [o["owner"] for o in image.lock_get_owners()]
-            if not owners:
-                return False
-            try:
-                taken = json.loads(image.metadata_get(HOLDER_KEY))
-            except (KeyError, ValueError, rbd.Error):
-                taken = {}
-            return owners != [taken.get("client")]
+            return bool(owners) and owners != [self._recorded_client(image)]
 
     def fence_disk(self, disk_id: str) -> None:
         """Break the image's exclusive lock if any client holds it (a VM that outlived its
         node, say), which blocklists that client on the OSDs: it can write nothing more."""
         rbd = self._rbd
         with (
-            self._locked(LOCK_PREFIX + checked_id(disk_id), _busy(disk_id)),
+            self.lock_disk(disk_id),
             self._image(disk_id, read_only=False) as image,
             self._translated(),
         ):
@@ -834,10 +830,6 @@ def _user_snaps(image: Any) -> list[dict[str, Any]]:
     return [s for s in image.list_snaps() if s.get("namespace", USER_SNAPSHOT) == USER_SNAPSHOT]
 
 
-def _busy(disk_id: str) -> DiskBusy:
-    return DiskBusy(f"disk {disk_id} is locked by another operation")
-
-
 class _Percent:
     """Whole percents, non-decreasing, each at most once."""
 
@@ -872,12 +864,10 @@ def _merged(extents: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         yield start, end - start
 
 
-def _touched_blocks(
-    size: int, extents: list[tuple[int, int, int | None]], parent_size: int
-) -> list[int]:
+def _touched_blocks(size: int, extents: list[tuple[int, int]], parent_size: int) -> list[int]:
     """The blocks an extent of the diff touches, and every block past the parent's end."""
     blocks: set[int] = set()
-    for offset, length, _ in extents:
+    for offset, length in extents:
         blocks.update(range(offset // BLOCK_SIZE, (offset + length - 1) // BLOCK_SIZE + 1))
     first_new = parent_size // BLOCK_SIZE
     blocks.update(range(first_new, block_count(size)))
