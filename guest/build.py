@@ -4,6 +4,11 @@
 Usage: ``python3 guest/build.py [CACHE_DIR]`` (default ``guest/out``). Prints the kernel and
 initramfs paths, one per line, as ``kernel=PATH`` and ``initrd=PATH``.
 
+The guest also runs the QEMU guest agent (Debian's ``qemu-guest-agent``, with the host's copies
+of the shared libraries it links) on its virtio-serial port, with an fsfreeze hook that makes
+the record writer stop at a record boundary and say so on disk: the oracle of
+application-level consistency (see init.sh). Boot with ``lk.agent=off`` to run without it.
+
 Why this shape: the guest is the crash-consistency oracle for live snapshots, so it must be
 built from nothing but Debian's registry (``apt-get download``) and the host's
 ``busybox-static``. Python's stdlib writes the cpio archive itself, so the build needs neither
@@ -35,8 +40,12 @@ FALLBACK_META = "linux-image-amd64"
 BUSYBOX = Path("/bin/busybox")
 # virtio disk + PCI transport, and the ACPI power button + evdev so busybox acpid can turn
 # QMP ``system_powerdown`` into a clean poweroff. Dependencies are added from modinfo.
-WANTED_MODULES = ["virtio_blk", "virtio_pci", "button", "evdev"]
-BUILD_VERSION = "1"  # bump when the archive layout changes without the inputs changing
+# virtio_console carries the guest agent's virtio-serial port; brd gives it a RAM disk with a
+# real filesystem (/data) to freeze.
+WANTED_MODULES = ["virtio_blk", "virtio_pci", "button", "evdev", "virtio_console", "brd"]
+AGENT_PACKAGE = "qemu-guest-agent"
+AGENT_BINARY = "usr/sbin/qemu-ga"
+BUILD_VERSION = "2"  # bump when the archive layout changes without the inputs changing
 
 
 def log(message: str) -> None:
@@ -161,7 +170,7 @@ class Cpio:
         return self.buf.getvalue()
 
 
-DIRECTORIES = "bin dev proc sys tmp etc etc/acpi etc/acpi/PWRF lib lib/modules".split()
+DIRECTORIES = "bin dev proc sys tmp data etc etc/acpi etc/acpi/PWRF lib lib/modules lib64".split()
 POWER_SCRIPT = b"""#!/bin/sh
 # busybox acpid runs this on the ACPI power button (QMP system_powerdown).
 echo "LKGUEST powerdown" > /dev/console
@@ -170,10 +179,55 @@ poweroff -f
 """
 
 
-def build_initramfs(modules: list[tuple[str, bytes]], init: bytes) -> bytes:
+def shared_libraries(binary: Path) -> dict[str, Path]:
+    """Archive path -> host file of every library ``binary`` links, its loader included.
+
+    The host is the same Debian release the agent package comes from, so its libraries are
+    the ones the package was built against; ``ldd`` resolves them like the guest's loader.
+    """
+    result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+    found: dict[str, Path] = {}
+    for line in result.stdout.splitlines():
+        missing = re.match(r"\s*(\S+) => not found", line)
+        if missing:
+            raise SystemExit(f"build: {binary.name} needs {missing.group(1)}, not on this host")
+        match = re.match(r"\s*(?:\S+ => )?(/\S+) \(0x", line)
+        if match:
+            path = Path(match.group(1))
+            found[str(path).lstrip("/")] = path.resolve()
+    if result.returncode != 0 or not found:
+        raise SystemExit(f"build: ldd {binary} failed: {result.stderr.strip()}")
+    return found
+
+
+def agent_files(root: Path) -> list[tuple[str, bytes]]:
+    """The guest agent and its libraries as (archive path, bytes), from the unpacked .deb."""
+    binary = root / AGENT_BINARY
+    files = [("bin/qemu-ga", binary.read_bytes())]
+    for name, path in sorted(shared_libraries(binary).items()):
+        files.append((name, path.read_bytes()))
+    return files
+
+
+FREEZE_HOOK = (HERE / "fsfreeze-hook.sh").read_bytes()
+
+
+def build_initramfs(
+    modules: list[tuple[str, bytes]], init: bytes, agent: list[tuple[str, bytes]]
+) -> bytes:
     archive = Cpio()
     for name in DIRECTORIES:
         archive.dir(name)
+    made = set(DIRECTORIES)
+    for name, data in agent:
+        parent = str(Path(name).parent)
+        for index in range(1, len(Path(parent).parts) + 1):
+            directory = "/".join(Path(parent).parts[:index])
+            if directory not in made:
+                archive.dir(directory)
+                made.add(directory)
+        archive.file(name, data, 0o755)
+    archive.file("etc/lk-fsfreeze-hook", FREEZE_HOOK, 0o755)
     archive.chardev("dev/console", 5, 1)
     archive.chardev("dev/null", 1, 3)
     archive.file("bin/busybox", BUSYBOX.read_bytes(), 0o755)
@@ -206,11 +260,13 @@ def build(cache: Path) -> int:
     for stale in cache.glob("linux-image-*.deb"):
         if stale != deb:
             stale.unlink()  # the meta package moved on: keep the cache at one kernel
+    agent_deb = fetch_deb(AGENT_PACKAGE, cache)
     inputs = {
         "version": BUILD_VERSION,
         "deb": deb.name,
         "busybox": hashlib.sha256(BUSYBOX.read_bytes()).hexdigest(),
-        "init": hashlib.sha256(init + POWER_SCRIPT).hexdigest(),
+        "init": hashlib.sha256(init + POWER_SCRIPT + FREEZE_HOOK).hexdigest(),
+        "agent": agent_deb.name,
         "modules": WANTED_MODULES,
         "builder": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
     }
@@ -232,7 +288,11 @@ def build(cache: Path) -> int:
         )
         modules = collect_modules(moddirs[0])
         log("modules: " + " ".join(name for name, _ in modules))
-        image = build_initramfs(modules, init)
+        agent_root = root / "agent"
+        subprocess.run(
+            ["dpkg-deb", "-x", str(agent_deb), str(agent_root)], check=True, stdout=sys.stderr
+        )
+        image = build_initramfs(modules, init, agent_files(agent_root))
         for src_bytes, dest in ((Path(vmlinuz).read_bytes(), kernel_out), (image, initrd_out)):
             part = dest.with_suffix(".part")
             part.write_bytes(src_bytes)

@@ -12,6 +12,13 @@ in order; the first block that is not exactly record n ends the run). A clean sn
 problems. Problems are: a later block that is a valid record (a gap: a write landed while an
 earlier one did not) and a block after k that starts with the magic but does not validate (a
 torn or corrupt record). Blocks of any other content after k are simply unwritten space.
+
+``quiesced`` tells whether the snapshot was taken while the guest agent held the writer at a
+consistent point: then block k+1 is the quiesce marker naming k (init.sh's ``quiesce``):
+
+    [0,8)       b"LKQUIET1"
+    [8,16)      k, unsigned 64-bit little-endian
+    [16,4096)   zero bytes
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import struct
 from pathlib import Path
 
 MAGIC = b"LKREC001"
+QUIET_MAGIC = b"LKQUIET1"
 BLOCK = 4096
 _BODY = 4032
 _LINES = 251
@@ -64,3 +72,14 @@ def parse(source: Path | str | bytes) -> tuple[int, list[str]]:
         why = check(block, n)
         problems.append(why or f"record {n} is valid but record {k + 1} is not: a gap after {k}")
     return k, problems
+
+
+def marker(k: int) -> bytes:
+    """The exact bytes of the quiesce marker the guest writes after record ``k``."""
+    return QUIET_MAGIC + struct.pack("<Q", k) + bytes(BLOCK - 16)
+
+
+def quiesced(source: Path | str | bytes, k: int) -> bool:
+    """True if block k+1 of the image is the quiesce marker naming ``k`` (the last record)."""
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    return data[k * BLOCK : (k + 1) * BLOCK] == marker(k)

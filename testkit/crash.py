@@ -43,6 +43,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 )
 from tencentcloud.lighthouse.v20200324 import lighthouse_client, models
 
+from lightkeeper.compute.qemu import QemuDriver
 from testkit import corruption, world
 from testkit.datadir import FinishedJobs, Store, corrupt_marks, job_rows, owner_pid, running_jobs
 from testkit.datadir import stored_snapshots as stored_snapshot_ids
@@ -355,6 +356,7 @@ class CrashHarness:
             self._drain()
             self._verify_all()
             self._check_corrupt_marks()
+            self._check_guests_thawed()
             self.cfg.log("final check done")
             self._check_job_history()
         finally:
@@ -1107,6 +1109,21 @@ class CrashHarness:
             self.stats.violations.append(f"good snapshot {snapshot_id} marked corrupt")
         self.marked_planted |= marked & self.planted
         self.stats.outcomes["planted snapshots marked corrupt"] = len(self.marked_planted)
+
+    def _check_guests_thawed(self) -> None:
+        """No guest is left frozen by a server killed inside a live snapshot's freeze
+        window: the server pays the owed thaw when it next looks at the machine."""
+        if self.cfg.compute != "qemu":
+            return
+        driver = QemuDriver(self.server.data_dir)
+        for instance_id in sorted(self.instances):
+            self.stats.checks["guest not left frozen"] += 1
+            deadline = time.monotonic() + 30
+            while driver.frozen(instance_id):
+                if time.monotonic() > deadline:
+                    self.stats.violations.append(f"the guest of {instance_id} is left frozen")
+                    break
+                time.sleep(0.5)
 
     def _verify_all(self) -> None:
         """At the end, ``admin snapshot verify`` of every snapshot (what the scrubber does):

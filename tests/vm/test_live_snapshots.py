@@ -1,5 +1,6 @@
 """qcow2 + qemu through the official SDK: a running guest writes numbered records; a snapshot
-taken while it writes holds records 1..k with no gap or torn record; ApplyInstanceSnapshot on
+taken while it writes holds records 1..k with no gap or torn record, and (the guest runs the
+QEMU guest agent) the quiesce marker its fsfreeze hook writes after k; ApplyInstanceSnapshot on
 the RUNNING instance stops it and restores the disk; after StartInstances the guest continues
 from k. Five rounds, as the issue asks."""
 
@@ -64,7 +65,8 @@ def wait_written(server: Server, instance_id: str, at_least: int, timeout: float
 
 def snapshot_records(
     server: Server, disk_id: str, snapshot_id: str, records: ModuleType, tmp: Path
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[str], bool]:
+    """(k, problems, quiesced) of the snapshot's image (records.py)."""
     image = server.data_dir / "disks" / f"{disk_id}.qcow2"
     raw = tmp / f"{snapshot_id}.raw"
     subprocess.run(
@@ -83,8 +85,8 @@ def snapshot_records(
         capture_output=True,
     )
     try:
-        result: tuple[int, list[str]] = records.parse(raw)
-        return result
+        k, problems = records.parse(raw)
+        return k, problems, records.quiesced(raw, k)
     finally:
         raw.unlink()
 
@@ -119,9 +121,10 @@ def test_live_snapshot_is_crash_consistent_and_rollback_resumes_the_guest(
         before = wait_written(server, instance_id, 50 * (round_number + 1))
         snapshot_id = world.create_snapshot(c, instance_id, f"live-{round_number}")
         world.wait_normal(c, snapshot_id, timeout=60)
-        k, problems = snapshot_records(server, disk_id, snapshot_id, records, tmp_path)
+        k, problems, quiesced = snapshot_records(server, disk_id, snapshot_id, records, tmp_path)
         assert problems == [], problems
         assert k >= before  # everything the guest had reported written is in the snapshot
+        assert quiesced, "the guest agent did not hold the writer at a consistent point"
         assert world.instance(c, instance_id).InstanceState == "RUNNING"  # never paused long
         wait_written(server, instance_id, k + 60)  # the guest goes on writing past the snapshot
 

@@ -35,7 +35,8 @@ def rbd_vm_server(
 
 def rbd_snapshot_records(
     namespace: str, disk_id: str, snapshot_id: str, records: ModuleType, tmp: Path
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[str], bool]:
+    """(k, problems, quiesced) of the snapshot's image (records.py)."""
     raw = tmp / f"{snapshot_id}.raw"
     subprocess.run(
         ["rbd", "--namespace", namespace, "export", f"rbd/lk.{disk_id}@{snapshot_id}", str(raw)],
@@ -43,8 +44,8 @@ def rbd_snapshot_records(
         capture_output=True,
     )
     try:
-        result: tuple[int, list[str]] = records.parse(raw)
-        return result
+        k, problems = records.parse(raw)
+        return k, problems, records.quiesced(raw, k)
     finally:
         raw.unlink()
 
@@ -65,9 +66,12 @@ def test_live_snapshots_of_a_guest_on_rbd_pass_the_prefix_check_and_roll_back(
         before = wait_written(server, instance_id, 50 * (round_number + 1))
         snapshot_id = world.create_snapshot(c, instance_id, f"live-{round_number}")
         world.wait_normal(c, snapshot_id, timeout=60)
-        k, problems = rbd_snapshot_records(namespace, disk_id, snapshot_id, records, tmp_path)
+        k, problems, quiesced = rbd_snapshot_records(
+            namespace, disk_id, snapshot_id, records, tmp_path
+        )
         assert problems == [], problems
         assert k >= before
+        assert quiesced, "the guest agent did not hold the writer at a consistent point"
         assert world.instance(c, instance_id).InstanceState == "RUNNING"
         verified = server.admin("snapshot", "sha256", snapshot_id, "--json")
         assert verified["Verified"] is True  # its table (incremental after round 1) is right

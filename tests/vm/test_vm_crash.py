@@ -74,8 +74,9 @@ def test_kill_during_live_snapshot_and_rollback(
         snapshot_id = world.create_snapshot(c, instance_id)
         world.wait_normal(c, snapshot_id, timeout=60)
     assert world.instance(c, instance_id).InstanceState == "RUNNING"
-    k, problems = snapshot_records(server, disk_id, snapshot_id, records, tmp_path)
+    k, problems, _ = snapshot_records(server, disk_id, snapshot_id, records, tmp_path)
     assert problems == [] and k >= 50
+    wait_written(server, instance_id, k + 50)  # the guest writes on: it was not left frozen
     quota = models.DescribeGeneralResourceQuotasRequest()
     quota.ResourceNames = ["SNAPSHOT"]
     (used,) = c.DescribeGeneralResourceQuotas(quota).GeneralResourceQuotaSet

@@ -1,8 +1,16 @@
 """The ``qemu`` compute driver: every running instance is a real ``qemu-system-x86_64``.
 
 Layout under ``root/vms/<instance>/``: ``instance.json`` (disk path + format: the record
-whose absence means StatusUnavailable), ``qemu.pid``, ``qmp.sock`` and ``console.log`` (the
-serial port; the previous boot's is kept as ``console.log.1``).
+whose absence means StatusUnavailable), ``qemu.pid``, ``qmp.sock``, ``qga.sock`` (the guest
+agent's virtio-serial port), ``console.log`` (the serial port; the previous boot's is kept as
+``console.log.1``) and, only while a thaw is owed, ``frozen``.
+
+Live snapshots are application-consistent when the guest runs the QEMU guest agent: its
+fsfreeze (filesystems frozen, its fsfreeze hooks run so applications reach a consistent point)
+is held around the snapshot. A guest without an agent, or one that fails to freeze, gets a
+crash-consistent snapshot. The ``frozen`` record is written before a freeze is asked and
+removed after the thaw, so a Lightkeeper killed in between leaves a thaw owed, and the next
+look at the machine (``status``, the next snapshot) pays it: no guest stays frozen.
 
 QEMU runs with ``-daemonize`` (its own session), so machines outlive the Lightkeeper server;
 a new driver on the same root re-attaches through the pidfile and the QMP socket, and a
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lightkeeper.compute.base import ComputeError, PowerState, StatusCorrupt, StatusUnavailable
+from lightkeeper.compute.guest_agent import GuestAgent, GuestAgentError
 from lightkeeper.compute.qmp import QMPClient, QMPCommandError, QMPError
 from lightkeeper.domain.attachment import Attachment
 from lightkeeper.durable import replace_text
@@ -42,6 +51,10 @@ Accel = Literal["auto", "kvm", "tcg"]
 _DISK_NODE = "disk0"  # root block node: blockdev-snapshot-internal-sync's ``device``
 _DEAD_RUN_STATES = {"shutdown", "guest-panicked", "internal-error"}
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes including the NUL
+_AGENT_CHARDEV = "qga0"
+_AGENT_PORT = "org.qemu.guest_agent.0"  # the port name qemu-ga looks for
+_AGENT_TIMEOUT = 2.0  # sync, thaw, status: the agent answers these at once
+_FREEZE_TIMEOUT = 10.0  # the freeze runs the guest's hooks; Windows' VSS allows 10 s too
 
 
 class VMStartFailed(ComputeError):
@@ -141,14 +154,14 @@ class QemuDriver:
             raise ValueError(f"bad instance id {instance_id!r}")
         return self._root / instance_id
 
-    def _socket(self, instance_id: str) -> Path:
+    def _socket(self, instance_id: str, name: str = "qmp") -> Path:
         """Deterministic, so a restarted driver finds it; moved to the temp dir if the
         instance directory is too deep for a unix socket path."""
-        path = self._dir(instance_id) / "qmp.sock"
+        path = self._dir(instance_id) / f"{name}.sock"
         if len(str(path)) <= _SOCKET_PATH_MAX:
             return path
         digest = hashlib.sha256(str(path).encode()).hexdigest()[:20]
-        return Path(tempfile.gettempdir()) / f"lk-qmp-{digest}.sock"
+        return Path(tempfile.gettempdir()) / f"lk-{name}-{digest}.sock"
 
     def console_log(self, instance_id: str) -> Path:
         return self._dir(instance_id) / "console.log"
@@ -258,6 +271,10 @@ class QemuDriver:
             "-daemonize",
             "-blockdev", json.dumps(blockdev),
             "-device", f"virtio-blk-pci,drive={_DISK_NODE},id=vda",
+            "-chardev", f"socket,id={_AGENT_CHARDEV},server=on,wait=off,"
+                        f"path={_opt(self._socket(instance_id, 'qga'))}",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-device", f"virtserialport,chardev={_AGENT_CHARDEV},name={_AGENT_PORT}",
         ]  # fmt: skip
         if self._kernel is not None:
             command += ["-kernel", str(self._kernel), "-append", self._append]
@@ -270,9 +287,10 @@ class QemuDriver:
         if self._pid(instance_id) is not None:
             return  # already running: start is idempotent
         directory = self._dir(instance_id)
-        sock = self._socket(instance_id)
-        sock.unlink(missing_ok=True)
+        for name in ("qmp", "qga"):
+            self._socket(instance_id, name).unlink(missing_ok=True)
         (directory / "qemu.pid").unlink(missing_ok=True)
+        (directory / "frozen").unlink(missing_ok=True)  # a new boot is not frozen
         console = directory / "console.log"
         if console.exists():
             os.replace(console, directory / "console.log.1")
@@ -323,11 +341,14 @@ class QemuDriver:
             return
         with self._locked(instance_id):
             self._quit_locked(instance_id)
-            self._socket(instance_id).unlink(missing_ok=True)
+            for name in ("qmp", "qga"):
+                self._socket(instance_id, name).unlink(missing_ok=True)
             shutil.rmtree(directory, ignore_errors=True)
 
     def status(self, instance_id: str) -> PowerState:
         self._record(instance_id)
+        if (self._dir(instance_id) / "frozen").exists():
+            self._pay_owed_thaw(instance_id)
         if self._pid(instance_id) is None:
             return "STOPPED"
         try:
@@ -380,15 +401,19 @@ class QemuDriver:
     # -- LiveSnapshotCompute ------------------------------------------------------------------
 
     def internal_snapshot(self, instance_id: str, tag: str) -> bool:
-        """Crash-consistent: QEMU drains in-flight I/O and snapshots the qcow2 in place while
-        the guest keeps running, so the guest sees no more than a short pause."""
+        """QEMU drains in-flight I/O and snapshots the disk in place while the guest keeps
+        running, so the guest sees no more than a short pause: crash-consistent, and
+        application-consistent when the guest agent held the guest frozen around it."""
         self._record(instance_id)
         if self._pid(instance_id) is None:
             return False
         try:
-            self._qmp(
-                instance_id, "blockdev-snapshot-internal-sync", {"device": _DISK_NODE, "name": tag}
-            )
+            with self._quiesced(instance_id):
+                self._qmp(
+                    instance_id,
+                    "blockdev-snapshot-internal-sync",
+                    {"device": _DISK_NODE, "name": tag},
+                )
         except StatusCorrupt:
             if self._pid(instance_id) is None:
                 return False
@@ -407,6 +432,95 @@ class QemuDriver:
             {"device": _DISK_NODE, "name": tag},
         )
         return True
+
+    # -- the guest agent ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _agent_lock(self, instance_id: str, wait: bool = True) -> Iterator[bool]:
+        """One freeze window per guest, across threads and processes; yields False when
+        ``wait`` is off and a freeze window is open (its owner will thaw)."""
+        with (self._dir(instance_id) / "agent.lock").open("a") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
+    def _agent_listening(self, instance_id: str) -> bool:
+        """The guest has opened its agent port (QEMU's ``frontend-open``): asking a guest
+        that runs no agent would only wait for a timeout."""
+        try:
+            chardevs = self._qmp(instance_id, "query-chardev")
+        except ComputeError:
+            return False
+        return any(
+            isinstance(chardev, dict)
+            and chardev.get("label") == _AGENT_CHARDEV
+            and chardev.get("frontend-open") is True
+            for chardev in chardevs or []
+        )
+
+    @contextlib.contextmanager
+    def _quiesced(self, instance_id: str) -> Iterator[bool]:
+        """Hold the guest frozen through its agent for the body, if it runs one; yields
+        whether it is frozen (False: the body's snapshot is crash-consistent only)."""
+        with self._agent_lock(instance_id):
+            if (self._dir(instance_id) / "frozen").exists():
+                self._thaw(instance_id)  # owed by a process killed inside its window
+            frozen = self._freeze(instance_id)
+            try:
+                yield frozen
+            finally:
+                if frozen:
+                    self._thaw(instance_id)
+
+    def _freeze(self, instance_id: str) -> bool:
+        if not self._agent_listening(instance_id):
+            return False
+        replace_text(self._dir(instance_id) / "frozen", f"{time.time():.3f}\n")  # thaw owed
+        try:
+            with GuestAgent(self._socket(instance_id, "qga"), _AGENT_TIMEOUT) as agent:
+                count = agent.execute("guest-fsfreeze-freeze", timeout=_FREEZE_TIMEOUT)
+        except GuestAgentError as exc:
+            logger.warning("%s: the guest agent did not freeze the guest (%s)", instance_id, exc)
+            self._thaw(instance_id)  # it may have frozen part of the guest before failing
+            return False
+        logger.info("%s: guest agent froze the guest (%s filesystems)", instance_id, count)
+        return True
+
+    def _thaw(self, instance_id: str) -> bool:
+        """Thaw the guest (a guest that is not frozen stays as it is); the owed-thaw record
+        is removed only once the agent confirms."""
+        try:
+            with GuestAgent(self._socket(instance_id, "qga"), _AGENT_TIMEOUT) as agent:
+                agent.execute("guest-fsfreeze-thaw")
+        except GuestAgentError as exc:
+            logger.warning("%s: cannot thaw the guest yet (%s)", instance_id, exc)
+            return False
+        (self._dir(instance_id) / "frozen").unlink(missing_ok=True)
+        return True
+
+    def _pay_owed_thaw(self, instance_id: str) -> None:
+        """A freeze whose owner died: thaw the guest unless a live freeze window is open."""
+        with self._agent_lock(instance_id, wait=False) as mine:
+            if not mine:
+                return
+            if self._pid(instance_id) is None:  # a stopped guest is not frozen
+                (self._dir(instance_id) / "frozen").unlink(missing_ok=True)
+                return
+            self._thaw(instance_id)
+
+    def frozen(self, instance_id: str) -> bool:
+        """The agent's own word on whether the guest is frozen (for operators and tests);
+        False when it runs no agent."""
+        if self._pid(instance_id) is None or not self._agent_listening(instance_id):
+            return False
+        try:
+            with GuestAgent(self._socket(instance_id, "qga"), _AGENT_TIMEOUT) as agent:
+                return bool(agent.execute("guest-fsfreeze-status") == "frozen")
+        except GuestAgentError:
+            return False
 
     def pid(self, instance_id: str) -> int | None:
         """The live QEMU's PID (for operators and tests), None when stopped."""
