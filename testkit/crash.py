@@ -399,21 +399,16 @@ class CrashHarness:
         ]
         if not candidates:
             return
-        snap = self.rng.choice(candidates)
-        model = self.instances[snap.instance_id]
-        checks = self.busy.pop(model.instance_id, None)
-        if checks is not None:  # its background checks may be reading the snapshot
-            checks.result()
-        data_dir, storage = self.server.data_dir, self.cfg.storage
-        planted = corruption.plant(
-            data_dir, storage, model.disk_id, snap.snapshot_id, self.rng, allowed
-        )
-        offset = corruption.data_offset(data_dir, model.disk_id, snap.snapshot_id)
-        if planted is None and offset is not None and model.pending is None:
-            self._write(model, offset, self.rng.randbytes(64 * 1024))
-            planted = corruption.plant(
-                data_dir, storage, model.disk_id, snap.snapshot_id, self.rng, allowed
-            )
+        # Each in a random order until one takes: a disk with a snapshot whose table a kill
+        # left unwritten has no byte known to be its snapshots' alone (one pick could land
+        # on such disks at every restart and plant nothing in a whole run).
+        self.rng.shuffle(candidates)
+        planted = None
+        for snap in candidates:
+            model = self.instances[snap.instance_id]
+            planted = self._plant_into(model, snap.snapshot_id, allowed)
+            if planted is not None:
+                break
         if planted is None:
             self.stats.outcomes["no byte only snapshots hold: nothing planted"] += 1
             return
@@ -424,6 +419,22 @@ class CrashHarness:
         self.stats.outcomes["snapshots corrupted"] += len(planted.snapshot_ids)
         held = ", ".join(sorted(planted.snapshot_ids))
         self.cfg.log(f"  planted a corrupt byte at {planted.offset} of {held}")
+
+    def _plant_into(
+        self, model: InstanceModel, snapshot_id: str, allowed: set[str]
+    ) -> corruption.Planted | None:
+        checks = self.busy.pop(model.instance_id, None)
+        if checks is not None:  # its background checks may be reading the snapshot
+            checks.result()
+        data_dir, storage = self.server.data_dir, self.cfg.storage
+        planted = corruption.plant(data_dir, storage, model.disk_id, snapshot_id, self.rng, allowed)
+        offset = corruption.data_offset(data_dir, model.disk_id, snapshot_id)
+        if planted is None and offset is not None and model.pending is None:
+            self._write(model, offset, self.rng.randbytes(64 * 1024))
+            planted = corruption.plant(
+                data_dir, storage, model.disk_id, snapshot_id, self.rng, allowed
+            )
+        return planted
 
     def _relaunch(self) -> None:
         """A graceful restart into a lifetime set up for the upcoming point."""
