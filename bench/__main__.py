@@ -9,15 +9,17 @@ import platform
 import time
 from pathlib import Path
 
-from bench import api, ceph_rbd, cluster, datapath, incremental, scale
+from bench import api, ceph_rbd, cluster, datapath, first_hour, incremental, scale, testing
 
 SUITES = {
     "api": api.run,
     "cluster": cluster.run,
     "datapath": datapath.run,
+    "first_hour": first_hour.run,
     "incremental": incremental.run,
     "rbd": ceph_rbd.run,
     "scale": scale.run,
+    "testing": testing.run,
 }
 
 

@@ -105,12 +105,9 @@ def run_in_process(
 
 
 def access_lines(log: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in log.splitlines():
-        _, _, rest = line.partition(" ")
-        if rest.startswith("{"):
-            lines.append(json.loads(rest))
-    return lines
+    """The access-log lines of a server's output: each is one JSON object, the line whole
+    (cli/logs.py); every other line is ``LEVEL message`` or the banner's text."""
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
 
 @dataclass
@@ -201,7 +198,7 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def access_log(self) -> list[dict[str, Any]]:
-        """The access-log lines (``INFO {json}``) written so far, decoded."""
+        """The access-log lines (one JSON object each) written so far, decoded."""
         return access_lines(self.log())
 
     def admin(

@@ -20,6 +20,7 @@ from testkit.server import Account, Server, free_port
 pytest_plugins = [
     "tests.support.guest",  # the test guest fixtures: guest, records
     "tests.support.ceph",  # ceph_conf, rbd_options
+    "pytester",  # tests/testing: the pytest plugin's own tests run pytest on example files
 ]
 
 # Modules whose tests run for minutes go first: ``-n 2`` then packs the short tests around

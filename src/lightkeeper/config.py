@@ -82,6 +82,10 @@ class Settings(BaseModel):
     # (0: never), at most this many MiB/s.
     scrub_interval: float = Field(default=7 * 86400.0, ge=0)
     scrub_bandwidth: float = Field(default=64.0, gt=0)
+    # The control API (lighthouse/control_http.py) for tests: off unless asked; its token is
+    # generated at start when not given.
+    control_api: bool = False
+    control_token: str | None = Field(default=None, min_length=16)
 
     @field_validator("rate_limits")
     @classmethod
@@ -195,12 +199,20 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def prepare_data_dir(path: Path) -> Path:
+def prepare_data_dir(path: Path, create: bool = True) -> Path:
     """Create the data dir owner-only, or say in one line why it cannot be used.
 
     An existing one that others may read is tightened to 0700 (with a warning); one owned by
-    another user is refused: fixing someone else's directory is not ours to decide."""
+    another user is refused: fixing someone else's directory is not ours to decide.
+    ``create=False`` (``admin`` commands): a data dir that does not exist is refused, since
+    making one would answer from an empty world (``account list``: none) instead of saying
+    that the command looked in the wrong place."""
     path = path.expanduser()
+    if not create and not path.exists():
+        raise ConfigError(
+            f"data dir {path} does not exist: pass the --data-dir (or LIGHTKEEPER_DATA_DIR) "
+            f"the server uses; `lightkeeper serve --data-dir {path}` creates a new one"
+        )
     if path.exists() and not path.is_dir():  # mkdir would only say "File exists"
         raise ConfigError(f"data dir {path} is not a directory")
     try:

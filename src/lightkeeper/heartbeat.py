@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from lightkeeper.store import nodes
 from lightkeeper.store.database import StoreUnavailable
+
+if TYPE_CHECKING:  # prometheus_client is imported when metrics are set up: ``admin`` never is
+    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client.registry import Collector
 
 logger = logging.getLogger("lightkeeper.node")
 
@@ -63,42 +65,46 @@ class Heartbeat:
         return f"the node's heartbeat has not been written for {self.age():.0f} s"
 
     def instrument(self, registry: CollectorRegistry, take_overs: Callable[[], int]) -> None:
+        from prometheus_client import Histogram
+
         self._latency = Histogram(
             "lightkeeper_database_latency_seconds",
             "Round trip of the heartbeat's write transaction (write lock included).",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
-        registry.register(_NodeCollector(self, take_overs))
+        registry.register(_node_collector(self, take_overs))
 
 
-class _NodeCollector(Collector):
+def _node_collector(heartbeat: Heartbeat, take_overs: Callable[[], int]) -> Collector:
     """Read at each scrape: the jobs of every node by state, this node's take-overs and
-    heartbeat age."""
+    heartbeat age. The class is made here, where prometheus_client is imported: every
+    ``admin`` command imports this module (through ``server``) and should not pay for it."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
 
-    def __init__(self, heartbeat: Heartbeat, take_overs: Callable[[], int]) -> None:
-        self._heartbeat = heartbeat
-        self._take_overs = take_overs
+    class NodeCollector(Collector):
+        def collect(self) -> Iterator[Metric]:
+            counts = GaugeMetricFamily(
+                "lightkeeper_jobs",
+                "Jobs by state and by the node that claimed them last ('' if none yet).",
+                labels=["state", "node"],
+            )
+            try:
+                for state, node, count in nodes.job_counts(heartbeat.engine):
+                    counts.add_metric([state, node], count)
+            except SQLAlchemyError:
+                pass  # a scrape while the database is away: the other figures still count
+            yield counts
+            yield CounterMetricFamily(
+                "lightkeeper_job_lease_takeovers",
+                "Jobs this node claimed after another owner's lease expired.",
+                value=take_overs(),
+            )
+            yield GaugeMetricFamily(
+                "lightkeeper_node_heartbeat_age_seconds",
+                "Seconds since this node's heartbeat was last written.",
+                value=heartbeat.age(),
+            )
 
-    def collect(self) -> Iterator[Metric]:
-        counts = GaugeMetricFamily(
-            "lightkeeper_jobs",
-            "Jobs by state and by the node that claimed them last ('' if none yet).",
-            labels=["state", "node"],
-        )
-        try:
-            for state, node, count in nodes.job_counts(self._heartbeat.engine):
-                counts.add_metric([state, node], count)
-        except SQLAlchemyError:
-            pass  # a scrape while the database is away: the other figures still count
-        yield counts
-        yield CounterMetricFamily(
-            "lightkeeper_job_lease_takeovers",
-            "Jobs this node claimed after another owner's lease expired.",
-            value=self._take_overs(),
-        )
-        yield GaugeMetricFamily(
-            "lightkeeper_node_heartbeat_age_seconds",
-            "Seconds since this node's heartbeat was last written.",
-            value=self._heartbeat.age(),
-        )
+    return NodeCollector()

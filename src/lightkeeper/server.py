@@ -36,7 +36,6 @@ from lightkeeper.store.database import (
     write,
 )
 from lightkeeper.store.health import StoreHealth
-from lightkeeper.store.metrics import WriteMetrics
 from lightkeeper.store.principals import CredentialStore, purge_expired_sessions
 from lightkeeper.store.shared import shared_counters
 
@@ -271,6 +270,7 @@ def create_app(services: Services) -> ASGIApp:
     from lightkeeper.lighthouse.operations import Operations
     from lightkeeper.lighthouse.regions import RegionService
     from lightkeeper.lighthouse.scrub import Scrubber
+    from lightkeeper.store.metrics import WriteMetrics
     from lightkeeper.worker import Worker
 
     settings, world = services.settings, services.world
@@ -327,6 +327,7 @@ def create_app(services: Services) -> ASGIApp:
         authorizer=CamAuthorizer(),
         inline_reads=reads_are_local(services.engine),
         trusted_proxies=settings.trusted_proxy,
+        faults=world.faults,  # (armed only through the control API)
     )
     Gauge(
         "lightkeeper_store_writable",
@@ -338,7 +339,25 @@ def create_app(services: Services) -> ASGIApp:
         world, settings.scrub_interval, settings.scrub_bandwidth, frontend.metrics.registry
     )
     frontend.metrics.registry.register(WriteMetrics(services.engine))
-    return build_app(frontend, on_startup=[recover], on_shutdown=[shut_down])
+    return build_app(
+        frontend, on_startup=[recover], on_shutdown=[shut_down], mounts=control_mounts(services)
+    )
+
+
+def control_mounts(services: Services) -> dict[str, ASGIApp]:
+    """The control API, when ``--control-api`` asks for it (never by default)."""
+    settings = services.settings
+    if not settings.control_api:
+        return {}
+    if not settings.control_token:
+        raise ConfigError("the control API needs a token (serve makes one)")
+    from lightkeeper.lighthouse.admin import AdminService
+    from lightkeeper.lighthouse.control import Control
+    from lightkeeper.lighthouse.control_http import PREFIX, control_app
+
+    admin = AdminService(services.world, services.accounts, settings.regions)
+    control = Control(admin, services.accounts, DEFAULT_BLUEPRINT)
+    return {PREFIX: control_app(control, settings.control_token)}
 
 
 def scrub_poll_seconds(settings: Settings) -> float:

@@ -31,6 +31,12 @@ def admin_json(*args: str, data_dir: Path) -> Any:
     return json.loads(result.stdout)  # the whole of stdout is one JSON document
 
 
+def made(path: Path) -> Path:
+    """A data dir as ``serve`` leaves it: admin commands refuse one that does not exist."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 def one_line_error(result: Any, status: int) -> str:
     assert result.returncode == status
     assert result.stdout == ""
@@ -42,7 +48,7 @@ def one_line_error(result: Any, status: int) -> str:
 
 
 def test_account_create_prints_exactly_one_json_object(tmp_path: Path) -> None:
-    created = admin_json("account", "create", "carol", data_dir=tmp_path / "d")
+    created = admin_json("account", "create", "carol", data_dir=made(tmp_path / "d"))
     assert isinstance(created, dict)
     assert set(created) == ACCOUNT_KEYS
     assert created["Name"] == "carol"
@@ -52,7 +58,7 @@ def test_account_create_prints_exactly_one_json_object(tmp_path: Path) -> None:
 
 
 def test_duplicate_account_name_fails_with_one_line(tmp_path: Path) -> None:
-    admin_json("account", "create", "dave", data_dir=tmp_path / "d")
+    admin_json("account", "create", "dave", data_dir=made(tmp_path / "d"))
     again = run_cli(
         "admin", "account", "create", "dave", "--json", data_dir=tmp_path / "d", check=False
     )
@@ -60,7 +66,7 @@ def test_duplicate_account_name_fails_with_one_line(tmp_path: Path) -> None:
 
 
 def test_keys_lifecycle(tmp_path: Path) -> None:
-    data = tmp_path / "d"
+    data = made(tmp_path / "d")
     first = admin_json("account", "create", "erin", data_dir=data)
     second = admin_json("key", "create", "--account", "erin", data_dir=data)
     assert set(second) == {"SecretId", "SecretKey"}
@@ -131,6 +137,8 @@ def test_data_dir_precedence_flag_env_toml_default(tmp_path: Path) -> None:
         tmp_path / "toml",
         tmp_path / "xdg" / "lightkeeper",
     )
+    for path in (flag, env, toml, xdg):
+        made(path)
     config = tmp_path / "lightkeeper.toml"
     config.write_text(f'data_dir = "{toml}"\n')
     env_vars = {"LIGHTKEEPER_DATA_DIR": str(env)}

@@ -11,12 +11,12 @@ import pytest
 from testkit.postgres import Postgres
 from testkit.server import run_cli
 
-from tests.cli.test_cli import one_line_error
+from tests.cli.test_cli import made, one_line_error
 
 
 def _names(database: str, tmp_path: Path) -> list[str]:
     listed = run_cli("admin", "account", "list", "--json", "--database", database,
-                     data_dir=tmp_path / "any")  # fmt: skip
+                     data_dir=made(tmp_path / "any"))  # fmt: skip
     return sorted(a["Name"] for a in json.loads(listed.stdout))
 
 
@@ -24,7 +24,7 @@ def test_flag_env_and_toml_choose_the_database(postgres_server: Postgres, tmp_pa
     flag, env, toml = (postgres_server.create_database(f"cli_{n}") for n in ("f", "e", "t"))
     config = tmp_path / "lightkeeper.toml"
     config.write_text(f'database_url = "{toml}"\n')
-    data = tmp_path / "data"
+    data = made(tmp_path / "data")
     run_cli("admin", "account", "create", "by-toml", "--config", str(config), data_dir=data)
     run_cli("admin", "account", "create", "by-env", "--config", str(config), data_dir=data,
             env={"LIGHTKEEPER_DATABASE_URL": env})  # fmt: skip
@@ -53,7 +53,7 @@ def test_a_database_url_it_cannot_use_is_one_line(tmp_path: Path, url: str, expe
 
 def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path) -> None:
     url = f"postgresql://lk:hunter2@/lk?host={tmp_path}/nowhere"
-    result = run_cli("admin", "account", "list", data_dir=tmp_path / "data", database=url,
+    result = run_cli("admin", "account", "list", data_dir=made(tmp_path / "data"), database=url,
                      check=False)  # fmt: skip
     line = one_line_error(result, 2)
     assert "cannot open the database" in line, line

@@ -107,10 +107,10 @@ def test_job_list_records_each_operation(server: Server) -> None:
 def test_serve_demo_seeds_three_instances_once(make_server: Callable[..., Server]) -> None:
     server = make_server("--demo", "--transition-seconds", "0")
     log = server.log()
-    assert "Demo account 'demo' seeded" in log
-    secret_id = log.split("Demo account 'demo' seeded:")[1].split("SecretId")[1].split()[0]
-    secret_key = log.split("Demo account 'demo' seeded:")[1].split("SecretKey")[1].split()[0]
-    demo = Account("demo", "", 0, secret_id, secret_key)
+    assert "Demo instances seeded in account 'default'" in log  # the banner's account
+    secret_id = log.split("SecretId")[1].split()[0]
+    secret_key = log.split("SecretKey")[1].split()[0]
+    demo = Account("default", "", 0, secret_id, secret_key)
     guangzhou = world.client(server, demo).DescribeInstances(models.DescribeInstancesRequest())
     assert guangzhou.TotalCount == 2
     shanghai = world.client(server, demo, "ap-shanghai")
@@ -124,5 +124,5 @@ def test_serve_demo_seeds_three_instances_once(make_server: Callable[..., Server
     assert heads[0] != heads[1] and all(h.strip("\x00") for h in heads)  # seeded with data
     server.stop()
     server.start()
-    assert server.log().count("Demo account 'demo' seeded") == 1
-    assert "demo account already exists" in server.log()
+    assert server.log().count("Demo instances seeded") == 1
+    assert "already has instances; not seeding it again" in server.log()

@@ -128,9 +128,11 @@ def test_round_trip_restores_snapshot_time_content(
     assert driver.disk_sha256(disk) != before
 
     seen.clear()
+    assert driver.disk_checksum(disk) != checksum
     driver.restore_snapshot(disk, SNAP, checksum, seen.append)
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(set(seen))
     assert driver.disk_sha256(disk) == before
+    assert driver.disk_checksum(disk) == checksum
     assert [driver.read(disk, o, 100) for o in OFFSETS] == [_pattern(i, 100) for i in range(5)]
     assert driver.read(disk, 10 * MiB, 25) == bytes(25)
     assert driver.snapshot_exists(DISK, SNAP)  # restoring keeps the snapshot
@@ -144,8 +146,10 @@ def test_checksums_follow_their_definitions(driver: StorageDriver) -> None:
     content[MiB + 5 : MiB + 8] = b"abc"
     plain = hashlib.sha256(content).hexdigest()
     assert driver.disk_sha256(DISK) == plain
+    assert driver.disk_checksum(DISK) == reference_block_checksum(bytes(content))
     checksum = driver.create_snapshot(DISK, SNAP, _ignore)
     assert checksum == reference_block_checksum(bytes(content))
+    assert driver.disk_checksum(DISK) == checksum  # what the snapshot recorded, read off the disk
     assert driver.snapshot_sha256(DISK, SNAP) == plain
     driver.write(DISK, 0, b"later")
     driver.restore_snapshot(DISK, SNAP, plain, _ignore)  # a legacy plain sha256 is accepted

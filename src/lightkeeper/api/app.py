@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from lightkeeper.api import envelope, wire
 from lightkeeper.api.auth import KeyStore, ReplayGuard, authenticate
+from lightkeeper.api.chaos import Faults
 from lightkeeper.api.forwarded import Network
 from lightkeeper.api.observability import Metrics, log_request
 from lightkeeper.api.ratelimit import RateLimiter
@@ -53,10 +54,17 @@ class Frontend:
     inline_reads: bool = False
     # Peers whose X-Forwarded-For is believed (``--trusted-proxy``); none by default.
     trusted_proxies: tuple[Network, ...] = ()
+    # Faults a test armed through the control API (api/chaos.py); empty otherwise.
+    faults: Faults = field(default_factory=Faults)
 
     def runs_inline(self, call: wire.ApiCall) -> bool:
         action = self.registry.get(call.action) if call.action else None
-        return self.inline_reads and action is not None and action.reads_only
+        return (
+            self.inline_reads
+            and action is not None
+            and action.reads_only
+            and not self.faults.armed()  # a delay must not hold the event loop
+        )
 
     def dispatch(self, call: wire.ApiCall) -> Reply:
         """Run one parsed call; every refusal is an ``ApiError``. ``call.principal`` is set as
@@ -72,6 +80,9 @@ class Frontend:
             raise ApiError("NoSuchVersion", action=call.action, version=call.version)
         now = time.time()
         principal = call.principal = authenticate(call, self.keys, self.replay, self.service, now)
+        fault = self.faults.take("call", action.name)
+        if fault is not None:  # after authentication: an unsigned call is still refused first
+            fault.strike(call.request_id)
         region = call.region
         if region is None and action.region_of is not None:
             region = action.region_of(principal, call.params)  # no bypass by omitting Region
@@ -99,10 +110,18 @@ class Frontend:
 Hook = Callable[[], None]
 
 
+ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
 def build_app(
-    frontend: Frontend, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
-) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """A plain ASGI callable: three paths do not need a router."""
+    frontend: Frontend,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    mounts: Mapping[str, ASGI] | None = None,
+) -> ASGI:
+    """A plain ASGI callable: three paths do not need a router. ``mounts``: apps served
+    under a path prefix outside API 3.0 (the control API), answered before anything else."""
+    mounted = tuple((mounts or {}).items())
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -111,6 +130,10 @@ def build_app(
         if scope["type"] != "http":
             return
         path = scope["path"]
+        for prefix, mounted_app in mounted:
+            if path == prefix or path.startswith(prefix + "/"):
+                await mounted_app({**scope, "root_path": prefix}, receive, send)
+                return
         if path == "/healthz":
             response: Response = _healthz(frontend)
         elif path == "/metrics":

@@ -7,7 +7,6 @@ Only parsing happens here; every rule about the values is applied by ``app.Front
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from lightkeeper.api.flatten import unflatten
 from lightkeeper.api.forwarded import Network, client_address
 from lightkeeper.api.integers import ascii_decimal
+from lightkeeper.domain import ids
 from lightkeeper.errors import DEFAULT_LANGUAGE, LANGUAGES, ApiError
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def new_call(request: Request, proxies: Sequence[Network] = ()) -> ApiCall:
     forwarded = [v.decode("latin-1") for k, v in raw if k == b"x-forwarded-for"] if proxies else []
     client_ip, via_proxy = client_address(peer, forwarded, proxies)
     call = ApiCall(
-        request_id=str(uuid.uuid4()),
+        request_id=ids.new_uuid(),
         method=request.method,
         host=headers.get("host", ""),
         client_ip=client_ip,

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from lightkeeper.cli import access_commands, world_commands
 from lightkeeper.cli.options import config_options, emit, fail, open_or_fail, settings_from
@@ -28,11 +26,11 @@ def _services(data_dir: Path | None) -> Services:
     return open_or_fail(settings_from(ctx, data_dir=data_dir))
 
 
-def _run(action: Callable[[], Any]) -> Any:
+def _run(action: Callable[[], Any], hint: str = "") -> Any:
     try:
         return action()
     except AccountError as exc:
-        fail(str(exc), status=1)
+        fail(f"{exc}{hint}", status=1)
 
 
 @click.group()
@@ -86,10 +84,11 @@ def key() -> None:
 @config_options
 @json_flag
 def key_create(account: str, user: str | None, data_dir: Path | None, as_json: bool) -> None:
-    """Create another key for the account or one of its sub-users (at most two each)."""
+    """Create another key for the account or one of its sub-users (at most two each: delete
+    one first with ``key delete`` to replace it)."""
     services = _services(data_dir)
     if user is None:
-        created = _run(lambda: services.accounts.create_key(account))
+        created = _run(lambda: services.accounts.create_key(account), _delete_hint(account))
     else:
         created = _run(
             lambda: UserStore(services.engine, services.accounts).create_key(account, user)
@@ -98,22 +97,38 @@ def key_create(account: str, user: str | None, data_dir: Path | None, as_json: b
     emit(value, as_json, lambda: _lines(value))
 
 
+def _delete_hint(account: str) -> str:
+    return (
+        f"; to replace one: lightkeeper admin key delete SECRET_ID --account {account} "
+        "(the SecretIds: lightkeeper admin key list)"
+    )
+
+
 @key.command("list")
-@account_flag
+@click.option("--account", help="Account name [every account].")
+@click.option(
+    "--show-secret",
+    is_flag=True,
+    help="Also print each SecretKey (the way back to keys whose start banner scrolled away).",
+)
 @config_options
 @json_flag
-def key_list(account: str, data_dir: Path | None, as_json: bool) -> None:
-    """List the account's keys (SecretIds only: SecretKeys are shown once, at creation)."""
-    keys = _run(lambda: _services(data_dir).accounts.list_keys(account))
-    rows = [
-        {
-            "SecretId": k.secret_id,
-            "Status": "Enabled" if k.enabled else "Disabled",
-            "User": k.user or "(root)",
-            "CreatedTime": k.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        for k in keys
-    ]
+def key_list(account: str | None, show_secret: bool, data_dir: Path | None, as_json: bool) -> None:
+    """List API keys: SecretIds, and SecretKeys with --show-secret."""
+    accounts = _services(data_dir).accounts
+    names = [account] if account is not None else [a.name for a in accounts.all()]
+    rows = []
+    for name in names:
+        for k in _run(lambda: accounts.list_keys(name)):  # noqa: B023
+            row = {"Account": name, "SecretId": k.secret_id}
+            if show_secret:
+                row["SecretKey"] = k.secret_key
+            row |= {
+                "Status": "Enabled" if k.enabled else "Disabled",
+                "User": k.user or "(root)",
+                "CreatedTime": k.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            rows.append(row)
     emit(rows, as_json, lambda: _table(rows))
 
 
@@ -179,13 +194,12 @@ def _lines(value: dict[str, Any]) -> None:
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
+    """Aligned columns, never cut (a SecretId is copied from here, also through a pipe). Plain
+    text rather than rich's boxes: importing rich cost every listing command ~20 ms."""
     if not rows:
         click.echo("(none)")
         return
-    table = Table(*rows[0].keys())
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    console = Console()
-    if not console.is_terminal:  # piped: rich would assume 80 columns and cut SecretIds short
-        console = Console(width=1000)
-    console.print(table)
+    cells = [list(rows[0])] + [[str(v) for v in row.values()] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
+    for line in (cells[0], ["-" * w for w in widths], *cells[1:]):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+
 import click
 
+from lightkeeper.config import Settings
 from lightkeeper.store.accounts import Account, ApiKey
+from lightkeeper.store.database import shown_url
 
 
 def print_banner(endpoint: str, account: Account, key: ApiKey) -> None:
@@ -30,3 +34,13 @@ tccli:
     --secretId {key.secret_id} --secretKey {key.secret_key}
 """
     click.echo(text)
+
+
+def print_key_hint(settings: Settings) -> None:
+    """On a start that created no account: the banner's keys were shown once, long ago, so
+    say in one line how to get them back (the command, never a secret)."""
+    command = ["lightkeeper", "admin", "key", "list", "--show-secret"]
+    command += ["--data-dir", str(settings.data_dir)]
+    if settings.database_url:  # its password, if any, is shown as ***
+        command += ["--database", shown_url(settings.database_url)]
+    click.echo(f"Accounts exist already; their API keys: {shlex.join(command)}")

@@ -1,12 +1,19 @@
-"""``serve --demo``: a ``demo`` account with three instances whose disks hold some data."""
+"""``serve --demo``: three instances whose disks hold some data, in the first account.
+
+They go to the account whose keys the start banner printed (the first one, ``default``), so
+that the README's first snippet, run with the first keys on the screen, lists them: a
+separate ``demo`` account made the first DescribeInstances a newcomer ran answer nothing.
+"""
 
 from __future__ import annotations
 
 import click
+from sqlalchemy import func, select
 
 from lightkeeper.lighthouse.admin import AdminService, demo_pattern
 from lightkeeper.server import Services
-from lightkeeper.store.accounts import AccountError
+from lightkeeper.store.accounts import Account
+from lightkeeper.store.tables import instances
 
 DEMO_INSTANCES = (
     ("web-1", "ap-guangzhou", "RUNNING", "GENERAL_BUNDLE"),
@@ -16,17 +23,17 @@ DEMO_INSTANCES = (
 
 
 def seed_demo(services: Services, endpoint: str) -> None:
-    """Idempotent: an existing ``demo`` account is left as it is."""
-    try:
-        account, key = services.accounts.create("demo")
-    except AccountError:
-        click.echo("demo account already exists; not seeding it again")
+    """Idempotent: an account that already owns instances is left as it is (a restart with
+    ``--demo`` seeds nothing twice, and never adds to instances of someone's own)."""
+    first = services.accounts.all()[0]  # ``serve`` made one if there was none
+    if _owns_instances(services, first):
+        click.echo(f"demo: account {first.name!r} already has instances; not seeding it again")
         return
     admin = AdminService(services.world, services.accounts, services.settings.regions)
     lines = []
     for name, region, state, bundle in DEMO_INSTANCES:
         created = admin.create_instance(
-            "demo",
+            first.name,
             region,
             name=name,
             disk_size_gb=10,
@@ -40,8 +47,14 @@ def seed_demo(services: Services, endpoint: str) -> None:
             )
         lines.append(f"  {created['InstanceId']}  {name:10} {region:13} {state:8} {bundle}")
     click.echo(
-        "Demo account 'demo' seeded:\n"
-        f"  SecretId  {key.secret_id}\n  SecretKey {key.secret_key}\n" + "\n".join(lines) + "\n"
-        f"Try: tccli lighthouse DescribeInstances --region ap-guangzhou "
-        f"--endpoint http://{endpoint} --secretId {key.secret_id} --secretKey {key.secret_key}"
+        f"Demo instances seeded in account {first.name!r} (the keys above):\n"
+        + "\n".join(lines)
+        + f"\nTry: tccli lighthouse DescribeInstances --region ap-guangzhou "
+        f"--endpoint http://{endpoint} --secretId ... --secretKey ..."
     )
+
+
+def _owns_instances(services: Services, account: Account) -> bool:
+    with services.engine.connect() as conn:
+        query = select(func.count()).select_from(instances)
+        return bool(conn.scalar(query.where(instances.c.account_id == account.id)))

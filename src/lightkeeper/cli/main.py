@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import sys
+import secrets
 from typing import Any
 
 import click
 
 from lightkeeper import __version__
+from lightkeeper.cli import client_commands
 from lightkeeper.cli.admin import admin
-from lightkeeper.cli.banner import print_banner
+from lightkeeper.cli.banner import print_banner, print_key_hint
 from lightkeeper.cli.demo import seed_demo
+from lightkeeper.cli.logs import configure_logging
 from lightkeeper.cli.options import (
     StoreErrorsGroup,
     config_options,
@@ -19,6 +20,7 @@ from lightkeeper.cli.options import (
     open_or_fail,
     settings_from,
 )
+from lightkeeper.cli.setting_types import setting_type
 from lightkeeper.config import ConfigError, Settings
 from lightkeeper.server import (
     EXISTING_DATA_CHOICES,
@@ -41,7 +43,7 @@ def _env(name: str) -> str:
 
 SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("host", {"help": "Address to listen on [127.0.0.1]."}),
-    ("port", {"type": str, "help": "TCP port [8080]."}),
+    ("port", {"help": "TCP port [8080]."}),
     ("log-level", {"help": "debug, info, warning or error [info]."}),
     (
         "trusted-proxy",
@@ -53,11 +55,11 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ),
     (
         "idle-timeout",
-        {"type": str, "help": "Seconds a connection may wait without a full request head [10]."},
+        {"help": "Seconds a connection may wait without a full request head [60]."},
     ),
     (
         "max-connections",
-        {"type": str, "help": "Open connections at most [RLIMIT_NOFILE minus a reserve]."},
+        {"help": "Open connections at most [RLIMIT_NOFILE minus a reserve]."},
     ),
     ("storage", {"help": "Storage driver: raw, qcow2 or rbd (Ceph) [raw]."}),
     ("rbd-pool", {"help": "rbd: the Ceph pool of the disks [rbd]."}),
@@ -68,38 +70,64 @@ SERVE_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("qemu-kernel", {"help": "qemu: boot this kernel instead of the disk's bootloader."}),
     ("qemu-initrd", {"help": "qemu: initramfs for --qemu-kernel."}),
     ("qemu-append", {"help": "qemu: kernel command line [console=ttyS0 panic=-1]."}),
-    ("qemu-memory-mb", {"type": str, "help": "qemu: guest memory [256]."}),
+    ("qemu-memory-mb", {"help": "qemu: guest memory [256]."}),
     ("qemu-accel", {"help": "qemu: auto, kvm or tcg [auto: KVM when it works]."}),
-    ("soft-stop-timeout", {"type": str, "help": "qemu: seconds a SOFT stop may take [30]."}),
-    ("transition-seconds", {"type": str, "help": "How long power transitions take [1]."}),
-    ("operation-seconds", {"type": str, "help": "Minimum duration of create/apply [0]."}),
-    ("snapshot-quota-per-instance", {"type": str, "help": "Free snapshots per instance [2]."}),
-    ("snapshot-quota-max", {"type": str, "help": "Snapshot cap per account and region [10]."}),
-    ("quota-lock-timeout", {"type": str, "help": "Seconds to wait for the quota lock [5]."}),
-    ("max-queued-jobs", {"type": str, "help": "Queue depth that answers SystemBusy [1000]."}),
-    ("workers", {"type": str, "help": "Job worker threads [4]."}),
+    ("soft-stop-timeout", {"help": "qemu: seconds a SOFT stop may take [30]."}),
+    ("transition-seconds", {"help": "How long power transitions take [1]."}),
+    ("operation-seconds", {"help": "Minimum duration of create/apply [0]."}),
+    (
+        "snapshot-quota-per-instance",
+        {
+            "help": "Not a per-instance limit: each instance that is neither SHUTDOWN nor a "
+            "storage bundle adds this many snapshots to its account's pool in its region, "
+            "which any of that account's instances there may use, up to "
+            "--snapshot-quota-max [2].",
+        },
+    ),
+    (
+        "snapshot-quota-max",
+        {
+            "help": "Snapshots an account may have in one region at most, whatever its "
+            "instances add [10]."
+        },
+    ),
+    ("quota-lock-timeout", {"help": "Seconds to wait for the quota lock [5]."}),
+    ("max-queued-jobs", {"help": "Queue depth that answers SystemBusy [1000]."}),
+    ("workers", {"help": "Job worker threads [4]."}),
     ("node", {"help": "This server's name among the servers of its database [host name]."}),
-    ("job-lease-seconds", {"type": str, "help": "Lease a worker renews on a running job [6]."}),
+    ("job-lease-seconds", {"help": "Lease a worker renews on a running job [6]."}),
     (
         "scrub-interval",
         {
-            "type": str,
             "help": "Seconds between two read-backs of each snapshot's data by the scrubber; "
             "0: no scrubbing [604800: weekly].",
         },
     ),
-    ("scrub-bandwidth", {"type": str, "help": "MiB/s the scrubber reads at most [64]."}),
+    ("scrub-bandwidth", {"help": "MiB/s the scrubber reads at most [64]."}),
 ]
 
 
 def serve_options(func: Any) -> Any:
     for name, extra in reversed(SERVE_OPTIONS):
-        func = click.option(f"--{name}", envvar=_env(name.replace("-", "_")), **extra)(func)
+        env = _env(name.replace("-", "_"))
+        func = click.option(f"--{name}", envvar=env, type=setting_type(name), **extra)(func)
     func = click.option(
         "--rate-limit/--no-rate-limit",
         envvar="LIGHTKEEPER_RATE_LIMIT",
         default=None,
         help="Enforce Tencent's per-second limits (default on; off for load tests).",
+    )(func)
+    func = click.option(
+        "--control-api/--no-control-api",
+        envvar="LIGHTKEEPER_CONTROL_API",
+        default=None,
+        help="Serve the control API for tests under /lightkeeper-api/ (reset, seed, timing, "
+        "faults, state), behind a token printed at start (default off).",
+    )(func)
+    func = click.option(
+        "--control-token",
+        envvar="LIGHTKEEPER_CONTROL_TOKEN",
+        help="The control API's token (16+ characters) [generated at start].",
     )(func)
     func = click.option(
         "--restart-after-rollback/--stay-stopped-after-rollback",
@@ -113,7 +141,11 @@ def serve_options(func: Any) -> Any:
 @cli.command()
 @config_options
 @serve_options
-@click.option("--demo", is_flag=True, help="Seed a 'demo' account with three instances.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Seed three instances, with data, in the first account (the banner's keys).",
+)
 @click.option(
     "--existing-data",
     type=click.Choice(EXISTING_DATA_CHOICES),
@@ -144,11 +176,17 @@ def serve(ctx: click.Context, /, demo: bool, existing_data: ExistingData, **valu
     endpoint = f"{settings.host}:{settings.port}"
     if created is not None:
         print_banner(endpoint, *created)
+    else:
+        print_key_hint(settings)
     if demo:
         seed_demo(services, endpoint)
-    logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(message)s"
-    )
+    if settings.control_api:
+        settings.control_token = settings.control_token or secrets.token_urlsafe(24)
+        click.echo(
+            f"Control API for tests: http://{endpoint}/lightkeeper-api/ "
+            f"(Authorization: Bearer {settings.control_token})"
+        )
+    configure_logging(settings.log_level)
     config = uvicorn.Config(
         create_app(services),
         host=settings.host,
@@ -184,6 +222,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 cli.add_command(admin)
+cli.add_command(client_commands.instances)
+cli.add_command(client_commands.snapshots)
+cli.add_command(client_commands.snapshot)
+cli.add_command(client_commands.wait)
 
 
 def main() -> None:

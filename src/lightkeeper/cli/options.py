@@ -112,7 +112,7 @@ def settings_from(ctx: click.Context, *, serving: bool = False, **values: Any) -
     os.umask(0o077)  # every file this process creates (database, images, state) is owner-only
     try:
         settings = build_settings(merged)
-        settings.data_dir = prepare_data_dir(settings.data_dir)
+        settings.data_dir = prepare_data_dir(settings.data_dir, create=serving)
         if serving:
             remember_drivers(settings)
         else:

@@ -24,7 +24,8 @@ class NullDriver:
     def __init__(self, root: Path, transition_seconds: float = 1.0) -> None:
         self._root = root / "compute"
         self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._transition = transition_seconds
+        self.transition_seconds = transition_seconds
+        """How long each transition takes; changeable while serving (control API timing)."""
 
     def _path(self, instance_id: str) -> Path:
         return self._root / f"{instance_id}.json"
@@ -52,7 +53,7 @@ class NullDriver:
 
     def _transition_to(self, instance_id: str, state: PowerState) -> None:
         self.status(instance_id)  # fail before waiting if the record is gone
-        time.sleep(self._transition)
+        time.sleep(self.transition_seconds)
         self._write(instance_id, state)
 
     def start(self, instance_id: str) -> None:

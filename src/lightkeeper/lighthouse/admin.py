@@ -12,8 +12,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import secrets
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +74,12 @@ class AdminService:
         tags: dict[str, str] | None = None,
         base_image: Path | None = None,
         node: str | None = None,
+        instance_id: str | None = None,
     ) -> dict[str, Any]:
-        """``node``: the node to place it on (default: ``nodes.least_loaded``)."""
+        """``node``: the node to place it on (default: ``nodes.least_loaded``);
+        ``instance_id``: the id to give it (a state import), else a new one."""
+        if instance_id is not None and not ids.is_valid(ids.INSTANCE, instance_id):
+            raise AdminError(f"{instance_id!r} is not an instance id (lhins- + 8 of [a-z0-9])")
         account = self.accounts.get(account_name)
         if region not in self.regions:
             raise AdminError(f"unknown region {region!r}")
@@ -99,7 +101,10 @@ class AdminService:
             image = db.get_blueprint(conn, blueprint_id)
             if image is None:
                 raise AdminError(f"blueprint {blueprint_id!r} does not exist")
-            instance_id = _unused(lambda c: db.get_instance(conn, c) is not None, ids.INSTANCE)
+            if instance_id is None:
+                instance_id = _unused(lambda c: db.get_instance(conn, c) is not None, ids.INSTANCE)
+            elif db.get_instance(conn, instance_id) is not None:
+                raise AdminError(f"instance {instance_id} already exists")
             instance = Instance(
                 instance_id=instance_id,
                 account_id=account.id,
@@ -113,7 +118,7 @@ class AdminService:
                 blueprint_id=blueprint_id,
                 state=InstanceState(state),
                 restrict_state=RestrictState.NORMAL,
-                uuid=str(uuid.uuid4()),
+                uuid=ids.new_uuid(),
                 private_ip=_address("10.0.0.0/8"),
                 public_ip=_address("43.128.0.0/10"),
                 created_at=now,
@@ -239,21 +244,32 @@ class AdminService:
 
     # -- disks and snapshots ---------------------------------------------------------------------
 
-    def write_disk(self, instance_id: str, offset: int, data: bytes) -> None:
-        with self.world.read() as conn:
-            instance = self._instance(conn, instance_id)
-        self._require_idle(instance, disk_only=True)
-        self.world.storage.write(instance.disk_id, offset, data)
+    def write_disk(self, disk_ref: str, offset: int, data: bytes) -> None:
+        """``disk_ref``: see ``find_disk``."""
+        disk = self.find_disk(disk_ref)
+        if disk.busy:
+            raise AdminError(f"{disk_ref} has an operation in progress")
+        self.world.storage.write(disk.disk_id, offset, data)
 
-    def read_disk(self, instance_id: str, offset: int, length: int) -> bytes:
-        with self.world.read() as conn:
-            instance = self._instance(conn, instance_id)
-        return self.world.storage.read(instance.disk_id, offset, length)
+    def read_disk(self, disk_ref: str, offset: int, length: int) -> bytes:
+        return self.world.storage.read(self.find_disk(disk_ref).disk_id, offset, length)
 
-    def disk_sha256(self, instance_id: str) -> str:
+    def disk_sha256(self, disk_ref: str) -> str:
+        return self.world.storage.disk_sha256(self.find_disk(disk_ref).disk_id)
+
+    def disk_checksum(self, disk_ref: str) -> str:
+        return self.world.storage.disk_checksum(self.find_disk(disk_ref).disk_id)
+
+    def find_disk(self, disk_ref: str) -> Disk:
+        """An instance id (its system disk) or a disk id: DescribeInstances shows the
+        ``lhdisk-`` id next to the instance, and both are what a user has at hand."""
         with self.world.read() as conn:
-            instance = self._instance(conn, instance_id)
-        return self.world.storage.disk_sha256(instance.disk_id)
+            if not disk_ref.startswith(f"{ids.DISK}-"):
+                return self._instance(conn, disk_ref).system_disk
+            disk = db.get_disk(conn, disk_ref)
+        if disk is None:
+            raise AdminError(f"disk {disk_ref!r} does not exist")
+        return disk
 
     def snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
         """The snapshot data's plain sha256 (comparable with ``disk sha256``), and whether the
@@ -418,7 +434,7 @@ def _unused(taken: Any, prefix: str) -> str:
 
 def _address(network: str) -> str:
     net = ipaddress.ip_network(network)
-    return str(net.network_address + 1 + secrets.randbelow(net.num_addresses - 2))
+    return str(net.network_address + 1 + ids.random_below(net.num_addresses - 2))
 
 
 def _blueprint_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -33,18 +33,18 @@ PROGRESS_INTERVAL = 0.2  # seconds between Percent updates in the database
 
 
 class Progress:
-    """Publishes a snapshot's Percent, paced so the operation lasts at least ``minimum`` s.
+    """Publishes a snapshot's Percent, paced so the operation lasts at least the pacing's
+    ``operation_seconds``, or, in manual mode, no further than a test has allowed.
 
     Each write is fenced, so a worker that lost its lease stops at its next update."""
 
-    def __init__(
-        self, world: World, job: Job, snapshot_id: str, minimum: float, shown: int = -1
-    ) -> None:
+    def __init__(self, world: World, job: Job, snapshot_id: str, shown: int = -1) -> None:
         """``shown``: what pollers already saw (a resumed job never makes Percent go back)."""
         self.world = world
         self.job = job
         self.snapshot_id = snapshot_id
-        self.minimum = minimum
+        self.minimum = world.pacing.operation_seconds
+        self.manual = world.pacing.manual  # an operation keeps the mode it started in
         self.started = time.monotonic()
         self.real = 0
         self.shown = shown
@@ -55,6 +55,8 @@ class Progress:
         self.lock = threading.Lock()
 
     def _paced(self) -> int:
+        if self.manual:
+            return min(self.real, self.world.pacing.allowed(self.snapshot_id))
         if self.minimum <= 0:
             return self.real
         elapsed = time.monotonic() - self.started
@@ -64,11 +66,11 @@ class Progress:
         self.real = max(self.real, percent)
         self._publish()
 
-    def _publish(self) -> None:
+    def _publish(self, force: bool = False) -> None:
         value = min(self._paced(), 99)  # 100 is written with the final state
         now = time.monotonic()
         with self.lock:
-            if value <= self.shown or now - self.last_write < PROGRESS_INTERVAL:
+            if value <= self.shown or (now - self.last_write < PROGRESS_INTERVAL and not force):
                 return
             self.shown, self.last_write = value, now
         try:
@@ -82,7 +84,17 @@ class Progress:
     def finish(self) -> None:
         """Keep advancing until the minimum duration has passed, one commit per
         ``PROGRESS_INTERVAL`` at most (each is a fenced write transaction: one per 1 % of a
-        paced operation kept the database's write lock busy a third of the time)."""
+        paced operation kept the database's write lock busy a third of the time). A manual
+        operation waits until a test allows 100, renewing its lease meanwhile (a reset that
+        removed the job makes it stop here: ``LeaseLost``)."""
+        if self.manual:
+            pacing, allowed = self.world.pacing, -1
+            while allowed < 100:
+                allowed = pacing.wait(self.snapshot_id, allowed, PROGRESS_INTERVAL * 5)
+                self.world.hold(self.job)
+                self._publish(force=True)
+            pacing.forget(self.snapshot_id)
+            return
         while self.minimum > 0 and time.monotonic() - self.started < self.minimum:
             self._publish()
             time.sleep(min(PROGRESS_INTERVAL, self.minimum / 100))
@@ -98,7 +110,7 @@ def subjects(world: World, job: Job) -> tuple[Instance | None, Snapshot | None]:
 
 def progress(world: World, job: Job, snapshot_id: str, shown: int) -> Progress:
     """The Percent of ``snapshot_id`` while ``job`` copies it, paced by the options."""
-    return Progress(world, job, snapshot_id, world.options.operation_seconds, shown)
+    return Progress(world, job, snapshot_id, shown)
 
 
 def fence(world: World, job: Job) -> storage.Fence:

@@ -18,14 +18,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from typing import TYPE_CHECKING
 
 from lightkeeper import storage
 from lightkeeper.domain.model import Snapshot, SnapshotState
 from lightkeeper.lighthouse.world import World
 from lightkeeper.store import checks
 from lightkeeper.store import resources as db
+
+if TYPE_CHECKING:  # imported by the scrubber itself: ``admin`` imports this module, unused
+    from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger("lightkeeper.scrub")
 
@@ -81,6 +83,8 @@ class Scrubber:
     ) -> None:
         """``interval``: seconds between two verifications of one snapshot; ``bandwidth``:
         MiB/s at most that a scrub reads (``verify`` on demand is not limited)."""
+        from prometheus_client import Counter, Gauge
+
         self.world = world
         self.interval = interval
         self.rate = bandwidth * MiB

@@ -16,9 +16,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from lightkeeper import compute, storage
+from lightkeeper.api.chaos import Faults
 from lightkeeper.compute.base import LiveSnapshotCompute, PowerState
 from lightkeeper.domain.model import Instance, InstanceState
 from lightkeeper.errors import ApiError
+from lightkeeper.lighthouse.pacing import Pacing
 from lightkeeper.storage import Fence, SnapshotRef
 from lightkeeper.store import jobs, nodes, resources
 from lightkeeper.store.database import is_lock_timeout, write
@@ -50,6 +52,14 @@ class World:
     """Called after a job is committed (the worker's wake-up, given at construction)."""
     node: str | None = None
     """This server's node name (``--node``): which placed instances its compute runs."""
+    faults: Faults = field(default_factory=Faults)
+    """Faults a test armed (control API): the job faults are taken here, the call faults by
+    the API front end, which is given the same registry."""
+    pacing: Pacing = field(init=False)
+    """How long operations last now (``options.operation_seconds`` at start; control API)."""
+
+    def __post_init__(self) -> None:
+        self.pacing = Pacing(self.options.operation_seconds)
 
     # -- what is this node's (issue #13): the one test every probe and job asks ---------------
 

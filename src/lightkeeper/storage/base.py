@@ -256,6 +256,12 @@ class Inspection(Protocol):
         """Hex sha256 of the logical content, holes counted as zeros."""
         ...
 
+    def disk_checksum(self, disk_id: str) -> str:
+        """The block checksum (``b1m-sha256:``, checksum.py) of the logical content: what a
+        snapshot of the disk taken now would record, at a cost that follows the data, not
+        the disk size (holes take a precomputed digest)."""
+        ...
+
     def snapshot_exists(self, disk_id: str, snapshot_id: str) -> bool: ...
 
     def held_elsewhere(self, disk_id: str) -> bool:

@@ -686,6 +686,10 @@ class Qcow2Driver:
         source = ["-f", "qcow2", str(self.disk_path(disk_id))]
         return self._export(source, PlainSha256, None, None, DiskNotFound(disk_id)).hexdigest()
 
+    def disk_checksum(self, disk_id: str) -> str:
+        source = ["-f", "qcow2", str(self.disk_path(disk_id))]
+        return self._export(source, BlockHasher, None, None, DiskNotFound(disk_id)).hexdigest()
+
     # -- snapshots ---------------------------------------------------------------------
 
     def create_snapshot(

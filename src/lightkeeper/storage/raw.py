@@ -335,6 +335,9 @@ class RawDriver:
     def disk_sha256(self, disk_id: str) -> str:
         return self._content_checksum(self._open_disk(disk_id, os.O_RDONLY), PlainSha256)
 
+    def disk_checksum(self, disk_id: str) -> str:
+        return self._content_checksum(self._open_disk(disk_id, os.O_RDONLY), BlockHasher)
+
     # -- snapshots ---------------------------------------------------------------------
 
     def create_snapshot(

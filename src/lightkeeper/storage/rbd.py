@@ -439,6 +439,10 @@ class RbdDriver:
         with self._image(disk_id) as image, self._translated():
             return self._hash(image, PlainSha256(int(image.size())), None, _ignore)
 
+    def disk_checksum(self, disk_id: str) -> str:
+        with self._image(disk_id) as image, self._translated():
+            return self._hash(image, BlockHasher(int(image.size())), None, _ignore)
+
     # -- snapshots -------------------------------------------------------------------------
 
     def create_snapshot(

@@ -221,6 +221,15 @@ def list_instances(
     return total, [_instance(r, tag_map[r.instance_id]) for r in rows]
 
 
+def all_instances(conn: Connection) -> list[Instance]:
+    """Every instance with its tags, oldest first (the control API's state export)."""
+    rows = conn.execute(
+        _SELECT_INSTANCES.order_by(instances.c.created_at, instances.c.instance_id)
+    ).all()
+    tag_map = tags_for(conn, [r.instance_id for r in rows])
+    return [_instance(r, tag_map[r.instance_id]) for r in rows]
+
+
 def insert_instance(conn: Connection, instance: Instance) -> None:
     """The instance and its system disk, in the caller's transaction."""
     values = {k: v for k, v in instance.__dict__.items() if k not in ("tags", "system_disk")}
@@ -468,6 +477,12 @@ def _sqlite_datetime(value: Any) -> dt.datetime:
 def existing_snapshot_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     query = select(snapshots.c.snapshot_id).where(snapshots.c.snapshot_id.in_(ids))
     return set(conn.scalars(query))
+
+
+def all_snapshots(conn: Connection) -> list[Snapshot]:
+    """Every snapshot, oldest first (without tags: the control API's state export)."""
+    query = select(snapshots).order_by(snapshots.c.created_at, snapshots.c.snapshot_id)
+    return [_snapshot(r) for r in conn.execute(query)]
 
 
 def snapshots_of_instance(conn: Connection, instance_id: str) -> list[Snapshot]:

@@ -3,6 +3,8 @@ and one line in ``KINDS``. The Worker runs ``executors()`` and fails jobs with `
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -34,7 +36,22 @@ class JobKinds:
         self._unknown = UnknownKind(world)
 
     def executors(self) -> Mapping[str, Callable[[Job], None]]:
-        return {name: kind.run for name, kind in self._kinds.items()}
+        return {name: functools.partial(self._run, kind) for name, kind in self._kinds.items()}
+
+    @staticmethod
+    def _run(kind: JobKind[Any], job: Job) -> None:
+        """Run ``job``, unless a test armed a job fault for its action: then it fails as a
+        job whose work failed does (``compensate``: locks and quota released, FAILED)."""
+        fault = kind.world.faults.take("job", kind.action)
+        if fault is None:
+            kind.run(job)
+            return
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.code is None:
+            kind.run(job)
+            return
+        kind.compensate(job, f"injected fault: {fault.code}")
 
     def give_up(self, job: Job, reason: str) -> None:
         """Fail ``job`` with its kind's compensation (a kind unknown here: the generic one)."""

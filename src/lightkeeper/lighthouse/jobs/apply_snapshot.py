@@ -25,6 +25,7 @@ class ApplyParams(Params):
 
 class ApplySnapshot(JobKind[ApplyParams]):
     name = "apply_snapshot"
+    action = "ApplyInstanceSnapshot"
     params_type = ApplyParams
 
     def run(self, job: Job) -> None:

@@ -45,6 +45,8 @@ P = TypeVar("P", bound=Params)
 class JobKind(ABC, Generic[P]):
     name: ClassVar[str]
     """The kind as stored in ``jobs.kind``: never renamed (existing databases hold it)."""
+    action: ClassVar[str]
+    """The API action that queues it (job faults are armed by action name)."""
     params_type: type[P]
     uses: ClassVar[Uses] = Uses.MACHINE_UNLESS_STOPPED
     """What the kind needs of its instance: which nodes may run it (``needs``)."""
@@ -138,6 +140,7 @@ class UnknownKind(JobKind[NoParams]):
     cleanly, releasing the locks it holds."""
 
     name = "(unknown)"
+    action = "(none)"
     params_type = NoParams
 
     def run(self, job: Job) -> None:

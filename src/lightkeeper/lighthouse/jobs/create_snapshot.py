@@ -21,6 +21,7 @@ from lightkeeper.store.jobs import Job
 
 class CreateSnapshot(JobKind[NoParams]):
     name = "create_snapshot"
+    action = "CreateInstanceSnapshot"
     params_type = NoParams
 
     def run(self, job: Job) -> None:

@@ -56,6 +56,7 @@ class Power(JobKind[P]):
 
 class StartInstances(Power[NoParams]):
     name = "StartInstances"
+    action = "StartInstances"
     params_type = NoParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
@@ -88,6 +89,7 @@ class StartInstances(Power[NoParams]):
 
 class StopInstances(Power[StopParams]):
     name = "StopInstances"
+    action = "StopInstances"
     params_type = StopParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
@@ -96,6 +98,7 @@ class StopInstances(Power[StopParams]):
 
 class RebootInstances(Power[NoParams]):
     name = "RebootInstances"
+    action = "RebootInstances"
     params_type = NoParams
 
     def act(self, driver: compute.ComputeDriver, job: Job) -> None:
