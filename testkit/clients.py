@@ -89,6 +89,7 @@ def tc3_headers(
     language: str = "en-US",
     content_type: str = "application/json",
     version: str = VERSION,
+    service: str = "lighthouse",
 ) -> dict[str, str]:
     """Headers for a TC3 POST exactly as the SDK builds them."""
     timestamp = int(time.time()) if timestamp is None else timestamp
@@ -107,11 +108,11 @@ def tc3_headers(
         [
             "TC3-HMAC-SHA256",
             str(timestamp),
-            f"{date}/lighthouse/tc3_request",
+            f"{date}/{service}/tc3_request",
             hashlib.sha256(canonical.encode()).hexdigest(),
         ]
     )
-    signature = Sign.sign_tc3(account.secret_key, date, "lighthouse", string_to_sign)
+    signature = Sign.sign_tc3(account.secret_key, date, service, string_to_sign)
     headers = {
         "Content-Type": content_type,
         "Host": host,
@@ -120,7 +121,7 @@ def tc3_headers(
         "X-TC-Version": version,
         "X-TC-Language": language,
         "Authorization": (
-            f"TC3-HMAC-SHA256 Credential={account.secret_id}/{date}/lighthouse/tc3_request, "
+            f"TC3-HMAC-SHA256 Credential={account.secret_id}/{date}/{service}/tc3_request, "
             f"SignedHeaders=content-type;host, Signature={signature}"
         ),
     }

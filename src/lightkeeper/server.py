@@ -36,7 +36,7 @@ from lightkeeper.store.database import (
     write,
 )
 from lightkeeper.store.health import StoreHealth
-from lightkeeper.store.principals import CredentialStore, purge_expired_sessions
+from lightkeeper.store.principals import CredentialStore, UserStore, purge_expired_sessions
 from lightkeeper.store.shared import shared_counters
 
 logger = logging.getLogger("lightkeeper.server")
@@ -261,11 +261,15 @@ def create_app(services: Services) -> ASGIApp:
     # Imported here: admin commands open Services too and should not pay for the API stack.
     from prometheus_client import Gauge
 
-    from lightkeeper.api.app import Frontend, build_app
+    from lightkeeper.api.app import Frontend, build_app, endpoint
     from lightkeeper.api.auth import CachedKeyStore, KeyStore, ReplayGuard
     from lightkeeper.api.ratelimit import RateLimiter
+    from lightkeeper.console.app import PREFIX as CONSOLE
+    from lightkeeper.console.app import console_app
+    from lightkeeper.lighthouse import federation
     from lightkeeper.lighthouse.actions import build_registry
     from lightkeeper.lighthouse.authorization import CamAuthorizer
+    from lightkeeper.lighthouse.federation import sts_registry
     from lightkeeper.lighthouse.jobs import JobKinds
     from lightkeeper.lighthouse.operations import Operations
     from lightkeeper.lighthouse.regions import RegionService
@@ -339,8 +343,27 @@ def create_app(services: Services) -> ASGIApp:
         world, settings.scrub_interval, settings.scrub_bandwidth, frontend.metrics.registry
     )
     frontend.metrics.registry.register(WriteMetrics(services.engine))
+    sts = Frontend(  # the console's sign-in: STS GetFederationToken, the same rules
+        registry=sts_registry(UserStore(services.engine, services.accounts)),
+        keys=keys,
+        version=federation.VERSION,
+        service=federation.SERVICE,
+        regions=settings.region_codes(),
+        limiter=frontend.limiter,
+        replay=frontend.replay,
+        trusted_proxies=settings.trusted_proxy,
+    )
+    mounts = {
+        f"{CONSOLE}/sts": endpoint(sts),
+        CONSOLE: console_app(),
+        **control_mounts(services),
+    }
     return build_app(
-        frontend, on_startup=[recover], on_shutdown=[shut_down], mounts=control_mounts(services)
+        frontend,
+        on_startup=[recover],
+        on_shutdown=[shut_down],
+        mounts=mounts,
+        browser_home=f"{CONSOLE}/",
     )
 
 

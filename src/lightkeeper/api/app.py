@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from lightkeeper.api import envelope, wire
@@ -118,10 +118,13 @@ def build_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     mounts: Mapping[str, ASGI] | None = None,
+    browser_home: str | None = None,
 ) -> ASGI:
     """A plain ASGI callable: three paths do not need a router. ``mounts``: apps served
-    under a path prefix outside API 3.0 (the control API), answered before anything else."""
-    mounted = tuple((mounts or {}).items())
+    under a path prefix outside API 3.0 (the console, the control API), answered before
+    anything else; the longest prefix first. ``browser_home``: where a browser opening
+    ``/`` or ``/docs`` is sent (the console), instead of an API refusal."""
+    mounted = sorted((mounts or {}).items(), key=lambda item: -len(item[0]))
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,14 +137,28 @@ def build_app(
             if path == prefix or path.startswith(prefix + "/"):
                 await mounted_app({**scope, "root_path": prefix}, receive, send)
                 return
-        if path == "/healthz":
-            response: Response = _healthz(frontend)
+        if browser_home is not None and path in ("/", "/docs") and _is_browser(scope):
+            response: Response = RedirectResponse(browser_home, 302)
+        elif path == "/healthz":
+            response = _healthz(frontend)
         elif path == "/metrics":
             response = Response(generate_latest(frontend.metrics.registry), 200)
             response.headers["content-type"] = CONTENT_TYPE_LATEST
         else:
             response = await _api(frontend, Request(scope, receive))
         await response(scope, receive, send)
+
+    return app
+
+
+def endpoint(frontend: Frontend) -> ASGI:
+    """Only the API 3.0 endpoint of ``frontend``, to mount under a path of another app (a
+    second service beside Lighthouse: the console's STS, lighthouse/federation.py)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = await _api(frontend, Request(scope, receive))
+            await response(scope, receive, send)
 
     return app
 
@@ -160,6 +177,15 @@ async def _lifespan(
                 await run_in_threadpool(hook)
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _is_browser(scope: Scope) -> bool:
+    """A person's browser, not an API call: ``GET`` with no query and no signature, asking
+    for HTML (every API call has a query or a body, and a signature or an Action)."""
+    if scope["method"] != "GET" or scope.get("query_string"):
+        return False
+    headers = dict(scope["headers"])
+    return b"authorization" not in headers and b"text/html" in headers.get(b"accept", b"")
 
 
 def _healthz(frontend: Frontend) -> Response:
