@@ -110,6 +110,9 @@ class Disk:
     created_at: dt.datetime
     pool: str | None = None
     """The storage pool holding its data (None: recorded before pools, any node's)."""
+    name: str | None = None
+    """Its DiskName; None for a system disk, whose name follows its instance
+    (``rules.system_disk_name``)."""
 
     @property
     def busy(self) -> bool:

@@ -24,6 +24,14 @@ from lightkeeper.domain.model import (
 from lightkeeper.errors import ApiError, message
 
 SNAPSHOT_NAME_MAX = 60
+SYSTEM_DISK_NAME_SUFFIX = "-SYSTEM_DISK"
+"""A system disk's DiskName is its instance id and this (docs/behaviour.md: a CHOICE)."""
+
+
+def system_disk_name(instance_id: str) -> str:
+    return instance_id + SYSTEM_DISK_NAME_SUFFIX
+
+
 # Tags (CreateInstanceSnapshot: "数组最多支持10个元素"; Tencent's tag rules for the rest).
 TAGS_MAX = 10
 TAG_KEY_MAX = 127

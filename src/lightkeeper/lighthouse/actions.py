@@ -9,6 +9,7 @@ handlers that only read the database (the front end may run them on its event lo
 from __future__ import annotations
 
 from lightkeeper.api.registry import Action, Handler, RegionOf
+from lightkeeper.lighthouse.disks import DiskService
 from lightkeeper.lighthouse.instances import InstanceService
 from lightkeeper.lighthouse.models import REQUEST_MODELS
 from lightkeeper.lighthouse.quotas import QuotaService
@@ -21,6 +22,7 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
     snapshots = SnapshotService(world)
     instances = InstanceService(world)
     quotas = QuotaService(world)
+    disks = DiskService(world, tuple(regions.regions.values()))
 
     def action(
         name: str,
@@ -53,5 +55,8 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
         action("StopInstances", instances.stop, 10),
         action("RebootInstances", instances.reboot, 20),
         action("DescribeGeneralResourceQuotas", quotas.describe, 20, reads=True),
+        action("DescribeDisks", disks.describe, 20, reads=True),
+        action("DescribeInstancesDiskNum", disks.disk_num, 20, reads=True),
+        action("DescribeDiskConfigs", disks.configs, 20, reads=True),
     ]
     return {a.name: a for a in table}

@@ -49,8 +49,11 @@ def check_filters(
     names: Sequence[str],
     max_values: int,
     id_prefixes: Mapping[str, str] | None = None,
+    unknown_name: str = "InvalidParameter.InvalidFilterNotSupportedName",
 ) -> dict[str, list[str]]:
     """Validate ``Filters``; ``tag:<key>`` is accepted when ``tag:`` is in ``names``.
+    ``unknown_name``: the code of a name the action does not filter on (the actions differ:
+    the disk actions answer ``InvalidParameter.InvalidFilterInvalidKey``).
 
     Returns name -> values; a name given twice must match both (its values are intersected).
     """
@@ -60,7 +63,7 @@ def check_filters(
     for item in filters:
         known = item.Name in names or ("tag:" in names and item.Name.startswith("tag:"))
         if not known or item.Name == "tag:":
-            raise ApiError("InvalidParameter.InvalidFilterNotSupportedName")
+            raise ApiError(unknown_name)
         if len(item.Values) > max_values:
             raise ApiError("InvalidParameter.FilterValueLimitExceeded")
         prefix = (id_prefixes or {}).get(item.Name)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lightkeeper.domain.model import STORAGE_BUNDLE, Instance, Snapshot
+from lightkeeper.store.resources import DiskRow
 
 UNKNOWN_BLUEPRINT = {"os_name": "", "platform": "", "platform_type": "LINUX_UNIX"}
 
@@ -23,6 +24,11 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
+def system_disk_type(bundle_type: str | None) -> str:
+    """A storage bundle's system disk is an SSD, every other's a premium cloud disk."""
+    return "CLOUD_SSD" if bundle_type == STORAGE_BUNDLE else "CLOUD_PREMIUM"
+
+
 def instance_view(instance: Instance, blueprint: Mapping[str, Any] | None) -> dict[str, Any]:
     image = blueprint or UNKNOWN_BLUEPRINT
     return {
@@ -34,7 +40,7 @@ def instance_view(instance: Instance, blueprint: Mapping[str, Any] | None) -> di
         "InstanceName": instance.name,
         "InstanceChargeType": "PREPAID",
         "SystemDisk": {
-            "DiskType": "CLOUD_SSD" if instance.bundle_type == STORAGE_BUNDLE else "CLOUD_PREMIUM",
+            "DiskType": system_disk_type(instance.bundle_type),
             "DiskSize": instance.disk_size_gb,
             "DiskId": instance.disk_id,
         },
@@ -83,4 +89,33 @@ def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
         "LatestOperationRequestId": snapshot.latest_operation_request_id,
         "CreatedTime": iso(snapshot.created_at),
         "Tags": tag_list(snapshot.tags),
+    }
+
+
+def disk_view(row: DiskRow, tags: Mapping[str, str]) -> dict[str, Any]:
+    """The SDK's ``Disk``. A system disk is the instance's: prepaid with it, expiring and
+    released with it, attached to it; no disk backups (those are data disks' only)."""
+    disk = row.disk
+    return {
+        "DiskId": disk.disk_id,
+        "InstanceId": disk.instance_id or "",
+        "Zone": disk.zone,
+        "DiskName": row.name,
+        "DiskUsage": disk.disk_usage.value,
+        "DiskType": system_disk_type(row.bundle_type),
+        "DiskChargeType": "PREPAID",
+        "DiskSize": disk.size_gb,
+        "RenewFlag": "NOTIFY_AND_MANUAL_RENEW",
+        "DiskState": row.state,
+        "Attached": disk.instance_id is not None,
+        "DeleteWithInstance": True,
+        "LatestOperation": None,
+        "LatestOperationState": None,
+        "LatestOperationRequestId": None,
+        "CreatedTime": iso(disk.created_at),
+        "ExpiredTime": iso(row.expired_at),
+        "IsolatedTime": None,
+        "DiskBackupCount": 0,
+        "DiskBackupQuota": 0,
+        "Tags": tag_list(tags),
     }

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -50,6 +51,7 @@ from lightkeeper.domain.model import (
     Snapshot,
     SnapshotState,
 )
+from lightkeeper.domain.rules import SYSTEM_DISK_NAME_SUFFIX
 from lightkeeper.store.database import psycopg_params
 from lightkeeper.store.tables import (
     blueprints,
@@ -219,6 +221,76 @@ def list_instances(
     ).all()
     tag_map = tags_for(conn, [r.instance_id for r in rows])
     return total, [_instance(r, tag_map[r.instance_id]) for r in rows]
+
+
+class DiskRow(NamedTuple):
+    """A disk as DescribeDisks shows it: the disk, and what it takes from its instance."""
+
+    disk: Disk
+    name: str
+    state: str
+    bundle_type: str | None
+    expired_at: dt.datetime | None
+
+
+_DISK_NAME = func.coalesce(disks.c.name, disks.c.instance_id + SYSTEM_DISK_NAME_SUFFIX)
+# A disk is ATTACHED to its instance, or SHUTDOWN with an instance that is (isolated).
+_DISK_STATE = case((instances.c.state == InstanceState.SHUTDOWN.value, "SHUTDOWN"),
+                   else_="ATTACHED")  # fmt: skip
+DISK_FILTER_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "disk-id": disks.c.disk_id,
+    "instance-id": disks.c.instance_id,
+    "disk-name": _DISK_NAME,
+    "zone": disks.c.zone,
+    "disk-usage": disks.c.disk_usage,
+    "disk-state": _DISK_STATE,
+}
+DISK_ORDER_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "CREATED_TIME": disks.c.created_at,
+    "EXPIRED_TIME": instances.c.expired_at,
+    "DISK_SIZE": disks.c.size_gb,
+}
+_SELECT_DISKS = select(
+    disks, _DISK_NAME, _DISK_STATE, instances.c.bundle_type, instances.c.expired_at
+).select_from(disks.outerjoin(instances, instances.c.instance_id == disks.c.instance_id))
+
+
+def list_disks(
+    conn: Connection,
+    account_id: int,
+    region: str,
+    where: Iterable[ColumnElement[bool]],
+    offset: int,
+    limit: int,
+    order: Sequence[ColumnElement[Any]] = (),
+) -> tuple[int, list[DiskRow]]:
+    """One page of an account's disks in a region; ``order`` (default: newest first)."""
+    condition = and_(disks.c.account_id == account_id, disks.c.region == region, *where)
+    counted = select(func.count()).select_from(_SELECT_DISKS.where(condition).subquery())
+    total = conn.scalar(counted) or 0
+    rows = conn.execute(
+        _SELECT_DISKS.where(condition)
+        .order_by(*(order or (disks.c.created_at.desc(), disks.c.disk_id.desc())))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    width = len(_DISK_COLUMNS)
+    return total, [
+        DiskRow(_disk(dict(zip(_DISK_COLUMNS, r[:width], strict=True))), *r[width:]) for r in rows
+    ]
+
+
+def attached_data_disks(conn: Connection, instance_ids: Sequence[str]) -> dict[str, int]:
+    """instance id -> how many data disks are attached to it (DescribeInstancesDiskNum)."""
+    query = (
+        select(disks.c.instance_id, func.count())
+        .where(
+            disks.c.instance_id.in_(list(instance_ids)),
+            disks.c.disk_usage == DiskUsage.DATA_DISK.value,
+        )
+        .group_by(disks.c.instance_id)
+    )
+    return {row[0]: int(row[1]) for row in conn.execute(query)}
 
 
 def all_instances(conn: Connection) -> list[Instance]:

@@ -116,6 +116,7 @@ disks = Table(
     Column("op_job", Integer, nullable=True),  # job holding the disk
     Column("created_at", DateTime, nullable=False),
     Column("pool", String(16), nullable=True),  # the storage pool of its data; NULL: any
+    Column("name", String(60), nullable=True),  # DiskName; NULL: derived (system disks)
     Index("ix_disks_instance", "instance_id", "disk_usage"),
     # One system disk per instance, on both engines (a partial unique index).
     Index(
