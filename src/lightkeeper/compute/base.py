@@ -54,6 +54,20 @@ class ComputeDriver(Protocol):
 
 
 @runtime_checkable
+class DataDiskCompute(Protocol):
+    """Optional: a driver whose machines take data disks besides their system disk."""
+
+    def attach_disk(self, instance_id: str, disk_id: str, disk: Attachment) -> None:
+        """Give the instance's machine ``disk`` (now if it runs, at every boot from now on);
+        idempotent."""
+        ...
+
+    def detach_disk(self, instance_id: str, disk_id: str) -> None:
+        """Take the disk away from the machine; idempotent (an unknown disk is no error)."""
+        ...
+
+
+@runtime_checkable
 class LiveSnapshotCompute(Protocol):
     """Optional: a driver whose running machines can snapshot their own disk."""
 

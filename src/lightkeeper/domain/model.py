@@ -48,6 +48,17 @@ class DiskUsage(StrEnum):
     DATA_DISK = "DATA_DISK"
 
 
+class DiskState(StrEnum):
+    """The SDK's ``Disk.DiskState`` values a data disk goes through."""
+
+    PENDING = "PENDING"
+    UNATTACHED = "UNATTACHED"
+    ATTACHING = "ATTACHING"
+    ATTACHED = "ATTACHED"
+    DETACHING = "DETACHING"
+    SHUTDOWN = "SHUTDOWN"
+
+
 class BundleType(StrEnum):
     GENERAL_BUNDLE = "GENERAL_BUNDLE"
     STORAGE_BUNDLE = "STORAGE_BUNDLE"
@@ -113,6 +124,15 @@ class Disk:
     name: str | None = None
     """Its DiskName; None for a system disk, whose name follows its instance
     (``rules.system_disk_name``)."""
+    # A data disk's own values; None for a system disk, which takes its instance's.
+    disk_type: str | None = None
+    state: str | None = None
+    latest_operation: str | None = None
+    latest_operation_state: str | None = None
+    latest_operation_request_id: str | None = None
+    expired_at: dt.datetime | None = None
+    renew_flag: str | None = None
+    backup_quota: int = 0
 
     @property
     def busy(self) -> bool:

@@ -9,7 +9,7 @@ handlers that only read the database (the front end may run them on its event lo
 from __future__ import annotations
 
 from lightkeeper.api.registry import Action, Handler, RegionOf
-from lightkeeper.lighthouse.disks import DiskService
+from lightkeeper.lighthouse.disks import DataDiskService, DiskService
 from lightkeeper.lighthouse.instances import InstanceService
 from lightkeeper.lighthouse.models import REQUEST_MODELS
 from lightkeeper.lighthouse.quotas import QuotaService
@@ -23,6 +23,7 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
     instances = InstanceService(world)
     quotas = QuotaService(world)
     disks = DiskService(world, tuple(regions.regions.values()))
+    data_disks = DataDiskService(world, tuple(regions.regions.values()))
 
     def action(
         name: str,
@@ -58,5 +59,12 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
         action("DescribeDisks", disks.describe, 20, reads=True),
         action("DescribeInstancesDiskNum", disks.disk_num, 20, reads=True),
         action("DescribeDiskConfigs", disks.configs, 20, reads=True),
+        action("CreateDisks", data_disks.create, 20),
+        action("AttachDisks", data_disks.attach, 20),
+        action("DetachDisks", data_disks.detach, 20),
+        action("IsolateDisks", data_disks.isolate, 20),
+        action("TerminateDisks", data_disks.terminate, 20),
+        action("ModifyDisksAttribute", data_disks.modify, 20),
+        action("ResizeDisks", data_disks.resize, 20),
     ]
     return {a.name: a for a in table}

@@ -26,6 +26,10 @@ def _snapshots(req: Any) -> list[tuple[str, str]]:
     return [("snapshot", s) for s in req.SnapshotIds]
 
 
+def _disks(req: Any) -> list[tuple[str, str]]:
+    return [("disk", d) for d in req.DiskIds]
+
+
 RESOURCE_LEVEL: dict[str, Resources] = {
     "CreateInstanceSnapshot": lambda r: [("instance", r.InstanceId), ("snapshot", "*")],
     "ApplyInstanceSnapshot": lambda r: [("instance", r.InstanceId), ("snapshot", r.SnapshotId)],
@@ -36,6 +40,13 @@ RESOURCE_LEVEL: dict[str, Resources] = {
     "StopInstances": _instances,
     "RebootInstances": _instances,
     "DescribeInstancesDeniedActions": _instances,
+    "CreateDisks": lambda r: [("disk", "*")],
+    "AttachDisks": lambda r: [("instance", r.InstanceId), *_disks(r)],
+    "DetachDisks": _disks,
+    "IsolateDisks": _disks,
+    "TerminateDisks": _disks,
+    "ModifyDisksAttribute": _disks,
+    "ResizeDisks": _disks,
 }
 
 

@@ -1,20 +1,30 @@
-"""Disk actions, read side: DescribeDisks, DescribeInstancesDiskNum, DescribeDiskConfigs.
+"""Disk actions: DescribeDisks, DescribeInstancesDiskNum, DescribeDiskConfigs, and the data
+disks' lifecycle (CreateDisks, AttachDisks, DetachDisks, IsolateDisks, TerminateDisks,
+ModifyDisksAttribute, ResizeDisks).
 
-Every disk is a row of ``disks`` (issue #12): today the instances' system disks, described as
-the SDK's ``Disk``; data disks (CreateDisks, AttachDisks...) are the rest of issue #18.
+Every disk is a row of ``disks`` (issue #12): the instances' system disks and the data disks,
+both described as the SDK's ``Disk`` and kept by the same storage driver.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Connection
 
+from lightkeeper import storage
 from lightkeeper.api.registry import Context, Reply
-from lightkeeper.domain import ids
+from lightkeeper.domain import ids, rules
+from lightkeeper.domain.model import Disk, DiskState, DiskUsage, GiB, InstanceState, OperationState
+from lightkeeper.domain.placement import Needs
 from lightkeeper.errors import ApiError
 from lightkeeper.lighthouse import models
-from lightkeeper.lighthouse.checks import check_filters, check_ids, check_paging
+from lightkeeper.lighthouse.checks import check_filters, check_id, check_ids, check_paging
+from lightkeeper.lighthouse.jobs.base import NoParams
+from lightkeeper.lighthouse.jobs.disks import AttachDisks, CreateDisks, DetachDisks, DiskJob
+from lightkeeper.lighthouse.lookup import find_instance
 from lightkeeper.lighthouse.views import disk_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
@@ -34,6 +44,7 @@ DISK_FILTERS = (
     "tag:",
 )
 FILTER_ID_PREFIXES = {"disk-id": ids.DISK, "instance-id": ids.INSTANCE}
+logger = logging.getLogger("lightkeeper.disks")
 DISK_USAGES = ("SYSTEM_DISK", "DATA_DISK")
 UNKNOWN_FILTER = "InvalidParameter.InvalidFilterInvalidKey"  # (DescribeDisks' own code)
 # What a data disk may be (DescribeDiskConfigs): the sizes Lighthouse sells (GB, step 10).
@@ -135,3 +146,303 @@ class DiskService:
                 for disk_type in DISK_TYPES
             ]
         }
+
+
+# -- data disks, write side ----------------------------------------------------------------
+
+DATA_DISK_QUOTA = 20  # per account and region (lighthouse-facts §3: 20 data disks a region)
+MAX_ATTACHED = 5  # data disks per instance
+MAX_DISK_COUNT = 30  # CreateDisks' DiskCount
+MAX_BACKUP_QUOTA = 500
+RENEW_FLAGS = (
+    "NOTIFY_AND_AUTO_RENEW",
+    "NOTIFY_AND_MANUAL_RENEW",
+    "DISABLE_NOTIFY_AND_MANUAL_RENEW",
+)
+DISK_NAME_MAX = 60
+ISOLATE_MAX = 20
+
+
+class DataDiskService:
+    """CreateDisks, AttachDisks, DetachDisks, IsolateDisks, TerminateDisks,
+    ModifyDisksAttribute and ResizeDisks: the checks in one transaction with the state
+    change, the slow part in a durable job per disk (jobs/disks.py)."""
+
+    def __init__(self, world: World, regions: tuple[Region, ...]) -> None:
+        self.world = world
+        self.regions = {r.region: r for r in regions}
+
+    def create(self, ctx: Context, req: models.CreateDisksRequest) -> Reply:
+        region = ctx.region or ""
+        if req.Zone not in self.regions[region].zone_ids():
+            raise ApiError("InvalidParameterValue.InvalidZone", zone=req.Zone)
+        if req.DiskType not in DISK_TYPES:
+            raise ApiError("InvalidParameterValue.InvalidDiskType")
+        check_disk_size(req.DiskSize)
+        count = 1 if req.DiskCount is None else req.DiskCount
+        if not 1 <= count <= MAX_DISK_COUNT:
+            raise ApiError("InvalidParameterValue", name="DiskCount", value=count)
+        backup_quota = req.DiskBackupQuota or 0
+        if not 0 <= backup_quota <= MAX_BACKUP_QUOTA:
+            raise ApiError("InvalidParameterValue", name="DiskBackupQuota", value=backup_quota)
+        prepaid = req.DiskChargePrepaid
+        if not 1 <= prepaid.Period <= 60:
+            raise ApiError("InvalidParameterValue", name="DiskChargePrepaid.Period",
+                           value=prepaid.Period)  # fmt: skip
+        renew_flag = check_renew_flag(prepaid.RenewFlag)
+        if prepaid.TimeUnit not in (None, "m"):
+            raise ApiError("InvalidParameterValue", name="DiskChargePrepaid.TimeUnit",
+                           value=prepaid.TimeUnit)  # fmt: skip
+        name = check_disk_name(req.DiskName) if req.DiskName is not None else None
+        if req.AutoMountConfiguration is not None:  # needs the TAT agent in the guest
+            raise ApiError("UnsupportedOperation.TatAgentNotOnline")
+        disk_tags = rules.check_tags([(t.Key, t.Value) for t in req.Tags or []])
+        now = db.utcnow()
+        made: list[str] = []
+        world = self.world
+        with world.write() as conn:
+            if db.count_data_disks(conn, ctx.principal.account_id, region) + count > (
+                DATA_DISK_QUOTA
+            ):
+                raise ApiError("LimitExceeded.DiskQuotaLimitExceeded")
+            for _ in range(count):
+                disk_id = _unused_disk_id(conn)
+                db.insert_disk(
+                    conn,
+                    Disk(
+                        disk_id=disk_id,
+                        account_id=ctx.principal.account_id,
+                        region=region,
+                        zone=req.Zone,
+                        instance_id=None,
+                        disk_usage=DiskUsage.DATA_DISK,
+                        size_gb=req.DiskSize,
+                        op_job=None,
+                        created_at=now,
+                        pool=world.storage.pool,
+                        name=name or disk_id,
+                        disk_type=req.DiskType,
+                        state=DiskState.PENDING,
+                        latest_operation="CreateDisks",
+                        latest_operation_state=OperationState.OPERATING,
+                        latest_operation_request_id=ctx.request_id,
+                        expired_at=now + dt.timedelta(days=30 * prepaid.Period),
+                        renew_flag=renew_flag,
+                        backup_quota=backup_quota,
+                    ),
+                )
+                db.set_tags(conn, disk_id, disk_tags)
+                self._enqueue(conn, ctx, CreateDisks, disk_id, None, Needs(pool=world.storage.pool))
+                made.append(disk_id)
+        world.notify()
+        return {"DiskIdSet": made}
+
+    def attach(self, ctx: Context, req: models.AttachDisksRequest) -> Reply:
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        check_id(ids.INSTANCE, req.InstanceId)
+        if req.RenewFlag is not None:
+            check_renew_flag(req.RenewFlag)
+        world = self.world
+        with world.write() as conn:
+            instance = find_instance(conn, ctx, req.InstanceId)
+            if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
+                raise ApiError("UnsupportedOperation.InvalidInstanceState")
+            if instance.op_job is not None:
+                raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            for disk in found:
+                if disk.state != DiskState.UNATTACHED:
+                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+                if disk.zone != instance.zone:
+                    raise ApiError("InvalidParameterValue.DiskInstanceZoneNotMatch")
+            attached = db.attached_data_disks(conn, [instance.instance_id])
+            if attached.get(instance.instance_id, 0) + len(found) > MAX_ATTACHED:
+                raise ApiError("LimitExceeded.AttachDataDiskQuotaLimitExceeded")
+            for disk in found:
+                job_id = self._enqueue(
+                    conn, ctx, AttachDisks, disk.disk_id, instance.instance_id,
+                    AttachDisks.needs(instance),
+                )  # fmt: skip
+                db.update_disk(conn, disk.disk_id, instance_id=instance.instance_id,
+                               state=DiskState.ATTACHING, op_job=job_id,
+                               **_operation(ctx, "AttachDisks"))  # fmt: skip
+                if req.RenewFlag is not None:
+                    db.update_disk(conn, disk.disk_id, renew_flag=req.RenewFlag)
+        world.notify()
+        return {}
+
+    def detach(self, ctx: Context, req: models.DetachDisksRequest) -> Reply:
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        world = self.world
+        with world.write() as conn:
+            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            machines = {}
+            for disk in found:
+                if disk.state != DiskState.ATTACHED or disk.instance_id is None:
+                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+                instance = find_instance(conn, ctx, disk.instance_id)
+                if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
+                    raise ApiError("UnsupportedOperation.InvalidInstanceState")
+                if instance.op_job is not None:
+                    raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+                machines[disk.disk_id] = instance
+            for disk in found:
+                instance = machines[disk.disk_id]
+                job_id = self._enqueue(
+                    conn, ctx, DetachDisks, disk.disk_id, instance.instance_id,
+                    DetachDisks.needs(instance),
+                )  # fmt: skip
+                db.update_disk(conn, disk.disk_id, state=DiskState.DETACHING, op_job=job_id,
+                               **_operation(ctx, "DetachDisks"))  # fmt: skip
+        world.notify()
+        return {}
+
+    def isolate(self, ctx: Context, req: models.IsolateDisksRequest) -> Reply:
+        """UNATTACHED -> SHUTDOWN (returned: kept until TerminateDisks), done at once."""
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        if len(id_list) > ISOLATE_MAX:
+            raise ApiError("LimitExceeded.IsolateResourcesLimitExceeded")
+        with self.world.write() as conn:
+            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            for disk in found:
+                if disk.state != DiskState.UNATTACHED:
+                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+            for disk in found:
+                done = _operation(ctx, "IsolateDisks", OperationState.SUCCESS)
+                db.update_disk(conn, disk.disk_id, state=DiskState.SHUTDOWN, **done)
+        return {}
+
+    def terminate(self, ctx: Context, req: models.TerminateDisksRequest) -> Reply:
+        """SHUTDOWN disks go: their rows in one transaction, their data after it."""
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        with self.world.write() as conn:
+            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            for disk in found:
+                if disk.state != DiskState.SHUTDOWN:
+                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+            for disk in found:
+                db.delete_disk(conn, disk.disk_id)
+        for disk in found:
+            try:
+                self.world.storage.delete_disk(disk.disk_id)
+            except storage.StorageError as exc:  # the row is gone: the data is garbage now
+                logger.warning("data of terminated disk %s not deleted: %s", disk.disk_id, exc)
+        return {}
+
+    def modify(self, ctx: Context, req: models.ModifyDisksAttributeRequest) -> Reply:
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        name = check_disk_name(req.DiskName)
+        with self.world.write() as conn:
+            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            for disk in found:
+                if disk.state not in (DiskState.ATTACHED, DiskState.UNATTACHED):
+                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+            for disk in found:
+                db.update_disk(conn, disk.disk_id, name=name)
+        return {}
+
+    def resize(self, ctx: Context, req: models.ResizeDisksRequest) -> Reply:
+        """Grow ATTACHED or UNATTACHED data disks. The data grows first (a sparse file, an
+        RBD resize): a crash before the commit leaves a disk larger than recorded, never one
+        smaller, and the next resize makes them agree."""
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        if not MIN_DISK_GB <= req.DiskSize <= MAX_DISK_GB or req.DiskSize % DISK_STEP_GB:
+            raise ApiError("InvalidParameterValue.InvalidDiskSize")
+        with self.world.read() as conn:
+            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+        for disk in found:
+            if disk.state not in (DiskState.ATTACHED, DiskState.UNATTACHED):
+                raise ApiError("UnsupportedOperation.InvalidDiskState")
+            if req.DiskSize < disk.size_gb:
+                raise ApiError("InvalidParameterValue.DiskSizeSmallerThanCurrentDiskSize")
+            if req.DiskSize == disk.size_gb:
+                raise ApiError("UnsupportedOperation.SameWithOldConfig")
+        for disk in found:
+            try:
+                self.world.storage.resize_disk(disk.disk_id, req.DiskSize * GiB)
+            except storage.StorageError as exc:
+                logger.warning("resize of %s failed: %s", disk.disk_id, exc)
+                raise ApiError("FailedOperation.ResizeDisksFailed") from None
+        with self.world.write() as conn:
+            for disk in found:
+                current = self._data_disk(conn, ctx, disk.disk_id)  # (busy since: refused)
+                done = _operation(ctx, "ResizeDisks", OperationState.SUCCESS)
+                db.update_disk(conn, current.disk_id, size_gb=req.DiskSize, **done)
+        return {}
+
+    # -- shared ---------------------------------------------------------------------------
+
+    def _data_disk(self, conn: Connection, ctx: Context, disk_id: str) -> Disk:
+        """The caller's data disk in the region, not held by an operation."""
+        disk = db.get_disk(conn, disk_id)
+        if (
+            disk is None
+            or disk.account_id != ctx.principal.account_id
+            or disk.region != (ctx.region or "")
+        ):
+            raise ApiError("ResourceNotFound.DiskIdNotFound")
+        if disk.disk_usage != DiskUsage.DATA_DISK:
+            raise ApiError("OperationDenied.DiskUsageNotSupportOperation")
+        if disk.state == DiskState.PENDING:
+            raise ApiError("OperationDenied.DiskCreating")
+        if disk.op_job is not None:
+            raise ApiError("OperationDenied.DiskOperationInProgress")
+        return disk
+
+    def _enqueue(
+        self,
+        conn: Connection,
+        ctx: Context,
+        kind: type[DiskJob],
+        disk_id: str,
+        instance_id: str | None,
+        needs: Needs,
+    ) -> int:
+        job_id = kind.enqueue(
+            conn,
+            NoParams(),
+            account_id=ctx.principal.account_id,
+            instance_id=instance_id,
+            request_id=ctx.request_id,
+            disk_id=disk_id,
+            needs=needs,
+        )
+        db.update_disk(conn, disk_id, op_job=job_id)
+        return job_id
+
+
+def _operation(
+    ctx: Context, action: str, state: OperationState = OperationState.OPERATING
+) -> dict[str, Any]:
+    return {
+        "latest_operation": action,
+        "latest_operation_state": state,
+        "latest_operation_request_id": ctx.request_id,
+    }
+
+
+def _unused_disk_id(conn: Connection) -> str:
+    while True:
+        candidate = ids.new_id(ids.DISK)
+        if db.get_disk(conn, candidate) is None:
+            return candidate
+
+
+def check_disk_size(size: int) -> int:
+    if not MIN_DISK_GB <= size <= MAX_DISK_GB or size % DISK_STEP_GB:
+        raise ApiError("InvalidParameterValue", name="DiskSize", value=size)
+    return size
+
+
+def check_disk_name(name: str) -> str:
+    if len(name) > DISK_NAME_MAX:
+        raise ApiError("InvalidParameterValue.DiskNameTooLong")
+    return rules.check_snapshot_name(name, "DiskName")  # the same characters rule
+
+
+def check_renew_flag(flag: str | None) -> str:
+    if flag is None:
+        return "NOTIFY_AND_MANUAL_RENEW"
+    if flag not in RENEW_FLAGS:
+        raise ApiError("InvalidParameterValue", name="RenewFlag", value=flag)
+    return flag

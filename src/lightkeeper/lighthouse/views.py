@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from lightkeeper.domain.model import STORAGE_BUNDLE, Instance, Snapshot
+from lightkeeper.domain.model import STORAGE_BUNDLE, DiskState, DiskUsage, Instance, Snapshot
 from lightkeeper.store.resources import DiskRow
 
 UNKNOWN_BLUEPRINT = {"os_name": "", "platform": "", "platform_type": "LINUX_UNIX"}
@@ -94,28 +94,30 @@ def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
 
 def disk_view(row: DiskRow, tags: Mapping[str, str]) -> dict[str, Any]:
     """The SDK's ``Disk``. A system disk is the instance's: prepaid with it, expiring and
-    released with it, attached to it; no disk backups (those are data disks' only)."""
+    released with it, attached to it; no disk backups (those are data disks' only). A data
+    disk has its own type, state, latest operation, expiry and backup quota."""
     disk = row.disk
+    system = disk.disk_usage == DiskUsage.SYSTEM_DISK
     return {
         "DiskId": disk.disk_id,
         "InstanceId": disk.instance_id or "",
         "Zone": disk.zone,
         "DiskName": row.name,
         "DiskUsage": disk.disk_usage.value,
-        "DiskType": system_disk_type(row.bundle_type),
+        "DiskType": disk.disk_type or system_disk_type(row.bundle_type),
         "DiskChargeType": "PREPAID",
         "DiskSize": disk.size_gb,
-        "RenewFlag": "NOTIFY_AND_MANUAL_RENEW",
+        "RenewFlag": disk.renew_flag or "NOTIFY_AND_MANUAL_RENEW",
         "DiskState": row.state,
-        "Attached": disk.instance_id is not None,
-        "DeleteWithInstance": True,
-        "LatestOperation": None,
-        "LatestOperationState": None,
-        "LatestOperationRequestId": None,
+        "Attached": row.state == DiskState.ATTACHED,
+        "DeleteWithInstance": system,
+        "LatestOperation": disk.latest_operation,
+        "LatestOperationState": disk.latest_operation_state,
+        "LatestOperationRequestId": disk.latest_operation_request_id,
         "CreatedTime": iso(disk.created_at),
         "ExpiredTime": iso(row.expired_at),
         "IsolatedTime": None,
         "DiskBackupCount": 0,
-        "DiskBackupQuota": 0,
+        "DiskBackupQuota": disk.backup_quota,
         "Tags": tag_list(tags),
     }

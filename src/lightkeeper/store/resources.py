@@ -43,6 +43,7 @@ from lightkeeper.domain.model import (
     QUOTA_EXCLUDED_STATES,
     SETTLED_STATES,
     Disk,
+    DiskState,
     DiskUsage,
     Instance,
     InstanceState,
@@ -234,9 +235,14 @@ class DiskRow(NamedTuple):
 
 
 _DISK_NAME = func.coalesce(disks.c.name, disks.c.instance_id + SYSTEM_DISK_NAME_SUFFIX)
-# A disk is ATTACHED to its instance, or SHUTDOWN with an instance that is (isolated).
-_DISK_STATE = case((instances.c.state == InstanceState.SHUTDOWN.value, "SHUTDOWN"),
-                   else_="ATTACHED")  # fmt: skip
+# A data disk has a state of its own; a system disk is ATTACHED to its instance, or
+# SHUTDOWN with an instance that is (isolated).
+_DISK_STATE = case(
+    (disks.c.state.is_not(None), disks.c.state),
+    (instances.c.state == InstanceState.SHUTDOWN.value, "SHUTDOWN"),
+    else_="ATTACHED",
+)
+_DISK_EXPIRY = func.coalesce(disks.c.expired_at, instances.c.expired_at)
 DISK_FILTER_COLUMNS: dict[str, ColumnElement[Any]] = {
     "disk-id": disks.c.disk_id,
     "instance-id": disks.c.instance_id,
@@ -247,11 +253,11 @@ DISK_FILTER_COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 DISK_ORDER_COLUMNS: dict[str, ColumnElement[Any]] = {
     "CREATED_TIME": disks.c.created_at,
-    "EXPIRED_TIME": instances.c.expired_at,
+    "EXPIRED_TIME": _DISK_EXPIRY,
     "DISK_SIZE": disks.c.size_gb,
 }
 _SELECT_DISKS = select(
-    disks, _DISK_NAME, _DISK_STATE, instances.c.bundle_type, instances.c.expired_at
+    disks, _DISK_NAME, _DISK_STATE, instances.c.bundle_type, _DISK_EXPIRY
 ).select_from(disks.outerjoin(instances, instances.c.instance_id == disks.c.instance_id))
 
 
@@ -332,10 +338,37 @@ class DiskChanges(TypedDict, total=False):
 
     size_gb: int
     op_job: int | None
+    instance_id: str | None
+    name: str
+    state: str
+    latest_operation: str
+    latest_operation_state: str
+    latest_operation_request_id: str
+    renew_flag: str
+    backup_quota: int
 
 
 def update_disk(conn: Connection, disk_id: str, **values: Unpack[DiskChanges]) -> None:
     conn.execute(update(disks).where(disks.c.disk_id == disk_id).values(**values))
+
+
+def insert_disk(conn: Connection, disk: Disk) -> None:
+    conn.execute(insert(disks).values(**disk.__dict__))
+
+
+def delete_disk(conn: Connection, disk_id: str) -> None:
+    conn.execute(delete(tags).where(tags.c.resource_id == disk_id))
+    conn.execute(delete(disks).where(disks.c.disk_id == disk_id))
+
+
+def count_data_disks(conn: Connection, account_id: int, region: str) -> int:
+    """The data disks that count against an account's regional quota."""
+    query = select(func.count()).where(
+        disks.c.account_id == account_id,
+        disks.c.region == region,
+        disks.c.disk_usage == DiskUsage.DATA_DISK.value,
+    )
+    return conn.scalar(query) or 0
 
 
 def release_disks(conn: Connection, job_id: int) -> None:
@@ -351,7 +384,11 @@ def delete_instance(conn: Connection, instance_id: str) -> None:
             disks.c.disk_usage == DiskUsage.SYSTEM_DISK.value,
         )
     )
-    conn.execute(update(disks).where(disks.c.instance_id == instance_id).values(instance_id=None))
+    conn.execute(
+        update(disks)
+        .where(disks.c.instance_id == instance_id)
+        .values(instance_id=None, state=DiskState.UNATTACHED.value)
+    )
     conn.execute(delete(instances).where(instances.c.instance_id == instance_id))
     conn.execute(delete(tags).where(tags.c.resource_id == instance_id))
 

@@ -117,6 +117,15 @@ disks = Table(
     Column("created_at", DateTime, nullable=False),
     Column("pool", String(16), nullable=True),  # the storage pool of its data; NULL: any
     Column("name", String(60), nullable=True),  # DiskName; NULL: derived (system disks)
+    # Data disks' own values (0015); NULL for system disks, which take their instance's.
+    Column("disk_type", String(16), nullable=True),
+    Column("state", String(16), nullable=True),
+    Column("latest_operation", String(40), nullable=True),
+    Column("latest_operation_state", String(12), nullable=True),
+    Column("latest_operation_request_id", String(36), nullable=True),
+    Column("expired_at", DateTime, nullable=True),
+    Column("renew_flag", String(40), nullable=True),
+    Column("backup_quota", Integer, nullable=False, server_default="0"),
     Index("ix_disks_instance", "instance_id", "disk_usage"),
     # One system disk per instance, on both engines (a partial unique index).
     Index(

@@ -11,6 +11,7 @@ from typing import Any
 from lightkeeper.lighthouse.jobs.apply_snapshot import ApplySnapshot
 from lightkeeper.lighthouse.jobs.base import JobKind, UnknownKind
 from lightkeeper.lighthouse.jobs.create_snapshot import CreateSnapshot
+from lightkeeper.lighthouse.jobs.disks import AttachDisks, CreateDisks, DetachDisks
 from lightkeeper.lighthouse.jobs.power import RebootInstances, StartInstances, StopInstances
 from lightkeeper.lighthouse.world import World
 from lightkeeper.store.jobs import Job
@@ -21,6 +22,9 @@ KINDS: tuple[type[JobKind[Any]], ...] = (
     StartInstances,
     StopInstances,
     RebootInstances,
+    CreateDisks,
+    AttachDisks,
+    DetachDisks,
 )
 
 
