@@ -55,6 +55,7 @@ _AGENT_CHARDEV = "qga0"
 _AGENT_PORT = "org.qemu.guest_agent.0"  # the port name qemu-ga looks for
 _AGENT_TIMEOUT = 2.0  # sync, thaw, status: the agent answers these at once
 _FREEZE_TIMEOUT = 10.0  # the freeze runs the guest's hooks; Windows' VSS allows 10 s too
+_UNPLUG_TIMEOUT = 15.0  # for the guest to release a data disk being hot-unplugged
 
 
 class VMStartFailed(ComputeError):
@@ -63,6 +64,11 @@ class VMStartFailed(ComputeError):
 
 class QMPFailed(ComputeError):
     """A running machine rejected a monitor command."""
+
+
+def _data_names(disk_id: str) -> tuple[str, str]:
+    """(block node, device id) of a data disk in its machine."""
+    return f"data-{disk_id}", f"vd-{disk_id}"
 
 
 def _opt(path: Path) -> str:
@@ -182,21 +188,32 @@ class QemuDriver:
             raise StatusCorrupt(f"machine record of {instance_id} is malformed")
         return data
 
-    def _replace_text(self, instance_id: str, disk: Attachment) -> None:
-        record: dict[str, Any]
+    @staticmethod
+    def _disk_record(instance_id: str, disk: Attachment) -> dict[str, Any]:
+        """What QEMU opens for ``disk``, as kept in ``instance.json``."""
         if disk.kind == "file":
-            record = {"disk": str(disk.path.resolve()), "format": disk.format}
-        elif disk.kind == "rbd" and disk.rbd is not None:  # QEMU's rbd driver, via librbd
+            return {"disk": str(disk.path.resolve()), "format": disk.format}
+        if disk.kind == "rbd" and disk.rbd is not None:  # QEMU's rbd driver, via librbd
             target = disk.rbd
             rbd = {"pool": target.pool, "image": target.image, "user": target.client}
             rbd |= {"namespace": target.namespace} if target.namespace else {}
             rbd |= {"conf": str(target.conf)} if target.conf else {}
-            record = {"disk": disk.spec, "format": "raw", "rbd": rbd}
-        else:
-            raise ComputeError(f"{instance_id}: cannot open a {disk.kind!r} disk")
+            return {"disk": disk.spec, "format": "raw", "rbd": rbd}
+        raise ComputeError(f"{instance_id}: cannot open a {disk.kind!r} disk")
+
+    def _write_record(self, instance_id: str, record: dict[str, Any]) -> None:
         directory = self._dir(instance_id)
         directory.mkdir(mode=0o700, exist_ok=True)
         replace_text(directory / "instance.json", json.dumps(record))
+
+    def _replace_text(self, instance_id: str, disk: Attachment) -> None:
+        """The system disk's record; the data disks recorded before stay attached."""
+        record = self._disk_record(instance_id, disk)
+        try:
+            record["data_disks"] = self._record(instance_id).get("data_disks", {})
+        except (StatusUnavailable, StatusCorrupt):
+            pass
+        self._write_record(instance_id, record)
 
     @contextlib.contextmanager
     def _locked(self, instance_id: str) -> Iterator[None]:
@@ -249,15 +266,19 @@ class QemuDriver:
     def _accel_for_run(self) -> str:
         return detect_accel(self._qemu) if self._accel == "auto" else self._accel
 
-    def _command(self, instance_id: str, record: dict[str, Any]) -> list[str]:
-        directory = self._dir(instance_id)
-        blockdev: dict[str, Any] = {
+    @staticmethod
+    def _blockdev(record: dict[str, Any], node: str) -> dict[str, Any]:
+        if isinstance(record.get("rbd"), dict):  # a raw RBD image: the protocol node is it
+            return {"driver": "rbd", "node-name": node, **record["rbd"]}
+        return {
             "driver": record["format"],
-            "node-name": _DISK_NODE,
+            "node-name": node,
             "file": {"driver": "file", "filename": record["disk"]},
         }
-        if isinstance(record.get("rbd"), dict):  # a raw RBD image: the protocol node is it
-            blockdev = {"driver": "rbd", "node-name": _DISK_NODE, **record["rbd"]}
+
+    def _command(self, instance_id: str, record: dict[str, Any]) -> list[str]:
+        directory = self._dir(instance_id)
+        blockdev = self._blockdev(record, _DISK_NODE)
         command = [
             self._qemu,
             "-name", f"lightkeeper-{instance_id}",
@@ -276,6 +297,10 @@ class QemuDriver:
             "-device", "virtio-serial-pci,id=vser0",
             "-device", f"virtserialport,chardev={_AGENT_CHARDEV},name={_AGENT_PORT}",
         ]  # fmt: skip
+        for disk_id, data in sorted(record.get("data_disks", {}).items()):
+            node, device = _data_names(disk_id)
+            command += ["-blockdev", json.dumps(self._blockdev(data, node)),
+                        "-device", f"virtio-blk-pci,drive={node},id={device}"]  # fmt: skip
         if self._kernel is not None:
             command += ["-kernel", str(self._kernel), "-append", self._append]
             if self._initrd is not None:
@@ -432,6 +457,58 @@ class QemuDriver:
             {"device": _DISK_NODE, "name": tag},
         )
         return True
+
+    # -- DataDiskCompute ----------------------------------------------------------------------
+
+    def attach_disk(self, instance_id: str, disk_id: str, disk: Attachment) -> None:
+        """Recorded for every boot, and hot-plugged (``blockdev-add`` + ``device_add``) into a
+        running machine; a disk already there is left as it is."""
+        with self._locked(instance_id):
+            record = self._record(instance_id)
+            data = self._disk_record(instance_id, disk)
+            record.setdefault("data_disks", {})[disk_id] = data
+            self._write_record(instance_id, record)
+            if self._pid(instance_id) is None:
+                return
+            node, device = _data_names(disk_id)
+            if node not in self._block_nodes(instance_id):
+                self._qmp(instance_id, "blockdev-add", self._blockdev(data, node))
+            if device not in self._devices(instance_id):
+                self._qmp(
+                    instance_id,
+                    "device_add",
+                    {"driver": "virtio-blk-pci", "drive": node, "id": device},
+                )
+
+    def detach_disk(self, instance_id: str, disk_id: str) -> None:
+        """Unplugged from a running machine (``device_del``, which the guest must accept,
+        then ``blockdev-del``) before the record forgets it, so a guest that keeps the disk
+        fails the detach instead of losing it silently."""
+        with self._locked(instance_id):
+            record = self._record(instance_id)
+            node, device = _data_names(disk_id)
+            if self._pid(instance_id) is not None:
+                if device in self._devices(instance_id):
+                    self._qmp(instance_id, "device_del", {"id": device})
+                    deadline = time.monotonic() + _UNPLUG_TIMEOUT
+                    while device in self._devices(instance_id):
+                        if time.monotonic() > deadline:
+                            raise ComputeError(
+                                f"{instance_id}: the guest did not release {disk_id}"
+                            )
+                        time.sleep(0.1)
+                if node in self._block_nodes(instance_id):
+                    self._qmp(instance_id, "blockdev-del", {"node-name": node})
+            record.get("data_disks", {}).pop(disk_id, None)
+            self._write_record(instance_id, record)
+
+    def _block_nodes(self, instance_id: str) -> set[str]:
+        nodes = self._qmp(instance_id, "query-named-block-nodes", {"flat": True})
+        return {str(n.get("node-name")) for n in nodes or [] if isinstance(n, dict)}
+
+    def _devices(self, instance_id: str) -> set[str]:
+        found = self._qmp(instance_id, "qom-list", {"path": "/machine/peripheral"})
+        return {str(p.get("name")) for p in found or [] if isinstance(p, dict)}
 
     # -- the guest agent ----------------------------------------------------------------------
 
