@@ -292,7 +292,8 @@ class LighthouseServer:
         return self._control("POST", "/instances", body)
 
     def write_disk(self, instance_id: str, data: bytes, offset: int = 0) -> None:
-        """Write ``data`` into the instance's system disk at ``offset`` (as a guest would)."""
+        """Write ``data`` at ``offset`` of a disk (as a guest would): an instance id means its
+        system disk, an ``lhdisk-`` id that disk (a data disk too)."""
         body = {"Offset": offset, "Data": base64.b64encode(data).decode()}
         self._control("POST", f"/instances/{instance_id}/disk", body)
 
@@ -302,7 +303,7 @@ class LighthouseServer:
         return base64.b64decode(reply["Data"])
 
     def disk_sha256(self, instance_id: str) -> str:
-        """sha256 of the instance's whole system disk, as hex."""
+        """sha256 of a whole disk (an instance's system disk, or an ``lhdisk-`` id), as hex."""
         result: str = self._control("GET", f"/instances/{instance_id}/disk")["Sha256"]
         return result
 
