@@ -237,3 +237,30 @@ def test_failed_disk_jobs_leave_nothing_half_done() -> None:
         )
         call(c, "AttachDisks", DiskIds=made, InstanceId=instance_id)
         assert wait_state(c, made, "ATTACHED")[made[0]].InstanceId == instance_id
+
+
+def test_denied_actions_follow_the_same_rules(server: Server, owner: Account) -> None:
+    c = world.client(server, owner)
+    system = world.create_instance(server, owner)["SystemDisk"]["DiskId"]
+    (made,) = create_disks(c)
+    wait_state(c, [made], "UNATTACHED")
+    answer = call(
+        c,
+        "DescribeDisksDeniedActions",
+        DiskIds=[made, system],
+    )
+    denied = {
+        entry.DiskId: {a.Action: a.Code for a in entry.DeniedActions}
+        for entry in answer.DiskDeniedActionSet
+    }
+    assert denied[made] == {
+        "DetachDisks": "UnsupportedOperation.InvalidDiskState",
+        "TerminateDisks": "UnsupportedOperation.InvalidDiskState",
+    }
+    assert set(denied[system].values()) == {"OperationDenied.DiskUsageNotSupportOperation"}
+    assert len(denied[system]) == 6
+    for action, code in denied[made].items():  # what it says is what the action answers
+        assert code_of(c, action, DiskIds=[made]) == code
+    zh = world.client(server, owner, language="zh-CN")
+    (entry,) = call(zh, "DescribeDisksDeniedActions", DiskIds=[made]).DiskDeniedActionSet
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in a.Message) for a in entry.DeniedActions)

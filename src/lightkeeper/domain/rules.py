@@ -15,6 +15,9 @@ from lightkeeper.domain.model import (
     SETTLED_STATES,
     SNAPSHOT_STATES_ZH,
     STORAGE_BUNDLE,
+    Disk,
+    DiskState,
+    DiskUsage,
     Instance,
     InstanceState,
     RestrictState,
@@ -255,3 +258,46 @@ def instance_denied_actions(instance: Instance, language: str) -> list[dict[str,
         code = "UnsupportedOperation.InvalidInstanceState#denied"
         denied.append(_denied("CreateInstanceSnapshot", code, language, **params))
     return denied
+
+
+# -- data disks ------------------------------------------------------------------------------
+
+# The states a data disk must be in for each action on it (the SDK's action docs).
+DISK_ACTION_STATES: dict[str, frozenset[str]] = {
+    "AttachDisks": frozenset({DiskState.UNATTACHED}),
+    "DetachDisks": frozenset({DiskState.ATTACHED}),
+    "IsolateDisks": frozenset({DiskState.UNATTACHED}),
+    "TerminateDisks": frozenset({DiskState.SHUTDOWN}),
+    "ModifyDisksAttribute": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
+    "ResizeDisks": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
+}
+
+
+def disk_refusal(action: str, disk: Disk) -> str | None:
+    """Why ``action`` may not touch ``disk`` now (an error code), or None: the one rule the
+    disk actions check and DescribeDisksDeniedActions reports."""
+    if disk.disk_usage != DiskUsage.DATA_DISK:
+        return "OperationDenied.DiskUsageNotSupportOperation"
+    if disk.state == DiskState.PENDING:
+        return "OperationDenied.DiskCreating"
+    if disk.op_job is not None:
+        return "OperationDenied.DiskOperationInProgress"
+    if disk.state not in DISK_ACTION_STATES[action]:
+        return "UnsupportedOperation.InvalidDiskState"
+    return None
+
+
+def check_disk(action: str, disk: Disk) -> Disk:
+    refusal = disk_refusal(action, disk)
+    if refusal is not None:
+        raise ApiError(refusal)
+    return disk
+
+
+def disk_denied_actions(disk: Disk, language: str) -> list[dict[str, str]]:
+    """Each disk action the disk's kind, state or operation forbids now."""
+    return [
+        _denied(action, code, language)
+        for action in DISK_ACTION_STATES
+        if (code := disk_refusal(action, disk)) is not None
+    ]

@@ -249,10 +249,8 @@ class DataDiskService:
                 raise ApiError("UnsupportedOperation.InvalidInstanceState")
             if instance.op_job is not None:
                 raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
-            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            found = [self._data_disk(conn, ctx, disk_id, "AttachDisks") for disk_id in id_list]
             for disk in found:
-                if disk.state != DiskState.UNATTACHED:
-                    raise ApiError("UnsupportedOperation.InvalidDiskState")
                 if disk.zone != instance.zone:
                     raise ApiError("InvalidParameterValue.DiskInstanceZoneNotMatch")
             attached = db.attached_data_disks(conn, [instance.instance_id])
@@ -275,10 +273,10 @@ class DataDiskService:
         id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
         world = self.world
         with world.write() as conn:
-            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            found = [self._data_disk(conn, ctx, disk_id, "DetachDisks") for disk_id in id_list]
             machines = {}
             for disk in found:
-                if disk.state != DiskState.ATTACHED or disk.instance_id is None:
+                if disk.instance_id is None:  # (ATTACHED disks have one)
                     raise ApiError("UnsupportedOperation.InvalidDiskState")
                 instance = find_instance(conn, ctx, disk.instance_id)
                 if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
@@ -303,10 +301,7 @@ class DataDiskService:
         if len(id_list) > ISOLATE_MAX:
             raise ApiError("LimitExceeded.IsolateResourcesLimitExceeded")
         with self.world.write() as conn:
-            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
-            for disk in found:
-                if disk.state != DiskState.UNATTACHED:
-                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+            found = [self._data_disk(conn, ctx, disk_id, "IsolateDisks") for disk_id in id_list]
             for disk in found:
                 done = _operation(ctx, "IsolateDisks", OperationState.SUCCESS)
                 db.update_disk(conn, disk.disk_id, state=DiskState.SHUTDOWN, **done)
@@ -316,10 +311,7 @@ class DataDiskService:
         """SHUTDOWN disks go: their rows in one transaction, their data after it."""
         id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
         with self.world.write() as conn:
-            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
-            for disk in found:
-                if disk.state != DiskState.SHUTDOWN:
-                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+            found = [self._data_disk(conn, ctx, disk_id, "TerminateDisks") for disk_id in id_list]
             for disk in found:
                 db.delete_disk(conn, disk.disk_id)
         for disk in found:
@@ -333,10 +325,9 @@ class DataDiskService:
         id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
         name = check_disk_name(req.DiskName)
         with self.world.write() as conn:
-            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
-            for disk in found:
-                if disk.state not in (DiskState.ATTACHED, DiskState.UNATTACHED):
-                    raise ApiError("UnsupportedOperation.InvalidDiskState")
+            found = [
+                self._data_disk(conn, ctx, disk_id, "ModifyDisksAttribute") for disk_id in id_list
+            ]
             for disk in found:
                 db.update_disk(conn, disk.disk_id, name=name)
         return {}
@@ -349,10 +340,8 @@ class DataDiskService:
         if not MIN_DISK_GB <= req.DiskSize <= MAX_DISK_GB or req.DiskSize % DISK_STEP_GB:
             raise ApiError("InvalidParameterValue.InvalidDiskSize")
         with self.world.read() as conn:
-            found = [self._data_disk(conn, ctx, disk_id) for disk_id in id_list]
+            found = [self._data_disk(conn, ctx, disk_id, "ResizeDisks") for disk_id in id_list]
         for disk in found:
-            if disk.state not in (DiskState.ATTACHED, DiskState.UNATTACHED):
-                raise ApiError("UnsupportedOperation.InvalidDiskState")
             if req.DiskSize < disk.size_gb:
                 raise ApiError("InvalidParameterValue.DiskSizeSmallerThanCurrentDiskSize")
             if req.DiskSize == disk.size_gb:
@@ -365,29 +354,30 @@ class DataDiskService:
                 raise ApiError("FailedOperation.ResizeDisksFailed") from None
         with self.world.write() as conn:
             for disk in found:
-                current = self._data_disk(conn, ctx, disk.disk_id)  # (busy since: refused)
+                current = self._data_disk(conn, ctx, disk.disk_id, "ResizeDisks")  # (busy since)
                 done = _operation(ctx, "ResizeDisks", OperationState.SUCCESS)
                 db.update_disk(conn, current.disk_id, size_gb=req.DiskSize, **done)
         return {}
 
     # -- shared ---------------------------------------------------------------------------
 
-    def _data_disk(self, conn: Connection, ctx: Context, disk_id: str) -> Disk:
-        """The caller's data disk in the region, not held by an operation."""
-        disk = db.get_disk(conn, disk_id)
-        if (
-            disk is None
-            or disk.account_id != ctx.principal.account_id
-            or disk.region != (ctx.region or "")
-        ):
-            raise ApiError("ResourceNotFound.DiskIdNotFound")
-        if disk.disk_usage != DiskUsage.DATA_DISK:
-            raise ApiError("OperationDenied.DiskUsageNotSupportOperation")
-        if disk.state == DiskState.PENDING:
-            raise ApiError("OperationDenied.DiskCreating")
-        if disk.op_job is not None:
-            raise ApiError("OperationDenied.DiskOperationInProgress")
-        return disk
+    def _data_disk(self, conn: Connection, ctx: Context, disk_id: str, action: str) -> Disk:
+        """The caller's disk in the region, if ``action`` may touch it now."""
+        return rules.check_disk(action, find_disk(conn, ctx, disk_id))
+
+    def denied_actions(self, ctx: Context, req: models.DescribeDisksDeniedActionsRequest) -> Reply:
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        with self.world.read() as conn:
+            found = [find_disk(conn, ctx, disk_id) for disk_id in id_list]
+        return {
+            "DiskDeniedActionSet": [
+                {
+                    "DiskId": disk.disk_id,
+                    "DeniedActions": rules.disk_denied_actions(disk, ctx.language),
+                }
+                for disk in found
+            ]
+        }
 
     def _enqueue(
         self,
@@ -409,6 +399,16 @@ class DataDiskService:
         )
         db.update_disk(conn, disk_id, op_job=job_id)
         return job_id
+
+
+def find_disk(conn: Connection, ctx: Context, disk_id: str) -> Disk:
+    """The caller's disk in the request's region (another's is not found, as not there)."""
+    disk = db.get_disk(conn, disk_id)
+    if disk is None or disk.account_id != ctx.principal.account_id:
+        raise ApiError("ResourceNotFound.DiskIdNotFound")
+    if disk.region != (ctx.region or ""):
+        raise ApiError("ResourceNotFound.DiskIdNotFound")
+    return disk
 
 
 def _operation(
