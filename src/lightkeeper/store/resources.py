@@ -202,6 +202,27 @@ def idle_instances(conn: Connection, node: str | None) -> list[Instance]:
     return [_instance(r) for r in rows]
 
 
+def _page(
+    conn: Connection,
+    query: Select[Any],
+    condition: ColumnElement[bool],
+    order: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+    counted: Select[Any] | None = None,
+) -> tuple[int, Sequence[Row[Any]]]:
+    """(how many rows match, the page of them), the whole result ordered before paging.
+    ``counted``: a cheaper count of the same rows (the hot DescribeInstances counts its
+    instances alone, not the join with their system disks)."""
+    matching = query.where(condition)
+    counted = (
+        counted if counted is not None else select(func.count()).select_from(matching.subquery())
+    )
+    total = conn.scalar(counted) or 0
+    rows = conn.execute(matching.order_by(*order).offset(offset).limit(limit)).all()
+    return total, rows
+
+
 def list_instances(
     conn: Connection,
     account_id: int,
@@ -213,13 +234,11 @@ def list_instances(
 ) -> tuple[int, list[Instance]]:
     """One page; ``order`` (default: newest first) applies before paging."""
     condition = and_(instances.c.account_id == account_id, instances.c.region == region, *where)
-    total = conn.scalar(select(func.count()).select_from(instances).where(condition)) or 0
-    rows = conn.execute(
-        _SELECT_INSTANCES.where(condition)
-        .order_by(*(order or (instances.c.created_at.desc(), instances.c.instance_id.desc())))
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    newest = (instances.c.created_at.desc(), instances.c.instance_id.desc())
+    alone = select(func.count()).select_from(instances).where(condition)
+    total, rows = _page(
+        conn, _SELECT_INSTANCES, condition, order or newest, offset, limit, counted=alone
+    )
     tag_map = tags_for(conn, [r.instance_id for r in rows])
     return total, [_instance(r, tag_map[r.instance_id]) for r in rows]
 
@@ -272,14 +291,8 @@ def list_disks(
 ) -> tuple[int, list[DiskRow]]:
     """One page of an account's disks in a region; ``order`` (default: newest first)."""
     condition = and_(disks.c.account_id == account_id, disks.c.region == region, *where)
-    counted = select(func.count()).select_from(_SELECT_DISKS.where(condition).subquery())
-    total = conn.scalar(counted) or 0
-    rows = conn.execute(
-        _SELECT_DISKS.where(condition)
-        .order_by(*(order or (disks.c.created_at.desc(), disks.c.disk_id.desc())))
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    newest = (disks.c.created_at.desc(), disks.c.disk_id.desc())
+    total, rows = _page(conn, _SELECT_DISKS, condition, order or newest, offset, limit)
     width = len(_DISK_COLUMNS)
     return total, [
         DiskRow(_disk(dict(zip(_DISK_COLUMNS, r[:width], strict=True))), *r[width:]) for r in rows
