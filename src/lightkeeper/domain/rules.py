@@ -270,7 +270,12 @@ DISK_ACTION_STATES: dict[str, frozenset[str]] = {
     "TerminateDisks": frozenset({DiskState.SHUTDOWN}),
     "ModifyDisksAttribute": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
     "ResizeDisks": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
+    "ModifyDisksRenewFlag": frozenset(
+        {DiskState.ATTACHED, DiskState.UNATTACHED, DiskState.ATTACHING, DiskState.DETACHING}
+    ),
 }
+# Actions that touch only a disk's record, never its data: allowed while an operation runs.
+DISK_RECORD_ONLY: frozenset[str] = frozenset({"ModifyDisksRenewFlag"})
 
 
 def disk_refusal(action: str, disk: Disk) -> str | None:
@@ -280,7 +285,7 @@ def disk_refusal(action: str, disk: Disk) -> str | None:
         return "OperationDenied.DiskUsageNotSupportOperation"
     if disk.state == DiskState.PENDING:
         return "OperationDenied.DiskCreating"
-    if disk.op_job is not None:
+    if disk.op_job is not None and action not in DISK_RECORD_ONLY:
         return "OperationDenied.DiskOperationInProgress"
     if disk.state not in DISK_ACTION_STATES[action]:
         return "UnsupportedOperation.InvalidDiskState"

@@ -66,6 +66,7 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
         action("TerminateDisks", data_disks.terminate, 20),
         action("ModifyDisksAttribute", data_disks.modify, 20),
         action("ResizeDisks", data_disks.resize, 20),
+        action("ModifyDisksRenewFlag", data_disks.renew_flag, 20),
         action("DescribeDisksDeniedActions", data_disks.denied_actions, 20, reads=True),
     ]
     return {a.name: a for a in table}

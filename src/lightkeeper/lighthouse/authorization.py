@@ -47,6 +47,7 @@ RESOURCE_LEVEL: dict[str, Resources] = {
     "TerminateDisks": _disks,
     "ModifyDisksAttribute": _disks,
     "ResizeDisks": _disks,
+    "ModifyDisksRenewFlag": _disks,
     "DescribeDisksDeniedActions": _disks,
 }
 

@@ -332,6 +332,17 @@ class DataDiskService:
                 db.update_disk(conn, disk.disk_id, name=name)
         return {}
 
+    def renew_flag(self, ctx: Context, req: models.ModifyDisksRenewFlagRequest) -> Reply:
+        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
+        flag = check_renew_flag(req.RenewFlag)
+        with self.world.write() as conn:
+            found = [
+                self._data_disk(conn, ctx, disk_id, "ModifyDisksRenewFlag") for disk_id in id_list
+            ]
+            for disk in found:
+                db.update_disk(conn, disk.disk_id, renew_flag=flag)
+        return {}
+
     def resize(self, ctx: Context, req: models.ResizeDisksRequest) -> Reply:
         """Grow ATTACHED or UNATTACHED data disks. The data grows first (a sparse file, an
         RBD resize): a crash before the commit leaves a disk larger than recorded, never one
