@@ -258,7 +258,7 @@ def test_denied_actions_follow_the_same_rules(server: Server, owner: Account) ->
         "TerminateDisks": "UnsupportedOperation.InvalidDiskState",
     }
     assert set(denied[system].values()) == {"OperationDenied.DiskUsageNotSupportOperation"}
-    assert len(denied[system]) == 7
+    assert len(denied[system]) == 10
     for action, code in denied[made].items():  # what it says is what the action answers
         assert code_of(c, action, DiskIds=[made]) == code
     zh = world.client(server, owner, language="zh-CN")

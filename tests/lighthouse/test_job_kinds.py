@@ -31,6 +31,8 @@ def test_the_stored_kind_names_never_change() -> None:
         "CreateDisks",  # (issue #18: new kinds are added, never renamed)
         "AttachDisks",
         "DetachDisks",
+        "CreateDiskBackup",
+        "ApplyDiskBackup",
     ]
 
 

@@ -71,13 +71,16 @@ class DataDiskCompute(Protocol):
 class LiveSnapshotCompute(Protocol):
     """Optional: a driver whose running machines can snapshot their own disk."""
 
-    def internal_snapshot(self, instance_id: str, tag: str) -> bool:
-        """If the instance's machine is running, have it take internal snapshot ``tag`` of its
-        system disk while the guest keeps running (crash-consistent) and return True; return
-        False when it is not running (the caller then snapshots the disk offline)."""
+    def internal_snapshot(self, instance_id: str, tag: str, disk_id: str | None = None) -> bool:
+        """If the instance's machine is running, have it take internal snapshot ``tag`` of
+        its system disk (or of its data disk ``disk_id``) while the guest keeps running
+        (crash-consistent) and return True; return False when it is not running (the caller
+        then snapshots the disk offline)."""
         ...
 
-    def internal_snapshot_delete(self, instance_id: str, tag: str) -> bool:
-        """Delete internal snapshot ``tag`` through the running machine; False when it is
-        not running (the caller then deletes it offline)."""
+    def internal_snapshot_delete(
+        self, instance_id: str, tag: str, disk_id: str | None = None
+    ) -> bool:
+        """Delete internal snapshot ``tag`` (of data disk ``disk_id``, if given) through the
+        running machine; False when it is not running (the caller then deletes it offline)."""
         ...

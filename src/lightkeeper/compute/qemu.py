@@ -425,7 +425,13 @@ class QemuDriver:
 
     # -- LiveSnapshotCompute ------------------------------------------------------------------
 
-    def internal_snapshot(self, instance_id: str, tag: str) -> bool:
+    def _node(self, instance_id: str, disk_id: str | None) -> str:
+        """The block node of the instance's system disk, or of its data disk ``disk_id``."""
+        if disk_id is not None and disk_id in self._record(instance_id).get("data_disks", {}):
+            return _data_names(disk_id)[0]
+        return _DISK_NODE
+
+    def internal_snapshot(self, instance_id: str, tag: str, disk_id: str | None = None) -> bool:
         """QEMU drains in-flight I/O and snapshots the disk in place while the guest keeps
         running, so the guest sees no more than a short pause: crash-consistent, and
         application-consistent when the guest agent held the guest frozen around it."""
@@ -437,7 +443,7 @@ class QemuDriver:
                 self._qmp(
                     instance_id,
                     "blockdev-snapshot-internal-sync",
-                    {"device": _DISK_NODE, "name": tag},
+                    {"device": self._node(instance_id, disk_id), "name": tag},
                 )
         except StatusCorrupt:
             if self._pid(instance_id) is None:
@@ -445,7 +451,9 @@ class QemuDriver:
             raise
         return True
 
-    def internal_snapshot_delete(self, instance_id: str, tag: str) -> bool:
+    def internal_snapshot_delete(
+        self, instance_id: str, tag: str, disk_id: str | None = None
+    ) -> bool:
         """Delete internal snapshot ``tag`` through the running VM (the image is locked to
         everyone else); False when the VM is not running."""
         self._record(instance_id)
@@ -454,7 +462,7 @@ class QemuDriver:
         self._qmp(
             instance_id,
             "blockdev-snapshot-delete-internal-sync",
-            {"device": _DISK_NODE, "name": tag},
+            {"device": self._node(instance_id, disk_id), "name": tag},
         )
         return True
 

@@ -21,6 +21,7 @@ INSTANCE = "lhins"
 SNAPSHOT = "lhsnap"
 DISK = "lhdisk"
 BLUEPRINT = "lhbp"
+DISK_BACKUP = "lhbak"
 POOL = "lhpool"  # a storage pool (storage/files.py: the id file of a data dir)
 
 

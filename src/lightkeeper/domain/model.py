@@ -48,6 +48,13 @@ class DiskUsage(StrEnum):
     DATA_DISK = "DATA_DISK"
 
 
+class DiskBackupState(StrEnum):
+    NORMAL = "NORMAL"
+    CREATING = "CREATING"
+    ROLLBACKING = "ROLLBACKING"
+    DELETING = "DELETING"
+
+
 class DiskState(StrEnum):
     """The SDK's ``Disk.DiskState`` values a data disk goes through."""
 
@@ -137,6 +144,26 @@ class Disk:
     @property
     def busy(self) -> bool:
         return self.op_job is not None
+
+
+@dataclass(frozen=True)
+class DiskBackup:
+    """A data disk's backup: a storage snapshot of the disk, addressed (disk, backup id)."""
+
+    disk_backup_id: str
+    account_id: int
+    region: str
+    disk_id: str
+    disk_size_gb: int
+    name: str
+    state: str
+    percent: int
+    latest_operation: str | None
+    latest_operation_state: str | None
+    latest_operation_request_id: str | None
+    created_at: dt.datetime
+    checksum: str | None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

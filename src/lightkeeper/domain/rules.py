@@ -16,6 +16,8 @@ from lightkeeper.domain.model import (
     SNAPSHOT_STATES_ZH,
     STORAGE_BUNDLE,
     Disk,
+    DiskBackup,
+    DiskBackupState,
     DiskState,
     DiskUsage,
     Instance,
@@ -273,6 +275,9 @@ DISK_ACTION_STATES: dict[str, frozenset[str]] = {
     "ModifyDisksRenewFlag": frozenset(
         {DiskState.ATTACHED, DiskState.UNATTACHED, DiskState.ATTACHING, DiskState.DETACHING}
     ),
+    "CreateDiskBackup": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
+    "ApplyDiskBackup": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
+    "ModifyDisksBackupQuota": frozenset({DiskState.ATTACHED, DiskState.UNATTACHED}),
 }
 # Actions that touch only a disk's record, never its data: allowed while an operation runs.
 DISK_RECORD_ONLY: frozenset[str] = frozenset({"ModifyDisksRenewFlag"})
@@ -306,3 +311,42 @@ def disk_denied_actions(disk: Disk, language: str) -> list[dict[str, str]]:
         for action in DISK_ACTION_STATES
         if (code := disk_refusal(action, disk)) is not None
     ]
+
+
+# -- disk backups ----------------------------------------------------------------------------
+
+BACKUP_ACTIONS = ("ApplyDiskBackup", "DeleteDiskBackups")
+DISK_BACKUP_NAME_MAX = 90
+
+
+def backup_refusal(action: str, backup: DiskBackup) -> str | None:
+    """Why ``action`` may not take ``backup`` now: one with an operation running (a create,
+    a rollback) is busy; only a NORMAL one is applied or deleted."""
+    if backup.latest_operation_state == "OPERATING":
+        return "OperationDenied.DiskBackupOperationInProgress"
+    if backup.state != DiskBackupState.NORMAL:
+        return "UnsupportedOperation.InvalidDiskBackupState"
+    return None
+
+
+def check_backup(action: str, backup: DiskBackup) -> DiskBackup:
+    refusal = backup_refusal(action, backup)
+    if refusal is not None:
+        raise ApiError(refusal)
+    return backup
+
+
+def backup_denied_actions(backup: DiskBackup, language: str) -> list[dict[str, str]]:
+    return [
+        _denied(action, code, language)
+        for action in BACKUP_ACTIONS
+        if (code := backup_refusal(action, backup)) is not None
+    ]
+
+
+def check_backup_name(name: str) -> str:
+    if len(name) > DISK_BACKUP_NAME_MAX:
+        raise ApiError("InvalidParameterValue.DiskBackupNameTooLong")
+    if _has_control_characters(name):
+        raise ApiError.variant("InvalidParameterValue#characters", name="DiskBackupName")
+    return name

@@ -9,6 +9,7 @@ handlers that only read the database (the front end may run them on its event lo
 from __future__ import annotations
 
 from lightkeeper.api.registry import Action, Handler, RegionOf
+from lightkeeper.lighthouse.disk_backups import DiskBackupService
 from lightkeeper.lighthouse.disks import DataDiskService, DiskService
 from lightkeeper.lighthouse.instances import InstanceService
 from lightkeeper.lighthouse.models import REQUEST_MODELS
@@ -24,6 +25,7 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
     quotas = QuotaService(world)
     disks = DiskService(world, tuple(regions.regions.values()))
     data_disks = DataDiskService(world, tuple(regions.regions.values()))
+    backups = DiskBackupService(world)
 
     def action(
         name: str,
@@ -68,5 +70,12 @@ def build_registry(regions: RegionService, world: World) -> dict[str, Action]:
         action("ResizeDisks", data_disks.resize, 20),
         action("ModifyDisksRenewFlag", data_disks.renew_flag, 20),
         action("DescribeDisksDeniedActions", data_disks.denied_actions, 20, reads=True),
+        action("CreateDiskBackup", backups.create, 20),
+        action("ApplyDiskBackup", backups.apply, 20),
+        action("DescribeDiskBackups", backups.describe, 20, reads=True),
+        action("DeleteDiskBackups", backups.delete, 20),
+        action("ModifyDiskBackupsAttribute", backups.modify, 20),
+        action("DescribeDiskBackupsDeniedActions", backups.denied_actions, 20, reads=True),
+        action("ModifyDisksBackupQuota", backups.quota, 20),
     ]
     return {a.name: a for a in table}

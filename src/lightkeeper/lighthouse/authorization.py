@@ -30,6 +30,10 @@ def _disks(req: Any) -> list[tuple[str, str]]:
     return [("disk", d) for d in req.DiskIds]
 
 
+def _backups(req: Any) -> list[tuple[str, str]]:
+    return [("disk-backup", b) for b in req.DiskBackupIds]
+
+
 RESOURCE_LEVEL: dict[str, Resources] = {
     "CreateInstanceSnapshot": lambda r: [("instance", r.InstanceId), ("snapshot", "*")],
     "ApplyInstanceSnapshot": lambda r: [("instance", r.InstanceId), ("snapshot", r.SnapshotId)],
@@ -48,6 +52,12 @@ RESOURCE_LEVEL: dict[str, Resources] = {
     "ModifyDisksAttribute": _disks,
     "ResizeDisks": _disks,
     "ModifyDisksRenewFlag": _disks,
+    "CreateDiskBackup": lambda r: [("disk", r.DiskId), ("disk-backup", "*")],
+    "ApplyDiskBackup": lambda r: [("disk", r.DiskId), ("disk-backup", r.DiskBackupId)],
+    "DeleteDiskBackups": _backups,
+    "ModifyDiskBackupsAttribute": _backups,
+    "DescribeDiskBackupsDeniedActions": _backups,
+    "ModifyDisksBackupQuota": _disks,
     "DescribeDisksDeniedActions": _disks,
 }
 

@@ -12,6 +12,7 @@ MALFORMED = {
     ids.INSTANCE: "InvalidParameterValue.InstanceIdMalformed",
     ids.SNAPSHOT: "InvalidParameterValue.SnapshotIdMalformed",
     ids.DISK: "InvalidParameterValue.InvalidDiskIdMalformed",
+    ids.DISK_BACKUP: "InvalidParameterValue.DiskBackupIdMalformed",
 }
 
 

@@ -91,9 +91,12 @@ class DiskService:
             total, rows = db.list_disks(
                 conn, ctx.principal.account_id, ctx.region or "", where, offset, limit, order
             )
-            tag_map = db.tags_for(conn, [r.disk.disk_id for r in rows])
+            shown = [r.disk.disk_id for r in rows]
+            tag_map, backups = db.tags_for(conn, shown), db.backup_counts(conn, shown)
         return {
-            "DiskSet": [disk_view(r, tag_map[r.disk.disk_id]) for r in rows],
+            "DiskSet": [
+                disk_view(r, tag_map[r.disk.disk_id], backups.get(r.disk.disk_id, 0)) for r in rows
+            ],
             "TotalCount": total,
         }
 
@@ -308,12 +311,16 @@ class DataDiskService:
         return {}
 
     def terminate(self, ctx: Context, req: models.TerminateDisksRequest) -> Reply:
-        """SHUTDOWN disks go: their rows in one transaction, their data after it."""
+        """SHUTDOWN disks go, with their disk backups: the rows in one transaction (the
+        backups' tombstoned), their data after it."""
         id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
         with self.world.write() as conn:
             found = [self._data_disk(conn, ctx, disk_id, "TerminateDisks") for disk_id in id_list]
+            backups = db.disk_backup_refs(conn, [d.disk_id for d in found])
+            db.delete_disk_backups(conn, [ref.snapshot_id for ref in backups])
             for disk in found:
                 db.delete_disk(conn, disk.disk_id)
+        self.world.discard_deleted_snapshots(dict.fromkeys(backups))
         for disk in found:
             try:
                 self.world.storage.delete_disk(disk.disk_id)

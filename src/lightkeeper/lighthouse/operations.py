@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 from lightkeeper import compute, storage
@@ -32,14 +33,30 @@ T = TypeVar("T")
 PROGRESS_INTERVAL = 0.2  # seconds between Percent updates in the database
 
 
+PercentRecord = Callable[[Connection, str, int], None]
+
+
+def _snapshot_percent(conn: Connection, snapshot_id: str, percent: int) -> None:
+    db.update_snapshot(conn, snapshot_id, percent=percent)
+
+
 class Progress:
     """Publishes a snapshot's Percent, paced so the operation lasts at least the pacing's
     ``operation_seconds``, or, in manual mode, no further than a test has allowed.
 
     Each write is fenced, so a worker that lost its lease stops at its next update."""
 
-    def __init__(self, world: World, job: Job, snapshot_id: str, shown: int = -1) -> None:
-        """``shown``: what pollers already saw (a resumed job never makes Percent go back)."""
+    def __init__(
+        self,
+        world: World,
+        job: Job,
+        snapshot_id: str,
+        shown: int = -1,
+        record: PercentRecord | None = None,
+    ) -> None:
+        """``shown``: what pollers already saw (a resumed job never makes Percent go back);
+        ``record``: where Percent is written (a snapshot's row; a disk backup's)."""
+        self.record = record or _snapshot_percent
         self.world = world
         self.job = job
         self.snapshot_id = snapshot_id
@@ -75,7 +92,7 @@ class Progress:
             self.shown, self.last_write = value, now
         try:
             with self.world.job_write(self.job) as conn:
-                db.update_snapshot(conn, self.snapshot_id, percent=value)
+                self.record(conn, self.snapshot_id, value)
         except OperationalError as exc:
             if not is_lock_timeout(exc):
                 raise

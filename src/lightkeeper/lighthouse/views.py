@@ -92,7 +92,7 @@ def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def disk_view(row: DiskRow, tags: Mapping[str, str]) -> dict[str, Any]:
+def disk_view(row: DiskRow, tags: Mapping[str, str], backups: int = 0) -> dict[str, Any]:
     """The SDK's ``Disk``. A system disk is the instance's: prepaid with it, expiring and
     released with it, attached to it; no disk backups (those are data disks' only). A data
     disk has its own type, state, latest operation, expiry and backup quota."""
@@ -117,7 +117,7 @@ def disk_view(row: DiskRow, tags: Mapping[str, str]) -> dict[str, Any]:
         "CreatedTime": iso(disk.created_at),
         "ExpiredTime": iso(row.expired_at),
         "IsolatedTime": None,
-        "DiskBackupCount": 0,
+        "DiskBackupCount": backups,
         "DiskBackupQuota": disk.backup_quota,
         "Tags": tag_list(tags),
     }

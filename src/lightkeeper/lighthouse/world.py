@@ -125,7 +125,7 @@ class World:
         try:
             held = self.storage.capabilities.vm_holds_snapshots
             if held and instance_id is not None and isinstance(self.compute, LiveSnapshotCompute):
-                self.compute.internal_snapshot_delete(instance_id, snapshot_id)
+                self.compute.internal_snapshot_delete(instance_id, snapshot_id, disk_id)
             self.storage.delete_snapshot(disk_id, snapshot_id, fence=fence)
         except (storage.StorageError, compute.ComputeError) as exc:
             logger.warning("snapshot %s data kept for now: %s", snapshot_id, exc)

@@ -33,12 +33,19 @@ def reset(conn: Connection, keep_account: str) -> Doomed:
         snapshots=[
             (row.disk_id, row.snapshot_id)
             for row in conn.execute(select(t.snapshots.c.disk_id, t.snapshots.c.snapshot_id))
+        ]
+        + [
+            (row.disk_id, row.disk_backup_id)  # a disk backup's data is a storage snapshot
+            for row in conn.execute(
+                select(t.disk_backups.c.disk_id, t.disk_backups.c.disk_backup_id)
+            )
         ],
     )
     for table in (
         t.tags,
         t.snapshot_checks,
         t.snapshots,
+        t.disk_backups,
         t.deleted_snapshots,
         t.disks,
         t.pending_instances,

@@ -43,6 +43,7 @@ from lightkeeper.domain.model import (
     QUOTA_EXCLUDED_STATES,
     SETTLED_STATES,
     Disk,
+    DiskBackup,
     DiskState,
     DiskUsage,
     Instance,
@@ -53,10 +54,12 @@ from lightkeeper.domain.model import (
     SnapshotState,
 )
 from lightkeeper.domain.rules import SYSTEM_DISK_NAME_SUFFIX
+from lightkeeper.storage.base import SnapshotRef
 from lightkeeper.store.database import psycopg_params
 from lightkeeper.store.tables import (
     blueprints,
     deleted_snapshots,
+    disk_backups,
     disks,
     instances,
     pending_instances,
@@ -597,8 +600,96 @@ def _sqlite_datetime(value: Any) -> dt.datetime:
 
 
 def existing_snapshot_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` have a record: snapshots, and disk backups (stored as snapshots of
+    their data disk, so the orphan scan must know them too)."""
     query = select(snapshots.c.snapshot_id).where(snapshots.c.snapshot_id.in_(ids))
-    return set(conn.scalars(query))
+    backups = select(disk_backups.c.disk_backup_id).where(disk_backups.c.disk_backup_id.in_(ids))
+    return set(conn.scalars(query)) | set(conn.scalars(backups))
+
+
+# -- disk backups --------------------------------------------------------------------------
+
+_BACKUP_COLUMNS = tuple(disk_backups.c.keys())
+
+
+def _backup(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> DiskBackup:
+    return DiskBackup(**dict(zip(_BACKUP_COLUMNS, row, strict=True)), tags=dict(tag_map or {}))
+
+
+def insert_disk_backup(conn: Connection, backup: DiskBackup) -> None:
+    values = {k: v for k, v in backup.__dict__.items() if k != "tags"}
+    conn.execute(insert(disk_backups).values(**values))
+    set_tags(conn, backup.disk_backup_id, backup.tags)
+
+
+def get_disk_backup(conn: Connection, backup_id: str) -> DiskBackup | None:
+    query = select(disk_backups).where(disk_backups.c.disk_backup_id == backup_id)
+    row = conn.execute(query).first()
+    return None if row is None else _backup(row, tags_for(conn, [backup_id])[backup_id])
+
+
+class DiskBackupChanges(TypedDict, total=False):
+    name: str
+    state: str
+    percent: int
+    latest_operation: str
+    latest_operation_state: str
+    latest_operation_request_id: str
+    checksum: str
+
+
+def update_disk_backup(
+    conn: Connection, backup_id: str, **values: Unpack[DiskBackupChanges]
+) -> None:
+    query = update(disk_backups).where(disk_backups.c.disk_backup_id == backup_id)
+    conn.execute(query.values(**values))
+
+
+def delete_disk_backups(conn: Connection, backup_ids: Sequence[str]) -> None:
+    """Rows and tags gone, a tombstone each (``deleted_snapshots``: what lets the orphan scan
+    delete their data if this process dies before it does)."""
+    if not backup_ids:
+        return
+    ids_ = list(backup_ids)
+    conn.execute(delete(disk_backups).where(disk_backups.c.disk_backup_id.in_(ids_)))
+    conn.execute(delete(tags).where(tags.c.resource_id.in_(ids_)))
+    now = utcnow()
+    conn.execute(insert(deleted_snapshots), [{"snapshot_id": i, "deleted_at": now} for i in ids_])
+
+
+def list_disk_backups(
+    conn: Connection,
+    account_id: int,
+    region: str,
+    where: Iterable[ColumnElement[bool]],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[DiskBackup]]:
+    condition = and_(
+        disk_backups.c.account_id == account_id, disk_backups.c.region == region, *where
+    )
+    newest = (disk_backups.c.created_at.desc(), disk_backups.c.disk_backup_id.desc())
+    total, rows = _page(conn, select(disk_backups), condition, newest, offset, limit)
+    tag_map = tags_for(conn, [r.disk_backup_id for r in rows])
+    return total, [_backup(r, tag_map[r.disk_backup_id]) for r in rows]
+
+
+def disk_backup_refs(conn: Connection, disk_ids: Sequence[str]) -> list[SnapshotRef]:
+    """The stored snapshots that are these disks' backups."""
+    query = select(disk_backups.c.disk_id, disk_backups.c.disk_backup_id).where(
+        disk_backups.c.disk_id.in_(list(disk_ids))
+    )
+    return [SnapshotRef(row.disk_id, row.disk_backup_id) for row in conn.execute(query)]
+
+
+def backup_counts(conn: Connection, disk_ids: Sequence[str]) -> dict[str, int]:
+    """disk id -> how many backups it has (a disk's DiskBackupCount, and its quota)."""
+    query = (
+        select(disk_backups.c.disk_id, func.count())
+        .where(disk_backups.c.disk_id.in_(list(disk_ids)))
+        .group_by(disk_backups.c.disk_id)
+    )
+    return {row[0]: int(row[1]) for row in conn.execute(query)}
 
 
 def all_snapshots(conn: Connection) -> list[Snapshot]:

@@ -186,6 +186,33 @@ snapshot_checks = Table(
     Index("ix_snapshot_checks_verified", "verified_at"),
 )
 
+# Data disks' backups (issue #18): a storage snapshot of the disk each, states of their own.
+disk_backups = Table(
+    "disk_backups",
+    metadata,
+    Column("disk_backup_id", String(16), primary_key=True),
+    Column("account_id", Integer, _fk("accounts.id"), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("disk_id", String(16), nullable=False),
+    Column("disk_size_gb", Integer, nullable=False),
+    Column("name", String(90), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("percent", Integer, nullable=False),
+    Column("latest_operation", String(40), nullable=True),
+    Column("latest_operation_state", String(12), nullable=True),
+    Column("latest_operation_request_id", String(36), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("checksum", String(80), nullable=True),
+    Index("ix_disk_backups_disk", "disk_id"),
+    Index(
+        "ix_disk_backups_account_region_created",
+        "account_id",
+        "region",
+        "created_at",
+        "disk_backup_id",
+    ),
+)
+
 tags = Table(
     "tags",
     metadata,

@@ -11,6 +11,7 @@ from typing import Any
 from lightkeeper.lighthouse.jobs.apply_snapshot import ApplySnapshot
 from lightkeeper.lighthouse.jobs.base import JobKind, UnknownKind
 from lightkeeper.lighthouse.jobs.create_snapshot import CreateSnapshot
+from lightkeeper.lighthouse.jobs.disk_backups import ApplyDiskBackup, CreateDiskBackup
 from lightkeeper.lighthouse.jobs.disks import AttachDisks, CreateDisks, DetachDisks
 from lightkeeper.lighthouse.jobs.power import RebootInstances, StartInstances, StopInstances
 from lightkeeper.lighthouse.world import World
@@ -25,6 +26,8 @@ KINDS: tuple[type[JobKind[Any]], ...] = (
     CreateDisks,
     AttachDisks,
     DetachDisks,
+    CreateDiskBackup,
+    ApplyDiskBackup,
 )
 
 
