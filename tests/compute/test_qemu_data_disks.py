@@ -33,6 +33,16 @@ def test_hot_plug_cold_boot_and_unplug(
     driver.attach_disk(INSTANCE, DATA, file_attachment(data, "qcow2"))  # idempotent
     assert driver.status(INSTANCE) == "RUNNING"
 
+    # A backup of the data disk while the guest runs: QEMU snapshots the data disk's node,
+    # not the system disk's.
+    assert driver.internal_snapshot(INSTANCE, "lhbak-live0001", DATA) is True
+    listed = subprocess.run(["qemu-img", "snapshot", "-U", "-l", str(data)],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    system = subprocess.run(["qemu-img", "snapshot", "-U", "-l", str(disk)],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "lhbak-live0001" in listed and "lhbak-live0001" not in system
+    assert driver.internal_snapshot_delete(INSTANCE, "lhbak-live0001", DATA) is True
+
     driver.stop(INSTANCE, force=True)
     driver.start(INSTANCE)  # a later boot has it from the start
     assert "vd-" + DATA in devices(driver)
