@@ -270,12 +270,29 @@ class RbdDriver:
             if owners != [self._recorded_client(image)]:
                 raise DiskBusy(f"disk {disk_id} is held by another Ceph client")
             image.lock_break(rbd.RBD_LOCK_MODE_EXCLUSIVE, owners[0])
+        # Recorded before the lock is taken, not after: a process killed between the two
+        # must leave a lock its successor knows for a Lightkeeper one (and breaks), never
+        # one that looks like another client's for ever (DiskBusy until a human steps in).
+        mine = self._client_address(image)
+        image.metadata_set(HOLDER_KEY, json.dumps({"holder": self._holder, "client": mine}))
         try:
             image.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
         except (rbd.ReadOnlyImage, rbd.ImageBusy):
             raise DiskBusy(f"disk {disk_id} is held by another Ceph client") from None
-        mine = [o["owner"] for o in image.lock_get_owners()]
-        image.metadata_set(HOLDER_KEY, json.dumps({"holder": self._holder, "client": mine[0]}))
+        owners = [o["owner"] for o in image.lock_get_owners()]
+        if owners != [mine]:  # (the owner is a client's address: it must be this one's)
+            image.metadata_set(
+                HOLDER_KEY, json.dumps({"holder": self._holder, "client": owners[0]})
+            )
+
+    def _client_address(self, image: Any) -> str:
+        """This process's Ceph client address, as the image's lock owners name clients: its
+        own handle's watch on the image is listed with this client's instance id."""
+        me = self._connected_cluster().get_instance_id()
+        for watcher in image.watchers_list():
+            if watcher["id"] == me:
+                return str(watcher["addr"])
+        raise StorageIOError(f"this client ({me}) does not watch the image it opened")
 
     def _recorded_client(self, image: Any) -> str | None:
         """The Ceph client that the image's metadata says took its lock for Lightkeeper."""
