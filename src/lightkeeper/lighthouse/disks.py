@@ -29,8 +29,8 @@ from lightkeeper.lighthouse.views import disk_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
 from lightkeeper.store import resources as db
+from lightkeeper.store.resources import DiskChanges
 from lightkeeper.store.tables import disks as disks_table
-from lightkeeper.store.tables import instances as instances_table
 
 DISK_FILTERS = (
     "disk-id",
@@ -103,23 +103,16 @@ class DiskService:
     def disk_num(self, ctx: Context, req: models.DescribeInstancesDiskNumRequest) -> Reply:
         wanted = check_ids(ids.INSTANCE, req.InstanceIds, 100, required=True, name="InstanceIds")
         with self.world.read() as conn:
-            found = {
-                row.instance_id
-                for row in conn.execute(
-                    instances_table.select().where(
-                        instances_table.c.instance_id.in_(wanted),
-                        instances_table.c.account_id == ctx.principal.account_id,
-                        instances_table.c.region == (ctx.region or ""),
-                    )
-                )
-            }
-            missing = [i for i in wanted if i not in found]
-            if missing:
-                raise ApiError("ResourceNotFound.InstanceIdNotFound", instance_id=missing[0])
+            for instance_id in wanted:  # the caller's, in the region, or not found
+                find_instance(conn, ctx, instance_id)
             counts = db.attached_data_disks(conn, wanted)
         return {
             "AttachDetailSet": [
-                {"InstanceId": i, "AttachedDiskCount": counts.get(i, 0), "MaxAttachCount": 5}
+                {
+                    "InstanceId": i,
+                    "AttachedDiskCount": counts.get(i, 0),
+                    "MaxAttachCount": MAX_ATTACHED,
+                }
                 for i in wanted
             ],
             "TotalCount": len(wanted),
@@ -329,25 +322,20 @@ class DataDiskService:
         return {}
 
     def modify(self, ctx: Context, req: models.ModifyDisksAttributeRequest) -> Reply:
-        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
         name = check_disk_name(req.DiskName)
-        with self.world.write() as conn:
-            found = [
-                self._data_disk(conn, ctx, disk_id, "ModifyDisksAttribute") for disk_id in id_list
-            ]
-            for disk in found:
-                db.update_disk(conn, disk.disk_id, name=name)
-        return {}
+        return self._set(ctx, req.DiskIds, "ModifyDisksAttribute", {"name": name})
 
     def renew_flag(self, ctx: Context, req: models.ModifyDisksRenewFlagRequest) -> Reply:
-        id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
         flag = check_renew_flag(req.RenewFlag)
+        return self._set(ctx, req.DiskIds, "ModifyDisksRenewFlag", {"renew_flag": flag})
+
+    def _set(self, ctx: Context, disk_ids: list[str], action: str, values: DiskChanges) -> Reply:
+        """Set a record's attributes on every disk, once ``action`` may take all of them."""
+        id_list = check_ids(ids.DISK, disk_ids, 100, required=True, name="DiskIds")
         with self.world.write() as conn:
-            found = [
-                self._data_disk(conn, ctx, disk_id, "ModifyDisksRenewFlag") for disk_id in id_list
-            ]
+            found = [self._data_disk(conn, ctx, disk_id, action) for disk_id in id_list]
             for disk in found:
-                db.update_disk(conn, disk.disk_id, renew_flag=flag)
+                db.update_disk(conn, disk.disk_id, **values)
         return {}
 
     def resize(self, ctx: Context, req: models.ResizeDisksRequest) -> Reply:
@@ -355,7 +343,7 @@ class DataDiskService:
         RBD resize): a crash before the commit leaves a disk larger than recorded, never one
         smaller, and the next resize makes them agree."""
         id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
-        if not MIN_DISK_GB <= req.DiskSize <= MAX_DISK_GB or req.DiskSize % DISK_STEP_GB:
+        if not disk_size_sold(req.DiskSize):  # (ResizeDisks' own code for it)
             raise ApiError("InvalidParameterValue.InvalidDiskSize")
         with self.world.read() as conn:
             found = [self._data_disk(conn, ctx, disk_id, "ResizeDisks") for disk_id in id_list]
@@ -422,9 +410,8 @@ class DataDiskService:
 def find_disk(conn: Connection, ctx: Context, disk_id: str) -> Disk:
     """The caller's disk in the request's region (another's is not found, as not there)."""
     disk = db.get_disk(conn, disk_id)
-    if disk is None or disk.account_id != ctx.principal.account_id:
-        raise ApiError("ResourceNotFound.DiskIdNotFound")
-    if disk.region != (ctx.region or ""):
+    mine = disk is not None and disk.account_id == ctx.principal.account_id
+    if disk is None or not mine or disk.region != (ctx.region or ""):
         raise ApiError("ResourceNotFound.DiskIdNotFound")
     return disk
 
@@ -446,8 +433,13 @@ def _unused_disk_id(conn: Connection) -> str:
             return candidate
 
 
+def disk_size_sold(size: int) -> bool:
+    """A size Lighthouse sells a data disk in (DescribeDiskConfigs says the same)."""
+    return MIN_DISK_GB <= size <= MAX_DISK_GB and size % DISK_STEP_GB == 0
+
+
 def check_disk_size(size: int) -> int:
-    if not MIN_DISK_GB <= size <= MAX_DISK_GB or size % DISK_STEP_GB:
+    if not disk_size_sold(size):
         raise ApiError("InvalidParameterValue", name="DiskSize", value=size)
     return size
 

@@ -45,6 +45,22 @@ class BackupJob(JobKind[NoParams]):
     def progress(self, job: Job, backup: DiskBackup) -> Progress:
         return Progress(self.world, job, backup.disk_backup_id, backup.percent, _backup_percent)
 
+    def succeed(self, job: Job, backup_id: str, checksum: str | None = None) -> None:
+        """The final transaction: the backup NORMAL (with the checksum of a new one),
+        everything held let go, the job done; fenced by its lease."""
+        with self.world.job_write(job) as conn:
+            db.update_disk_backup(
+                conn,
+                backup_id,
+                state=DiskBackupState.NORMAL,
+                percent=100,
+                latest_operation_state=OperationState.SUCCESS,
+            )
+            if checksum is not None:
+                db.update_disk_backup(conn, backup_id, checksum=checksum)
+            self.release(conn, job)
+            jobs.finish(conn, job, jobs.SUCCESS)
+
     def release(self, conn: Connection, job: Job) -> None:
         """The disk (and the instance an apply held) let go, in the final transaction; a
         failed job's are let go by ``compensate``."""
@@ -85,17 +101,7 @@ class CreateDiskBackup(BackupJob):
         except (storage.StorageError, compute.ComputeError) as exc:
             return self.compensate(job, f"disk backup copy failed: {exc}")
         shown.finish()
-        with world.job_write(job) as conn:
-            db.update_disk_backup(
-                conn,
-                backup.disk_backup_id,
-                state=DiskBackupState.NORMAL,
-                percent=100,
-                latest_operation_state=OperationState.SUCCESS,
-                checksum=checksum,
-            )
-            self.release(conn, job)
-            jobs.finish(conn, job, jobs.SUCCESS)
+        self.succeed(job, backup.disk_backup_id, checksum)
 
     def _copy(self, job: Job, disk: Disk, backup: DiskBackup, shown: Progress) -> str:
         world, machine = self.world, self.world.compute
@@ -159,16 +165,7 @@ class ApplyDiskBackup(BackupJob):
         except storage.StorageError as exc:
             return self.compensate(job, f"disk backup rollback failed: {exc}")
         shown.finish()
-        with world.job_write(job) as conn:
-            db.update_disk_backup(
-                conn,
-                backup.disk_backup_id,
-                state=DiskBackupState.NORMAL,
-                percent=100,
-                latest_operation_state=OperationState.SUCCESS,
-            )
-            self.release(conn, job)
-            jobs.finish(conn, job, jobs.SUCCESS)
+        self.succeed(job, backup.disk_backup_id)
 
     def _stop(self, job: Job, instance_id: str) -> None:
         """The instance the disk is attached to, forced off if it runs, then STOPPED."""
