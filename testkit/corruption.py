@@ -5,9 +5,11 @@ tests/storage/test_incremental.py).
 Never a byte the disk itself holds, so the model of the disk's content stays right, and the
 caller learns every snapshot the byte belongs to. raw: any byte of the snapshot's image, which
 is its alone (a full copy, or a reflinked clone that a write un-shares). qcow2: a byte of a
-cluster that the snapshot's cluster map (kept in its block table's seal) names and the
-active layer's (``qemu-img map``) does not; every other snapshot whose map names it too is
-corrupted with it; a cluster some sibling might share without saying (no map) is never used.
+cluster that the snapshot's cluster map names and the active layer's (``qemu-img map``)
+does not; every other snapshot whose map names it too is corrupted with it. A snapshot's map
+is the one its block table was sealed with, or, for a snapshot with no table yet (a kill
+before the table was written), qemu's own: the map of a copy of the image rolled back to it
+(an internal snapshot's clusters keep their host offsets when it is applied).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +63,7 @@ def plant(
 def data_offset(data_dir: Path, disk_id: str, snapshot_id: str) -> int | None:
     """qcow2: the logical offset of the snapshot's first data cluster (rewriting the disk
     there leaves that cluster to the snapshots alone)."""
-    mine = _table_map(data_dir / "disks" / f"{disk_id}.snapshots" / f"{snapshot_id}.blocks")
+    mine = _snapshot_map(data_dir / "disks", disk_id, snapshot_id)
     places = [start for start, _, place in mine or [] if place is not None and place >= 0]
     return places[0] if places else None
 
@@ -72,11 +76,11 @@ def _plant_qcow2(
     cluster = int(info["cluster-size"])
     maps: dict[str, set[int]] = {}
     for record in (disks / f"{disk_id}.snapshots").glob("*.size"):
-        found = _table_map(record.with_suffix(".blocks"))
+        found = _snapshot_map(disks, disk_id, record.stem)
         if found is None:
             return None  # a snapshot whose clusters are unknown might hold any of them
         maps[record.stem] = _clusters(found, cluster)
-    mine = _table_map(disks / f"{disk_id}.snapshots" / f"{snapshot_id}.blocks") or []
+    mine = _snapshot_map(disks, disk_id, snapshot_id) or []
     active = _clusters(_active_map(image), cluster)
     own = [
         (start + n * cluster, place + n * cluster)
@@ -93,6 +97,22 @@ def _plant_qcow2(
             _flip(image, place + within)
             return Planted(start + within, frozenset(holders | {snapshot_id}))
     return None
+
+
+def _snapshot_map(disks: Path, disk_id: str, snapshot_id: str) -> list[Segment] | None:
+    """The snapshot's cluster map: its table's, else qemu's (see the module docstring);
+    None if the image has no such snapshot."""
+    found = _table_map(disks / f"{disk_id}.snapshots" / f"{snapshot_id}.blocks")
+    image = disks / f"{disk_id}.qcow2"
+    if found is not None or not image.exists():
+        return found
+    with tempfile.TemporaryDirectory(prefix="lk-plant-") as scratch:
+        copy = Path(scratch) / "image.qcow2"
+        shutil.copyfile(image, copy)
+        applied = subprocess.run(
+            ["qemu-img", "snapshot", "-a", snapshot_id, str(copy)], capture_output=True
+        )
+        return _active_map(copy) if applied.returncode == 0 else None
 
 
 def _table_map(path: Path) -> list[Segment] | None:
