@@ -4,6 +4,7 @@ the contract every driver passes is tests/storage/test_contract.py."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,51 @@ def test_a_killed_holder_does_not_keep_the_disk(
     threading.Thread(target=snapshot, daemon=True).start()
     assert done.wait(10), "waited for Ceph's watch timeout instead of breaking a dead lock"
     assert driver.snapshot_exists(DISK, "lhsnap-after01")
+
+
+_UNRECORDED_HOLDER = """
+import json, sys, time
+from pathlib import Path
+import rbd
+from lightkeeper.storage import make_driver
+from lightkeeper.storage.rbd import DISK_PREFIX
+driver = make_driver("rbd", Path(sys.argv[1]), **json.loads(sys.argv[2]))
+with driver.lock_disk(sys.argv[3]):
+    image = rbd.Image(driver.ioctx, DISK_PREFIX + sys.argv[3])
+    image.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_holder_killed_before_it_recorded_its_image_lock_does_not_keep_the_disk(
+    tmp_path: Path, driver: RbdDriver, rbd_options: dict[str, Any]
+) -> None:
+    """A node killed after librbd gave its client the image's exclusive lock but before the
+    image's metadata named that client (librbd takes the lock for the metadata write
+    itself): the lock's owner is not the recorded Lightkeeper client, but it no longer
+    watches the image once its lock object is broken (which blocklists it), so it is dead
+    and its lock is broken too. It kept the disk DiskBusy for ever (CI, 2 runs of 7)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    _filled(driver, 1)  # (the image's metadata now names this test's own client)
+    args = [sys.executable, "-c", _UNRECORDED_HOLDER, str(tmp_path), json.dumps(rbd_options)]
+    holder = subprocess.Popen([*args, DISK], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    deadline = time.monotonic() + 10
+    while True:  # (the blocklisting reaches the OSD's watch list a moment after the break)
+        try:
+            driver.create_snapshot(DISK, "lhsnap-after02", _ignore)
+            break
+        except DiskBusy:
+            assert time.monotonic() < deadline, "the dead client's image lock kept the disk"
+            time.sleep(0.2)
+    assert driver.snapshot_exists(DISK, "lhsnap-after02")
 
 
 def test_a_lock_of_another_host_holds_until_its_lease_runs_out(driver: RbdDriver) -> None:

@@ -27,7 +27,8 @@ configured RADOS namespace):
   (``lock_acquire``), so another client writing the image (a VM, ``rbd`` by hand) makes the
   disk busy rather than being overwritten; the image's metadata says which Lightkeeper
   client took it, so the lock of one whose lock object was broken is broken too (and its
-  client blocklisted) at once instead of after Ceph's watch timeout.
+  client blocklisted) at once instead of after Ceph's watch timeout, as is the lock of a
+  client that no longer watches the image (dead).
 """
 
 from __future__ import annotations
@@ -259,20 +260,22 @@ class RbdDriver:
 
     def _acquire_image_lock(self, disk_id: str, image: Any) -> None:
         """The image's exclusive lock, recording which Ceph client of which process took
-        it. The caller holds the disk's lock object, so a Lightkeeper process holding the
-        image's lock is one whose lock object was broken (dead, or stalled past its lease):
-        its lock is broken, which blocklists its client, so nothing it had in flight can
-        still land. Any other holder (a VM, a tool) makes the disk busy at once (librbd would
-        ask its client to hand the lock over, or wait ~30 s for a dead one)."""
+        it. The caller holds the disk's lock object, so an owner of the image's lock is
+        stale when it is the Lightkeeper client recorded as its taker (its lock object was
+        broken: it died, or stalled past its lease), or when it no longer watches the image
+        (dead: a lock object's break blocklists its client, which ends its watches; a node
+        killed after librbd gave it the lock but before it recorded itself is one). A stale
+        lock is broken, which blocklists its client, so nothing it had in flight can still
+        land. A live owner of another kind (a VM, a tool) makes the disk busy at once
+        (librbd would ask its client to hand the lock over, or wait ~30 s for a dead one)."""
         rbd = self._rbd
         owners = [o["owner"] for o in image.lock_get_owners()]
         if owners:
-            if owners != [self._recorded_client(image)]:
-                raise DiskBusy(f"disk {disk_id} is held by another Ceph client")
+            if self._live_foreign_owner(image, owners[0]):
+                raise DiskBusy(f"disk {disk_id} is held by another Ceph client ({owners[0]})")
             image.lock_break(rbd.RBD_LOCK_MODE_EXCLUSIVE, owners[0])
-        # Recorded before the lock is taken, not after: a process killed between the two
-        # must leave a lock its successor knows for a Lightkeeper one (and breaks), never
-        # one that looks like another client's for ever (DiskBusy until a human steps in).
+        # (librbd itself takes the lock for the metadata write, a moment before the record
+        # lands: the watch rule above covers a process killed in between.)
         mine = self._client_address(image)
         image.metadata_set(HOLDER_KEY, json.dumps({"holder": self._holder, "client": mine}))
         try:
@@ -284,6 +287,12 @@ class RbdDriver:
             image.metadata_set(
                 HOLDER_KEY, json.dumps({"holder": self._holder, "client": owners[0]})
             )
+
+    def _live_foreign_owner(self, image: Any, owner: str) -> bool:
+        """The image's lock `owner` is a live client other than the recorded Lightkeeper
+        one: it still watches the image (see _acquire_image_lock)."""
+        watching = {str(w["addr"]) for w in image.watchers_list()}
+        return owner in watching and owner != self._recorded_client(image)
 
     def _client_address(self, image: Any) -> str:
         """This process's Ceph client address, as the image's lock owners name clients: its
@@ -664,12 +673,12 @@ class RbdDriver:
                 self._drop_snap(image, disk_id, snapshot_id)
 
     def held_elsewhere(self, disk_id: str) -> bool:
-        """A client holds the image's exclusive lock, and the image's metadata does not name
-        it as the Lightkeeper client that took it last (whose stale lock is broken anyway)."""
+        """A live client holds the image's exclusive lock, and the image's metadata does not
+        name it as the Lightkeeper client that took it last (a stale lock is broken anyway)."""
         # (librbd lists lock owners on a writable handle only; opening one takes no lock)
         with self._image(disk_id, read_only=False) as image, self._translated():
             owners = [o["owner"] for o in image.lock_get_owners()]
-            return bool(owners) and owners != [self._recorded_client(image)]
+            return bool(owners) and self._live_foreign_owner(image, owners[0])
 
     def fence_disk(self, disk_id: str) -> None:
         """Break the image's exclusive lock if any client holds it (a VM that outlived its
