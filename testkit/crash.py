@@ -19,6 +19,12 @@ kill itself just before it writes a block table (after a snapshot's data, before
 that vouches for it: LIGHTKEEPER_FAULTS=storage.table:kill:1), and at a restart a byte only
 one snapshot holds may be flipped behind the server's back (testkit/corruption.py). A good
 snapshot must never be marked corrupt; a planted one must never be applied nor verify.
+
+Disk backups (issue #18): ``Config.data_disks`` unattached data disks join the instances as
+models of their own, whose copies are disk backups (CreateDiskBackup, ApplyDiskBackup,
+DeleteDiskBackups, ModifyDiskBackupsAttribute) on the same engine and under the same kills;
+their contents are followed by block checksum (``disk checksum``, ``snapshot checksum``),
+hole-cheap on a 10 GB disk where a sha256 is not. Nothing is planted in them.
 """
 
 from __future__ import annotations
@@ -77,7 +83,9 @@ TABLE_KILL = {"LIGHTKEEPER_FAULTS": "storage.table:kill:1"}
 CORRUPT_REFUSAL = "FailedOperation.SnapshotOperationFailed"
 STALLED_OWNER = "stalled-owner"
 STRATEGIES = (*KILL_STRATEGIES, STALLED_OWNER)
-SNAPSHOT_JOBS = ("create_snapshot", "apply_snapshot")
+SNAPSHOT_JOBS = ("create_snapshot", "apply_snapshot", "CreateDiskBackup", "ApplyDiskBackup")
+BACKUP_QUOTA = 3
+BACKUP_PREFIX = "lhbak-"
 
 
 class ServerDied(Exception):
@@ -113,6 +121,9 @@ class Config:
     """A PostgreSQL URL (testkit/postgres.py) for the servers' records; None: SQLite."""
     nodes: int = 1
     """Servers on the one database and data dir (kill points kill one of them)."""
+    data_disks: int = 1
+    """Unattached data disks (10 GB, backup quota 3) whose backups the workload takes,
+    applies and deletes next to the instances' snapshots."""
     rbd_namespace: str = ""
     """storage rbd: the RADOS namespace of the run (in $CEPH_CONF's cluster, pool rbd)."""
     log: Callable[[str], None] = lambda _: None
@@ -131,13 +142,41 @@ class Pending:
 
 @dataclass
 class InstanceModel:
-    instance_id: str
+    instance_id: str  # the target of the operations: an instance, or a data disk itself
     disk_id: str
     content: str | None  # sha256 of the disk; None = written by a running guest (unknown)
     running: bool
     pending: Pending | None = None
     touched: bool = True  # may have changed since its content was last measured
     stale: bool = False  # written since last measured: measured before a create or apply
+    data_disk: bool = False  # an unattached data disk (instance_id is its disk id): backups
+
+
+@dataclass(frozen=True)
+class CopyView:
+    """A snapshot or a disk backup as described now, in the terms the harness follows."""
+
+    copy_id: str
+    disk_id: str
+    state: str  # SnapshotState / DiskBackupState
+    percent: int
+    operation: str
+    operation_state: str
+
+    @property
+    def applied(self) -> bool:
+        """Its latest operation rolled a disk back to it."""
+        return self.operation in ("RollbackInstanceSnapshot", "ApplyDiskBackup")
+
+
+def snapshot_view(s: Any) -> CopyView:
+    return CopyView(s.SnapshotId, s.DiskId, s.SnapshotState, s.Percent, s.LatestOperation or "",
+                    s.LatestOperationState or "")  # fmt: skip
+
+
+def backup_view(b: Any) -> CopyView:
+    return CopyView(b.DiskBackupId, b.DiskId, b.DiskBackupState, b.Percent,
+                    b.LatestOperation or "", b.LatestOperationState or "")  # fmt: skip
 
 
 @dataclass
@@ -295,6 +334,26 @@ class CrashHarness:
                 size, big = max(big, MiB), 0  # one instance holds real data: copies take time
                 self._write(model, self.rng.randrange(0, 64) * MiB, self.rng.randbytes(size))
                 self._measure(model, {None})
+        for _ in range(self.cfg.data_disks):
+            self._add_data_disk()
+
+    def _add_data_disk(self) -> None:
+        """An unattached 10 GB data disk through the SDK, with some data written."""
+        c = self.client()
+        request = models.CreateDisksRequest()
+        request.Zone, request.DiskSize, request.DiskType = "ap-guangzhou-3", 10, "CLOUD_PREMIUM"
+        request.DiskChargePrepaid = models.DiskChargePrepaid()
+        request.DiskChargePrepaid.Period = 1
+        request.DiskBackupQuota = BACKUP_QUOTA
+        (disk_id,) = c.CreateDisks(request).DiskIdSet
+        world.wait_for(
+            lambda: _data_disks(c, [disk_id]),
+            lambda found: [d.DiskState for d in found] == ["UNATTACHED"],
+        )
+        model = InstanceModel(disk_id, disk_id, None, False, data_disk=True)
+        self.instances[disk_id] = model
+        self._write(model, self.rng.randrange(0, 64) * MiB, self.rng.randbytes(MiB))
+        self._measure(model, {None})
 
     def servers(self) -> list[Server]:
         """Every node, and the peer of a stalled-owner point."""
@@ -395,6 +454,7 @@ class CrashHarness:
             for s in self.snapshots.values()
             if s.snapshot_id in allowed
             and s.instance_id not in spoilt
+            and not self.instances[s.instance_id].data_disk  # (no scrubber reads backups)
             and not (guests and self.instances[s.instance_id].running)
         ]
         if not candidates:
@@ -756,21 +816,27 @@ class CrashHarness:
         elif action == "delete":
             self._delete(model)
         elif action == "power":
-            self._power(model, strategy)
+            if not model.data_disk:
+                self._power(model, strategy)
         else:
             self._rename()
         time.sleep(self.rng.uniform(0, 0.05))
 
     def _ensure_a_snapshot(self) -> None:
-        """The final check verifies every snapshot: a run whose random workload deleted all
-        it took (seen in a short stalled-owner run) gets one more, so that every run checks a
-        snapshot's data at least once."""
-        if self.snapshots or self.stats.checks["snapshot verified"]:
-            return
-        for model in self.instances.values():
-            self._create(model, "final")
-            if self.snapshots:
-                return
+        """The final check verifies every snapshot and backup: a run whose random workload
+        deleted all it took (seen in a short stalled-owner run), or took no backup, gets one
+        more of each kind, so that every run checks a snapshot's data and, with data disks,
+        a backup's at least once."""
+        for data_disk in (False, True):
+            kind = [m for m in self.instances.values() if m.data_disk == data_disk]
+            ids = {m.instance_id for m in kind}
+            taken = [s for s in self.snapshots.values() if s.instance_id in ids]
+            if taken or (not data_disk and self.stats.checks["snapshot verified"]):
+                continue
+            for model in kind:
+                self._create(model, "final")
+                if model.pending is not None:
+                    break
 
     def _after_accept(self, strategy: str) -> None:
         if strategy == "after-accept":
@@ -812,16 +878,23 @@ class CrashHarness:
         live = [s for s in self.snapshots.values()]
         if len(live) >= 3 * len(self.instances):
             return
-        request = models.CreateInstanceSnapshotRequest()
-        request.InstanceId = model.instance_id
+        request: Any
+        if model.data_disk:
+            if sum(s.instance_id == model.instance_id for s in live) >= BACKUP_QUOTA:
+                return
+            action, request = "CreateDiskBackup", models.CreateDiskBackupRequest()
+            request.DiskId = model.disk_id
+        else:
+            action, request = "CreateInstanceSnapshot", models.CreateInstanceSnapshotRequest()
+            request.InstanceId = model.instance_id
         model.pending = Pending("create", None, model.content, uncertain=True)
         model.touched |= self.cfg.storage == "qcow2"  # qcow2 snapshots live in the image
-        self.stats.operations["CreateInstanceSnapshot"] += 1
-        reply = self._call("CreateInstanceSnapshot", request)
+        self.stats.operations[action] += 1
+        reply = self._call(action, request)
         if isinstance(reply, str):
             model.pending = None
             return
-        snapshot_id = str(reply.SnapshotId)
+        snapshot_id = str(reply.DiskBackupId if model.data_disk else reply.SnapshotId)
         model.pending = Pending("create", snapshot_id, model.content)
         self.snapshots[snapshot_id] = SnapshotModel(snapshot_id, model.instance_id, model.content)
         self._after_accept(strategy)
@@ -835,13 +908,17 @@ class CrashHarness:
         if not mine:
             return
         snap = self.rng.choice(mine)
-        request = models.ApplyInstanceSnapshotRequest()
-        request.InstanceId = model.instance_id
-        request.SnapshotId = snap.snapshot_id
+        request: Any
+        if model.data_disk:
+            action, request = "ApplyDiskBackup", models.ApplyDiskBackupRequest()
+            request.DiskId, request.DiskBackupId = model.disk_id, snap.snapshot_id
+        else:
+            action, request = "ApplyInstanceSnapshot", models.ApplyInstanceSnapshotRequest()
+            request.InstanceId, request.SnapshotId = model.instance_id, snap.snapshot_id
         model.pending = Pending("apply", snap.snapshot_id, model.content, uncertain=True)
         model.touched = True
-        self.stats.operations["ApplyInstanceSnapshot"] += 1
-        reply = self._call("ApplyInstanceSnapshot", request)
+        self.stats.operations[action] += 1
+        reply = self._call(action, request)
         if isinstance(reply, str):
             model.pending = None
             if reply == CORRUPT_REFUSAL:
@@ -863,11 +940,16 @@ class CrashHarness:
         if not mine:
             return
         snap = self.rng.choice(mine)
-        request = models.DeleteSnapshotsRequest()
-        request.SnapshotIds = [snap.snapshot_id]
+        request: Any
+        if model.data_disk:
+            action, request = "DeleteDiskBackups", models.DeleteDiskBackupsRequest()
+            request.DiskBackupIds = [snap.snapshot_id]
+        else:
+            action, request = "DeleteSnapshots", models.DeleteSnapshotsRequest()
+            request.SnapshotIds = [snap.snapshot_id]
         model.pending = Pending("delete", snap.snapshot_id, model.content, uncertain=True)
-        self.stats.operations["DeleteSnapshots"] += 1
-        reply = self._call("DeleteSnapshots", request)
+        self.stats.operations[action] += 1
+        reply = self._call(action, request)
         model.pending = None
         if not isinstance(reply, str):
             del self.snapshots[snap.snapshot_id]
@@ -891,11 +973,17 @@ class CrashHarness:
         if not self.snapshots:
             return
         snap = self.rng.choice(list(self.snapshots.values()))
-        request = models.ModifySnapshotAttributeRequest()
-        request.SnapshotId = snap.snapshot_id
-        request.SnapshotName = f"crash-{self.rng.randrange(10**6)}"
-        self.stats.operations["ModifySnapshotAttribute"] += 1
-        self._call("ModifySnapshotAttribute", request)
+        name = f"crash-{self.rng.randrange(10**6)}"
+        request: Any
+        if snap.snapshot_id.startswith(BACKUP_PREFIX):
+            action = "ModifyDiskBackupsAttribute"
+            request = models.ModifyDiskBackupsAttributeRequest()
+            request.DiskBackupIds, request.DiskBackupName = [snap.snapshot_id], name
+        else:
+            action, request = "ModifySnapshotAttribute", models.ModifySnapshotAttributeRequest()
+            request.SnapshotId, request.SnapshotName = snap.snapshot_id, name
+        self.stats.operations[action] += 1
+        self._call(action, request)
 
     def _poll(self, model: InstanceModel, strategy: str) -> None:
         """Follow the pending operation; kill in the middle of it or near its end if asked."""
@@ -908,21 +996,32 @@ class CrashHarness:
                 if inst.LatestOperationState != "OPERATING":
                     self._resolve_power(model, inst)
                 return
-            snap = world.snapshot(c, pending.snapshot_id or "")
+            snap = self._copy(c, model, pending.snapshot_id or "")
         except TencentCloudSDKException as exc:
             raise ServerDied() from exc
-        if snap is not None and snap.LatestOperationState == "OPERATING":
-            busy = snap.SnapshotState in ("CREATING", "ROLLBACKING")
-            if strategy == "in-copy" and busy and 0 < snap.Percent < 90:
+        if snap is not None and snap.operation_state == "OPERATING":
+            busy = snap.state in ("CREATING", "ROLLBACKING")
+            if strategy == "in-copy" and busy and 0 < snap.percent < 90:
                 self._kill_now()
                 raise ServerDied()
-            if strategy == "at-finish" and busy and snap.Percent >= 90:
+            if strategy == "at-finish" and busy and snap.percent >= 90:
                 time.sleep(self.rng.uniform(0, 0.05))
                 self._kill_now()
                 raise ServerDied()
             time.sleep(0.02)
             return
         self._resolve_snapshot_op(model, snap)
+
+    @staticmethod
+    def _copy(c: Any, model: InstanceModel, copy_id: str) -> CopyView | None:
+        """The model's snapshot or (a data disk's) backup as described now."""
+        if model.data_disk:
+            request = models.DescribeDiskBackupsRequest()
+            request.DiskBackupIds = [copy_id]
+            found = world.patient(lambda: c.DescribeDiskBackups(request)).DiskBackupSet
+            return backup_view(found[0]) if found else None
+        snapshot = world.snapshot(c, copy_id)
+        return None if snapshot is None else snapshot_view(snapshot)
 
     # -- disk writes --------------------------------------------------------------------------
 
@@ -965,8 +1064,8 @@ class CrashHarness:
         measurable, and nothing written before the start needs measuring any more."""
         model.content, model.stale = None, False
 
-    def _resolve_snapshot_op(self, model: InstanceModel, snap: Any) -> None:
-        """The snapshot operation is over (snap is the snapshot as described now, or None)."""
+    def _resolve_snapshot_op(self, model: InstanceModel, snap: CopyView | None) -> None:
+        """The snapshot (or backup) operation is over (snap: it as described now, or None)."""
         pending = model.pending
         assert pending is not None and pending.snapshot_id is not None
         model.pending = None
@@ -975,7 +1074,7 @@ class CrashHarness:
                 self.stats.outcomes["create failed cleanly"] += 1
                 self.snapshots.pop(pending.snapshot_id, None)
             else:
-                self.stats.outcomes[f"create {snap.LatestOperationState}"] += 1
+                self.stats.outcomes[f"create {snap.operation_state}"] += 1
                 self.snapshots[pending.snapshot_id].touched = True
             self._image_changed(model)
             return
@@ -984,10 +1083,9 @@ class CrashHarness:
         if snap is None:
             self.stats.violations.append(f"snapshot {pending.snapshot_id} vanished during apply")
             return
-        self.stats.outcomes[f"apply {snap.LatestOperationState}"] += 1
+        self.stats.outcomes[f"apply {snap.operation_state}"] += 1
         model.running = False
-        applied = snap.LatestOperationState == "SUCCESS"
-        if applied and snap.LatestOperation.startswith("Rollback"):
+        if snap.operation_state == "SUCCESS" and snap.applied:
             if target.corrupt:
                 self.stats.violations.append(f"corrupt snapshot {target.snapshot_id} applied")
             model.content = target.content
@@ -1009,7 +1107,7 @@ class CrashHarness:
         model.touched = False
 
         def work() -> None:
-            actual = world.disk_sha256(self.server, model.instance_id)
+            actual = self._disk_content(model)
             with self.lock:
                 self.stats.checks["disk sha256 (one of two states)"] += 1
                 if None not in allowed and actual not in allowed:  # None: unknown (a guest)
@@ -1020,6 +1118,14 @@ class CrashHarness:
 
         self._background(model, work)
 
+    def _disk_content(self, model: InstanceModel) -> str:
+        """An instance's disk: its sha256; a data disk's (10 GB, mostly holes): its block
+        checksum, which costs the data only."""
+        if model.data_disk:
+            found = self.server.admin("disk", "checksum", model.disk_id, "--json")
+            return str(found["Checksum"])
+        return world.disk_sha256(self.server, model.instance_id)
+
     # -- after a restart ---------------------------------------------------------------------
 
     def _settle_and_check(self, full: bool) -> None:
@@ -1028,10 +1134,14 @@ class CrashHarness:
         deadline = started + self.cfg.settle_seconds
         slow_logged = False
         while True:
-            snaps = c.DescribeSnapshots(_all_snapshots()).SnapshotSet
+            copies = [snapshot_view(s) for s in c.DescribeSnapshots(_all_snapshots()).SnapshotSet]
+            backups = _all_backups(c)
+            copies += [backup_view(b) for b in backups]
             insts = c.DescribeInstances(models.DescribeInstancesRequest()).InstanceSet
-            busy = [s.SnapshotId for s in snaps if s.SnapshotState != "NORMAL"]
+            disks = _data_disks(c, [m.disk_id for m in self.instances.values() if m.data_disk])
+            busy = [s.copy_id for s in copies if s.state != "NORMAL"]
             busy += [i.InstanceId for i in insts if i.LatestOperationState == "OPERATING"]
+            busy += [d.DiskId for d in disks if d.LatestOperationState == "OPERATING"]
             if not busy:
                 break
             if time.monotonic() - started > 5 and not slow_logged:
@@ -1044,12 +1154,13 @@ class CrashHarness:
         settle = time.monotonic() - started
         self.stats.max_settle_seconds = max(self.stats.max_settle_seconds, settle)
         self.stats.checks["settled"] += 1
-        by_id = {s.SnapshotId: s for s in snaps}
+        by_id = {s.copy_id: s for s in copies}
         inst_by_id = {i.InstanceId: i for i in insts}
         self._reconcile(by_id, inst_by_id)
         self._check_power(inst_by_id)
         self._check_finished_jobs()
-        self._check_quota(len(snaps))
+        self._check_quota(len(copies) - len(backups))
+        self._check_backup_quota(disks, backups)
         self._check_no_orphans(set(by_id))
         self._check_corrupt_marks()
         self._check_contents(full, inst_by_id)
@@ -1059,10 +1170,10 @@ class CrashHarness:
         logs = "\n".join(f"-- node {s.port}:\n{s.log()}" for s in self.servers())
         raise AssertionError(f"crash harness: {self.stats.violations[-1]}\n{logs}")
 
-    def _reconcile(self, snaps: dict[str, Any], insts: dict[str, Any]) -> None:
+    def _reconcile(self, snaps: dict[str, CopyView], insts: dict[str, Any]) -> None:
         for model in self.instances.values():
             pending = model.pending
-            inst = insts[model.instance_id]
+            inst = insts.get(model.instance_id)  # (None: a data disk)
             if pending is None:
                 continue
             if pending.kind == "power":
@@ -1075,15 +1186,15 @@ class CrashHarness:
             elif pending.kind == "create" and pending.snapshot_id is None:
                 model.pending = None  # the answer was lost: adopt what the server created
                 for s in snaps.values():
-                    if s.DiskId == model.disk_id and s.SnapshotId not in self.snapshots:
-                        self.snapshots[s.SnapshotId] = SnapshotModel(
-                            s.SnapshotId, model.instance_id, pending.before
+                    if s.disk_id == model.disk_id and s.copy_id not in self.snapshots:
+                        self.snapshots[s.copy_id] = SnapshotModel(
+                            s.copy_id, model.instance_id, pending.before
                         )
                         self.stats.outcomes["create (answer lost) adopted"] += 1
             elif pending.kind == "apply" and pending.uncertain:
                 model.pending = None
                 target = self.snapshots.get(pending.snapshot_id or "")
-                model.running = inst.InstanceState == "RUNNING"
+                model.running = inst is not None and inst.InstanceState == "RUNNING"
                 if model.running and self.cfg.compute == "qemu":
                     self._guest_owns_disk(model)  # the apply never got to stop the guest
                     self.stats.outcomes["apply (answer lost, never started)"] += 1
@@ -1138,18 +1249,26 @@ class CrashHarness:
 
     def _verify_all(self) -> None:
         """At the end, ``admin snapshot verify`` of every snapshot (what the scrubber does):
-        the planted ones CORRUPT, every other GOOD."""
-        ids = sorted(self.snapshots)
-        if not ids:
-            return
-        done = self.server.admin("snapshot", "verify", *ids, "--json", check=False)
-        try:  # (the parsed answer when all are good; the process when it exits 1)
-            rows = done if isinstance(done, list) else json.loads(done.stdout)
-            results = {r["SnapshotId"]: r["Result"] for r in rows}
-        except (ValueError, KeyError, TypeError):
-            self.stats.violations.append(f"admin snapshot verify failed: {done.stderr[-500:]}")
-            return
-        for snapshot_id in ids:
+        the planted ones CORRUPT, every other GOOD. BUSY (the server's own scrubber is
+        reading the snapshot: its lock is held) is asked again, for up to 30 s."""
+        ids = sorted(s for s in self.snapshots if not s.startswith(BACKUP_PREFIX))
+        results: dict[str, str] = {}  # (backups: `snapshot checksum` at every check)
+        deadline = time.monotonic() + 30
+        while ids:
+            done = self.server.admin("snapshot", "verify", *ids, "--json", check=False)
+            try:  # (the parsed answer when all are good; the process when it exits 1)
+                rows = done if isinstance(done, list) else json.loads(done.stdout)
+                results |= {r["SnapshotId"]: r["Result"] for r in rows}
+            except (ValueError, KeyError, TypeError):
+                self.stats.violations.append(f"admin snapshot verify failed: {done.stderr[-500:]}")
+                return
+            ids = [i for i in ids if results.get(i) == "BUSY"]
+            if ids and time.monotonic() > deadline:
+                break
+            if ids:
+                self.stats.outcomes["admin snapshot verify: BUSY, asked again"] += len(ids)
+                time.sleep(0.5)
+        for snapshot_id in sorted(results):
             want = "CORRUPT" if self.snapshots[snapshot_id].corrupt else "GOOD"
             self.stats.checks["admin snapshot verify"] += 1
             if results.get(snapshot_id) != want:
@@ -1166,6 +1285,8 @@ class CrashHarness:
         if self.cfg.compute != "null":
             return
         for model in self.instances.values():
+            if model.data_disk:
+                continue
             shown = insts[model.instance_id].InstanceState
             self.stats.checks["power state"] += 1
             if model.pending is None and shown != ("RUNNING" if model.running else "STOPPED"):
@@ -1195,11 +1316,22 @@ class CrashHarness:
         if used != live:
             self.stats.violations.append(f"quota says {used} snapshots used, {live} exist")
 
+    def _check_backup_quota(self, disks: list[Any], backups: list[Any]) -> None:
+        """Each data disk counts exactly the backups that exist of it, within its quota."""
+        for disk in disks:
+            held = sum(b.DiskId == disk.DiskId for b in backups)
+            self.stats.checks["backup quota"] += 1
+            if disk.DiskBackupCount != held or held > disk.DiskBackupQuota:
+                self.stats.violations.append(
+                    f"{disk.DiskId} counts {disk.DiskBackupCount} backups of "
+                    f"{disk.DiskBackupQuota}, {held} exist"
+                )
+
     def _check_contents(self, full: bool, insts: dict[str, Any]) -> None:
         """Queue, per instance, the sha256 of its disk (if it may have changed) and the
         verification of its snapshots that were created or applied since the last check."""
         for model in self.instances.values():
-            stopped = insts[model.instance_id].InstanceState == "STOPPED"
+            stopped = model.data_disk or insts[model.instance_id].InstanceState == "STOPPED"
             disk = (full or model.touched) and (self.cfg.compute != "qemu" or stopped)
             snaps = [  # each is verified once taken, and all again at the end
                 s
@@ -1211,7 +1343,7 @@ class CrashHarness:
 
     def _check_one(self, model: InstanceModel, disk: bool, snaps: list[SnapshotModel]) -> None:
         if disk:
-            actual = world.disk_sha256(self.server, model.instance_id)
+            actual = self._disk_content(model)
             with self.lock:
                 self.stats.checks["disk sha256"] += 1
                 if model.content is not None and actual != model.content:
@@ -1242,6 +1374,11 @@ class CrashHarness:
             snap.touched = False
 
     def _snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
+        """Verified and content ("Sha256"): a backup's content is its block checksum, as its
+        data disk's is (see _disk_content)."""
+        if snapshot_id.startswith(BACKUP_PREFIX):
+            found = self.server.admin("snapshot", "checksum", snapshot_id, "--json")
+            return {"Verified": found["Verified"], "Sha256": found["Actual"]}
         result: dict[str, Any] = self.server.admin("snapshot", "sha256", snapshot_id, "--json")
         return result
 
@@ -1262,7 +1399,7 @@ class CrashHarness:
         """Right after settling, a new operation (a power change) is accepted on one instance
         per kill point; every later workload operation is a check too, since a refusal for a
         lock (LOCK_REFUSALS) is a violation."""
-        models_ = list(self.instances.values())
+        models_ = [m for m in self.instances.values() if not m.data_disk]
         if self.cfg.compute == "qemu":
             self._drain()  # a started guest would hold a disk being checked
             model = models_[self.stats.kills % len(models_)]  # round robin: guests keep running
@@ -1292,6 +1429,20 @@ def _scrub_bytes(node: Server) -> float:
         if line.startswith("lightkeeper_scrub_bytes_total "):
             return float(line.split()[1])
     return -1.0
+
+
+def _all_backups(c: Any) -> list[Any]:
+    request = models.DescribeDiskBackupsRequest()
+    request.Limit = 100
+    return list(c.DescribeDiskBackups(request).DiskBackupSet)
+
+
+def _data_disks(c: Any, disk_ids: list[str]) -> list[Any]:
+    if not disk_ids:
+        return []
+    request = models.DescribeDisksRequest()
+    request.DiskIds = disk_ids
+    return list(c.DescribeDisks(request).DiskSet)
 
 
 def _all_snapshots() -> models.DescribeSnapshotsRequest:

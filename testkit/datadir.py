@@ -152,8 +152,13 @@ def stored_snapshots(data_dir: Path, storage: str) -> set[str]:
 
 
 def snapshot_records(source: Source) -> set[str]:
+    """The ids of the snapshot records, and of the disk backups' (whose data is a snapshot
+    of their disk, stored the same way)."""
     with read_only(source) as db:
-        return {str(r[0]) for r in db.tuples("SELECT snapshot_id FROM snapshots")}
+        found = db.tuples(
+            "SELECT snapshot_id FROM snapshots UNION ALL SELECT disk_backup_id FROM disk_backups"
+        )
+    return {str(r[0]) for r in found}
 
 
 def corrupt_marks(source: Source) -> set[str]:

@@ -2,11 +2,12 @@
 driver (and once with real VMs); after every restart the invariants of docs/reliability.md
 hold. Then the stalled owner: two servers on one data dir, the owner of a running job
 SIGSTOPped past its lease and resumed. Then two nodes on one PostgreSQL database and one data
-dir, one of them killed at each point (issue #13). Sizes: LIGHTKEEPER_CRASH_KILLS (default 6 per
-driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default 2), LIGHTKEEPER_CRASH_STALLS (default 1 per
-driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3), LIGHTKEEPER_CRASH_CHECKSUM_KILLS (default 4
-per driver), LIGHTKEEPER_CRASH_RBD_KILLS (default 4), LIGHTKEEPER_CRASH_SEED (default: random,
-printed on failure).
+dir, one of them killed at each point (issue #13). Every run has a data disk whose backups
+the workload takes, applies and deletes under the same kills (issue #18).
+Sizes: LIGHTKEEPER_CRASH_KILLS (default 6 per driver), LIGHTKEEPER_CRASH_QEMU_KILLS (default
+2), LIGHTKEEPER_CRASH_STALLS (default 1 per driver), LIGHTKEEPER_CRASH_PG_KILLS (default 3),
+LIGHTKEEPER_CRASH_CHECKSUM_KILLS (default 4 per driver), LIGHTKEEPER_CRASH_RBD_KILLS (default
+4), LIGHTKEEPER_CRASH_SEED (default: random, printed on failure).
 Longer runs: tools/crash_harness.py."""
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def _check(stats: Stats, kills: int) -> None:
     assert disks > 0 and stats.checks["snapshot verified"] > 0, summary
     assert stats.checks["unlocked"] > 0 and stats.checks["no orphan data"] == kills + 1, summary
     assert sum(stats.operations.values()) >= kills, summary
+    backups = stats.operations["CreateDiskBackup"]  # (issue #18; at least the final one)
+    assert backups > 0 and stats.checks["backup quota"] == kills + 1, summary
 
 
 @pytest.mark.parametrize("storage", storages())

@@ -336,9 +336,22 @@ def snapshot() -> None:
 @config_options
 @json_flag
 def snapshot_sha256(snapshot_id: str, data_dir: Path | None, as_json: bool) -> None:
-    """sha256 of a snapshot's data, and whether it matches the recorded checksum."""
+    """sha256 of a snapshot's (or a disk backup's) data, and whether it matches the recorded
+    checksum."""
     result = _run(lambda: _admin(data_dir).snapshot_sha256(snapshot_id))
     emit(result, as_json, lambda: click.echo(result["Sha256"]))
+
+
+@snapshot.command("checksum")
+@click.argument("snapshot_id")
+@config_options
+@json_flag
+def snapshot_checksum(snapshot_id: str, data_dir: Path | None, as_json: bool) -> None:
+    """The block checksum of a snapshot's (or a disk backup's) data as stored now, next to
+    the one recorded when it was taken: equal to ``disk checksum`` of the disk it was taken
+    of, or rolled back to. Holes are not hashed."""
+    result = _run(lambda: _admin(data_dir).snapshot_checksum(snapshot_id))
+    emit(result, as_json, lambda: click.echo(result["Actual"]))
 
 
 @snapshot.command("verify")

@@ -23,11 +23,13 @@ from lightkeeper.domain.model import (
     BUNDLE_TYPES,
     STORAGE_BUNDLE,
     Disk,
+    DiskBackup,
     DiskUsage,
     GiB,
     Instance,
     InstanceState,
     RestrictState,
+    Snapshot,
 )
 from lightkeeper.lighthouse.scrub import Scrubber, Verdict
 from lightkeeper.lighthouse.views import instance_view
@@ -274,20 +276,42 @@ class AdminService:
     def snapshot_sha256(self, snapshot_id: str) -> dict[str, Any]:
         """The snapshot data's plain sha256 (comparable with ``disk sha256``), and whether the
         data still matches the checksum recorded when it was taken."""
-        with self.world.read() as conn:
-            snapshot = db.get_snapshot(conn, snapshot_id)
-        if snapshot is None:
-            raise AdminError(f"snapshot {snapshot_id!r} does not exist")
-        if snapshot.checksum is None:  # still being copied
+        found = self._taken_copy(snapshot_id)
+        if found is None or found.checksum is None:  # still being copied
             return {"SnapshotId": snapshot_id, "Sha256": None, "Checksum": None, "Verified": None}
         storage = self.world.storage
         return {
             "SnapshotId": snapshot_id,
-            "Sha256": storage.snapshot_sha256(snapshot.disk_id, snapshot_id),
-            "Checksum": snapshot.checksum,
-            "Verified": storage.snapshot_checksum(snapshot.disk_id, snapshot_id)
-            == snapshot.checksum,
+            "Sha256": storage.snapshot_sha256(found.disk_id, snapshot_id),
+            "Checksum": found.checksum,
+            "Verified": storage.snapshot_checksum(found.disk_id, snapshot_id) == found.checksum,
         }
+
+    def snapshot_checksum(self, snapshot_id: str) -> dict[str, Any]:
+        """The block checksum of the snapshot's data as stored now (comparable with ``disk
+        checksum``, and hole-cheap where sha256 is not), and the one recorded at creation."""
+        found = self._taken_copy(snapshot_id)
+        if found is None or found.checksum is None:
+            return {"SnapshotId": snapshot_id, "Actual": None, "Checksum": None, "Verified": None}
+        actual = self.world.storage.snapshot_checksum(found.disk_id, snapshot_id)
+        return {
+            "SnapshotId": snapshot_id,
+            "Actual": actual,
+            "Checksum": found.checksum,
+            "Verified": actual == found.checksum,
+        }
+
+    def _taken_copy(self, snapshot_id: str) -> Snapshot | DiskBackup | None:
+        """The snapshot's record, or the disk backup's (``lhbak-``: its data is a snapshot of
+        its data disk); None while it is still being copied; AdminError if there is none."""
+        with self.world.read() as conn:
+            if snapshot_id.startswith(f"{ids.DISK_BACKUP}-"):
+                found: Snapshot | DiskBackup | None = db.get_disk_backup(conn, snapshot_id)
+            else:
+                found = db.get_snapshot(conn, snapshot_id)
+        if found is None:
+            raise AdminError(f"snapshot {snapshot_id!r} does not exist")
+        return found
 
     def verifiable_snapshots(self) -> list[str]:
         """Every snapshot ``verify_snapshot`` can read back here (NORMAL, with a checksum, not
