@@ -8,6 +8,9 @@ Starts a dedicated ``lightkeeper serve`` (``--no-rate-limit`` unless ``--rate-li
 runs ``--clients`` threads, each sending correctly signed raw requests (TC3 JSON POST, v1 form
 POST, v1 GET; signed with the SDK's ``Sign``) for every implemented action. Afterwards it checks
 the invariants (see ``check_*``) and prints the numbers; exit status 1 on any violation.
+Each account also has a data disk (backup quota 2) in ap-guangzhou that the clients attach,
+detach and back up, apply and delete the backups of (issue #18): the disk and backup jobs
+contend for the same locks as the snapshot and power jobs.
 ``--stalls N`` adds the stalled-owner fault: a second server on the same data dir (the clients
 spread over both), and N times the owner of a running job SIGSTOPped past its lease, then
 resumed (testkit/stall.py). ``--database postgresql`` keeps the records in a PostgreSQL server
@@ -57,7 +60,7 @@ from testkit.server import Account, Server, free_port
 from testkit.stall import LEASE_ENV, Stall, extra_seconds, stall_owner
 
 VERSION = "2020-03-24"
-ACTIONS = (  # every action of src/lightkeeper/lighthouse/actions.py
+ACTIONS = (  # the seed's actions, then the data-disk and disk-backup ones that share their locks
     "DescribeRegions",
     "DescribeZones",
     "CreateInstanceSnapshot",
@@ -72,6 +75,15 @@ ACTIONS = (  # every action of src/lightkeeper/lighthouse/actions.py
     "StopInstances",
     "RebootInstances",
     "DescribeGeneralResourceQuotas",
+    "DescribeDisks",
+    "AttachDisks",
+    "DetachDisks",
+    "CreateDiskBackup",
+    "ApplyDiskBackup",
+    "DescribeDiskBackups",
+    "DeleteDiskBackups",
+    "ModifyDiskBackupsAttribute",
+    "DescribeDiskBackupsDeniedActions",
 )
 WEIGHTS = {  # mutating actions more often, so that locks and quota are contended
     "CreateInstanceSnapshot": 6,
@@ -83,6 +95,10 @@ WEIGHTS = {  # mutating actions more often, so that locks and quota are contende
     "ModifySnapshotAttribute": 2,
     "DescribeSnapshots": 2,
     "DescribeInstances": 2,
+    "AttachDisks": 2,
+    "DetachDisks": 2,
+    "CreateDiskBackup": 3,
+    "ApplyDiskBackup": 2,
 }
 # (account index, region, initial state) for each instance
 LAYOUT = (
@@ -95,6 +111,13 @@ LAYOUT = (
 )
 QUOTA_PER_INSTANCE = 2  # the server's defaults (--snapshot-quota-per-instance / -max)
 QUOTA_MAX = 10
+BACKUP_QUOTA = 2  # each data disk's DiskBackupQuota
+DISK_REGION = "ap-guangzhou"  # where each account's data disk is (every account has an
+# instance there to attach it to)
+DISK_JOBS = frozenset({"CreateDisks", "AttachDisks", "DetachDisks", "CreateDiskBackup",
+                       "ApplyDiskBackup"})  # fmt: skip
+"""Job kinds that hold a data disk (``disks.op_job``); ApplyDiskBackup holds its instance
+too when the disk is attached."""
 COVER_FACTOR = 4  # how much longer than asked a ``cover`` storm may run
 
 LOCK_CODES = {
@@ -244,12 +267,20 @@ class Instance:
     region: str
 
 
+@dataclass(frozen=True)
+class DataDisk:
+    disk_id: str
+    account: int
+    region: str
+
+
 @dataclass
 class World:
     server: Server
     accounts: list[Account]
     instances: list[Instance]
     peers: list[Server] = field(default_factory=list)  # more servers on the same data dir
+    disks: list[DataDisk] = field(default_factory=list)
 
     def servers(self) -> list[Server]:
         return [self.server, *self.peers]
@@ -287,7 +318,35 @@ def build_world(server: Server, layout: tuple[tuple[int, str, str], ...] = LAYOU
     with ThreadPoolExecutor(len(layout)) as pool:  # each admin command is a process
         accounts = list(pool.map(server.create_account, names))
         instances = list(pool.map(lambda spec: instance(*spec), layout))
-    return World(server, accounts, instances)
+        disks = list(pool.map(lambda n: data_disk(server, accounts[n], n), range(len(names))))
+    return World(server, accounts, instances, disks=disks)
+
+
+def data_disk(server: Server, account: Account, index: int) -> DataDisk:
+    """The account's data disk, made through the API (CreateDisks), once UNATTACHED."""
+    params = {
+        "Zone": f"{DISK_REGION}-3",
+        "DiskSize": 10,
+        "DiskType": "CLOUD_PREMIUM",
+        "DiskChargePrepaid": {"Period": 1},
+        "DiskBackupQuota": BACKUP_QUOTA,
+    }
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        created = signed_request(
+            http, account, server.endpoint, "CreateDisks", params, DISK_REGION
+        ).json()["Response"]
+        (disk_id,) = created["DiskIdSet"]
+        deadline = time.monotonic() + 30
+        while True:
+            described = signed_request(
+                http, account, server.endpoint, "DescribeDisks", {"DiskIds": [disk_id]},
+                DISK_REGION,
+            ).json()["Response"]  # fmt: skip
+            if [d["DiskState"] for d in described["DiskSet"]] == ["UNATTACHED"]:
+                return DataDisk(disk_id, index, DISK_REGION)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{disk_id} not made within 30 s: {described}")
+            time.sleep(0.1)
 
 
 def storm_server(
@@ -429,6 +488,7 @@ class Storm:
         self.stalls = stalls
         self.result = Result(clients=clients)
         self.snapshots = Snapshots()
+        self.backups = Snapshots()  # (the same bookkeeping: id -> account, region, disk)
         self.stop = threading.Event()
         self.finished = FinishedJobs()
         self.observed_at = 0.0
@@ -500,7 +560,57 @@ class Storm:
                 params["StopType"] = rng.choice(["SOFT", "HARD", "SOFT_FIRST"])
         elif action == "DescribeGeneralResourceQuotas":
             params = {"ResourceNames": ["SNAPSHOT", "GENERAL_BUNDLE_INSTANCE"]}
+        else:
+            return self.disk_request(rng, account, action)
         return action, params, region, ids
+
+    def disk_request(
+        self, rng: random.Random, account: int, action: str
+    ) -> tuple[str, dict[str, Any], str | None, list[str]]:
+        """A data-disk or disk-backup action on the account's data disk (or its backups)."""
+        (disk,) = [d for d in self.world.disks if d.account == account]
+        backups = [b for b, _, _ in self.backups.of(account)]
+        some = rng.sample(backups, min(len(backups), rng.choice([1, 1, 2]))) if backups else []
+        params: dict[str, Any]
+        if action == "DescribeDisks":
+            params = rng.choice([{}, {"DiskIds": [disk.disk_id]}])
+        elif action == "AttachDisks":
+            hosts = [
+                i.instance_id
+                for i in self.world.instances
+                if i.account == account and i.region == disk.region
+            ]
+            params = {"DiskIds": [disk.disk_id], "InstanceId": rng.choice(hosts)}
+        elif action == "DetachDisks":
+            params = {"DiskIds": [disk.disk_id]}
+        elif action == "CreateDiskBackup":
+            params = {"DiskId": disk.disk_id}
+            if rng.random() < 0.5:
+                params["DiskBackupName"] = f"storm-{rng.randrange(10**6)}"
+        elif action == "ApplyDiskBackup":
+            backup_id = rng.choice(backups) if backups else "lhbak-00000000"
+            params = {"DiskId": disk.disk_id, "DiskBackupId": backup_id}
+            some = [backup_id]
+        elif action == "DescribeDiskBackups":
+            choice = rng.randrange(3)
+            if choice == 1 and some:
+                params = {"DiskBackupIds": some}
+            elif choice == 2:
+                params = {"Filters": [{"Name": "disk-id", "Values": [disk.disk_id]}]}
+            else:
+                params = {"Limit": 100}
+        elif action == "DeleteDiskBackups":
+            some = some or ["lhbak-00000000"]
+            params = {"DiskBackupIds": some}
+        elif action == "ModifyDiskBackupsAttribute":
+            some = some[:1] or ["lhbak-00000000"]
+            params = {"DiskBackupIds": some, "DiskBackupName": f"renamed-{rng.randrange(999)}"}
+        elif action == "DescribeDiskBackupsDeniedActions":
+            some = some or ["lhbak-00000000"]
+            params = {"DiskBackupIds": some}
+        else:
+            raise ValueError(f"no request for {action}")
+        return action, params, disk.region, some
 
     def learn(
         self, account: int, action: str, params: dict[str, Any], region: str | None, reply: Any
@@ -518,6 +628,17 @@ class Storm:
         ):
             if code == "Success" or len(params["SnapshotIds"]) == 1:
                 self.snapshots.remove(params["SnapshotIds"])
+        elif action == "CreateDiskBackup" and code == "Success":
+            self.backups.add(reply["DiskBackupId"], account, DISK_REGION, params["DiskId"])
+        elif action == "DeleteDiskBackups" and code in (
+            "Success",
+            "ResourceNotFound.DiskBackupIdNotFound",
+        ):
+            if code == "Success" or len(params["DiskBackupIds"]) == 1:
+                self.backups.remove(params["DiskBackupIds"])
+        elif action == "DescribeDiskBackups" and code == "Success" and "Filters" in params:
+            for item in reply["DiskBackupSet"]:
+                self.backups.add(item["DiskBackupId"], account, DISK_REGION, item["DiskId"])
         elif action == "DescribeSnapshots" and code == "Success" and "Filters" in params:
             instance_id = params["Filters"][0]["Values"][0]  # the view has no InstanceId
             instance = next(i for i in self.world.instances if i.instance_id == instance_id)
@@ -835,7 +956,8 @@ def check_jobs(world: World, result: Result) -> None:
         cut_by_pause = result.paused and "database is locked" in str(row.get("message"))
         if row["state"] == "FAILED" and not cut_by_pause:  # (a lock wait: see Storm.paused)
             result.violation(f"job {row['id']} ({row['kind']}) FAILED: {row.get('message')}")
-        by_instance.setdefault(row["instance_id"], []).append(row)
+        for held in _holds(row):
+            by_instance.setdefault(held, []).append(row)
     for instance_id, jobs in by_instance.items():
         jobs.sort(key=lambda j: (_time(j["created_at"]), j["id"]))
         for before, after in zip(jobs, jobs[1:], strict=False):
@@ -848,6 +970,18 @@ def check_jobs(world: World, result: Result) -> None:
                         f"{instance_id}: job {after['id']} ({after['kind']}) {column} {begins} "
                         f"before job {before['id']} ({before['kind']}) finished {held_until}"
                     )
+
+
+def _holds(row: dict[str, Any]) -> list[str]:
+    """What a job holds from its accepting transaction to its last: an instance's job, the
+    instance (a snapshot job its system disk with it); a data disk's job, the disk (and, for
+    ApplyDiskBackup of an attached disk, the instance: its machine is stopped)."""
+    if row["kind"] not in DISK_JOBS:
+        return [str(row["instance_id"])]
+    held = [str(row["disk_id"])]
+    if row["kind"] == "ApplyDiskBackup" and row["instance_id"]:
+        held.append(str(row["instance_id"]))
+    return held
 
 
 def check_settled(world: World, result: Result) -> None:
@@ -878,6 +1012,8 @@ def check_settled(world: World, result: Result) -> None:
             for item in listed.json()["Response"]["SnapshotSet"]:
                 if item["SnapshotState"] != "NORMAL" or item["LatestOperationState"] == "OPERATING":
                     result.violation(f"snapshot not settled: {item}")
+            if region == DISK_REGION:
+                check_disk_settled(http, world, account, result)
             described = signed_request(http, key, server.endpoint, "DescribeInstances", {}, region)
             for item in described.json()["Response"]["InstanceSet"]:
                 if item["InstanceState"] not in ("RUNNING", "STOPPED"):
@@ -907,6 +1043,30 @@ def check_settled(world: World, result: Result) -> None:
                     f"the log of the server on port {each.port} has a traceback: {last[0][:300]}"
                 )
                 break
+
+
+def check_disk_settled(http: httpx.Client, world: World, account: int, result: Result) -> None:
+    """The account's data disk idle, counting the backups that exist (within its quota),
+    and every backup NORMAL."""
+    key, endpoint = world.accounts[account], world.server.endpoint
+    listed = signed_request(http, key, endpoint, "DescribeDiskBackups", {"Limit": 100}, DISK_REGION)
+    backups = listed.json()["Response"]["DiskBackupSet"]
+    for item in backups:
+        if item["DiskBackupState"] != "NORMAL" or item["LatestOperationState"] == "OPERATING":
+            result.violation(f"disk backup not settled: {item}")
+    (disk,) = [d for d in world.disks if d.account == account]
+    described = signed_request(
+        http, key, endpoint, "DescribeDisks", {"DiskIds": [disk.disk_id]}, DISK_REGION
+    )
+    (item,) = described.json()["Response"]["DiskSet"]
+    held = sum(b["DiskId"] == disk.disk_id for b in backups)
+    if item["LatestOperationState"] == "OPERATING" or item["DiskState"] not in (
+        "ATTACHED",
+        "UNATTACHED",
+    ):
+        result.violation(f"data disk not settled: {item}")
+    if item["DiskBackupCount"] != held or held > BACKUP_QUOTA:
+        result.violation(f"{disk.disk_id} counts {item['DiskBackupCount']} backups, {held} exist")
 
 
 LOST_CONNECTION = (

@@ -15,6 +15,7 @@ from testkit import world
 from testkit.server import Account, Server
 
 from tests.lighthouse.test_data_disks import call, code_of, create_disks, disks, wait_state
+from tests.support.sabotage import sabotage
 
 MiB = 1024 * 1024
 
@@ -106,7 +107,7 @@ def test_quota_states_and_refusals(server: Server, owner: Account) -> None:
     disk_id = data_disk(server, c, quota=1)
     first = call(c, "CreateDiskBackup", DiskId=disk_id).DiskBackupId
     assert code_of(c, "CreateDiskBackup", DiskId=disk_id) in (
-        "OperationDenied.DiskOperationInProgress",
+        "OperationDenied.DiskBusyForBackupOperation",  # (test_refusals_while_backups_run)
         "LimitExceeded.DiskBackupQuotaLimitExceeded",
     )
     wait_backup(c, first)
@@ -158,12 +159,83 @@ def test_quota_states_and_refusals(server: Server, owner: Account) -> None:
     if backups(c, [first])[first].LatestOperationState == "OPERATING":  # (it may be done)
         assert codes == {
             "ApplyDiskBackup": "OperationDenied.DiskBackupOperationInProgress",
-            "DeleteDiskBackups": "OperationDenied.DiskBackupOperationInProgress",
+            "DeleteDiskBackups": "ResourceInUse.DiskBackupInUse",
         }
     wait_backup(c, first)
     call(c, "DeleteDiskBackups", DiskBackupIds=[first, second])
     assert backups(c, [first, second]) == {}
     assert disks(c, [disk_id])[disk_id].DiskBackupCount == 0
+
+
+def test_refusals_while_backups_run(make_server: Callable[..., Server]) -> None:
+    """Operations of 2 s, so that each refusal meets the operation it is about: a disk busy
+    with a backup's creation or rollback refuses the next backup operation as such
+    (DiskBusyForBackupOperation, not the generic DiskOperationInProgress); a backup the disk
+    is being rolled back to is in use for a delete; and a backup whose data another
+    operation of the server holds (here a reader outside the API) is busy for an apply."""
+    server = make_server("--storage", "raw", "--transition-seconds", "0",
+                         "--operation-seconds", "2")  # fmt: skip
+    c = world.client(server, world.new_account(server, "backups-busy"))
+    disk_id = data_disk(server, c, quota=3)
+    first = call(c, "CreateDiskBackup", DiskId=disk_id).DiskBackupId
+    assert backups(c, [first])[first].LatestOperationState == "OPERATING"
+    assert code_of(c, "CreateDiskBackup", DiskId=disk_id) == (
+        "OperationDenied.DiskBusyForBackupOperation"
+    )
+    assert code_of(c, "DeleteDiskBackups", DiskBackupIds=[first]) == (
+        "OperationDenied.DiskBackupOperationInProgress"
+    )
+    wait_backup(c, first)
+
+    call(c, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=first)
+    assert backups(c, [first])[first].DiskBackupState == "ROLLBACKING"
+    assert code_of(c, "DeleteDiskBackups", DiskBackupIds=[first]) == (
+        "ResourceInUse.DiskBackupInUse"
+    )
+    for action, fields in (("ApplyDiskBackup", {"DiskBackupId": first}), ("CreateDiskBackup", {})):
+        assert code_of(c, action, DiskId=disk_id, **fields) == (
+            "OperationDenied.DiskBusyForBackupOperation"
+        )
+    assert wait_backup(c, first).LatestOperationState == "SUCCESS"
+
+    with sabotage(server, "raw").hold_snapshot(disk_id, first):
+        assert code_of(c, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=first) == (
+            "OperationDenied.DiskBackupBusy"
+        )
+    call(c, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=first)  # free again
+    assert wait_backup(c, first).LatestOperationState == "SUCCESS"
+
+
+def test_a_rollback_of_an_attached_disk_and_the_instance_snapshot_exclude_each_other(
+    make_server: Callable[..., Server],
+) -> None:
+    """ApplyDiskBackup of an attached disk holds the instance (it stops the machine), so it
+    is refused while the instance's system disk is being snapshotted, and an
+    ApplyInstanceSnapshot is refused while it runs. Both once overlapped (the storm's job
+    history showed it)."""
+    server = make_server("--storage", "raw", "--transition-seconds", "0",
+                         "--operation-seconds", "2")  # fmt: skip
+    owner = world.new_account(server, "backups-exclusive")
+    c = world.client(server, owner)
+    instance_id = world.create_instance(server, owner, "ap-guangzhou", "--state", "STOPPED")[
+        "InstanceId"
+    ]
+    disk_id = data_disk(server, c)
+    call(c, "AttachDisks", DiskIds=[disk_id], InstanceId=instance_id)
+    wait_state(c, [disk_id], "ATTACHED")
+    backup_id = call(c, "CreateDiskBackup", DiskId=disk_id).DiskBackupId
+    wait_backup(c, backup_id)
+
+    snapshot_id = world.create_snapshot(c, instance_id)
+    assert code_of(c, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=backup_id) == (
+        "UnsupportedOperation.LatestOperationUnfinished"
+    )
+    world.wait_normal(c, snapshot_id)
+    call(c, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=backup_id)
+    assert code_of(c, "ApplyInstanceSnapshot", InstanceId=instance_id, SnapshotId=snapshot_id) == (
+        "UnsupportedOperation.LatestOperationUnfinished"
+    )
+    assert wait_backup(c, backup_id).LatestOperationState == "SUCCESS"
 
 
 def test_backups_are_the_accounts_own(server: Server, owner: Account) -> None:
@@ -174,6 +246,9 @@ def test_backups_are_the_accounts_own(server: Server, owner: Account) -> None:
     stranger = world.client(server, world.new_account(server, "backups-stranger"))
     assert backups(stranger, [backup_id]) == {}
     assert code_of(stranger, "DeleteDiskBackups", DiskBackupIds=[backup_id]) == (
+        "ResourceNotFound.DiskBackupIdNotFound"
+    )
+    assert code_of(stranger, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=backup_id) == (
         "ResourceNotFound.DiskBackupNotExists"
     )
 

@@ -148,6 +148,8 @@ def check_apply_snapshot(instance: Instance, snapshot: Snapshot) -> None:
         raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
     if instance.rollback_running:
         raise ApiError("OperationDenied.InstanceOperationInProgress")
+    if instance.op_job is not None:  # another job holds the machine (a data disk's rollback)
+        raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
     if instance.disk_busy:
         raise ApiError("UnsupportedOperation.DiskLatestOperationUnfinished")
     if instance.state not in ROLLBACK_STATES:
@@ -321,8 +323,11 @@ DISK_BACKUP_NAME_MAX = 90
 
 def backup_refusal(action: str, backup: DiskBackup) -> str | None:
     """Why ``action`` may not take ``backup`` now: one with an operation running (a create,
-    a rollback) is busy; only a NORMAL one is applied or deleted."""
+    a rollback) is busy, and one a disk is being rolled back to is in use for a delete;
+    only a NORMAL one is applied or deleted."""
     if backup.latest_operation_state == "OPERATING":
+        if action == "DeleteDiskBackups" and backup.state == DiskBackupState.ROLLBACKING:
+            return "ResourceInUse.DiskBackupInUse"  # (a disk is being rolled back to it)
         return "OperationDenied.DiskBackupOperationInProgress"
     if backup.state != DiskBackupState.NORMAL:
         return "UnsupportedOperation.InvalidDiskBackupState"

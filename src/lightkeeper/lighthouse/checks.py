@@ -35,14 +35,32 @@ def check_ids(
     return [check_id(prefix, v) for v in values]
 
 
-def check_paging(offset: int | None, limit: int | None, maximum: int = 100) -> tuple[int, int]:
+def check_paging(
+    offset: int | None,
+    limit: int | None,
+    maximum: int = 100,
+    negative: str = "InvalidParameterValue.Negative",
+    too_many: str = "InvalidParameterValue.OutOfRange",
+) -> tuple[int, int]:
+    """Offset and Limit (defaults 0 and 20). ``negative`` / ``too_many``: the codes the
+    action lists for them (the disk actions differ from the seed's)."""
     offset = 0 if offset is None else offset
     limit = 20 if limit is None else limit
     if offset < 0 or limit < 0:
-        raise ApiError("InvalidParameterValue.Negative")
+        name, value = ("Offset", offset) if offset < 0 else ("Limit", limit)
+        raise _paging_error(negative, name, value)
     if limit > maximum:
-        raise ApiError("InvalidParameterValue.OutOfRange")
+        raise _paging_error(too_many, "Limit", limit)
     return offset, limit
+
+
+def _paging_error(code: str, name: str, value: int) -> ApiError:
+    # (the bare InvalidParameterValue's message names the field and its value)
+    return (
+        ApiError(code, name=name, value=value)
+        if code == "InvalidParameterValue"
+        else (ApiError(code))
+    )
 
 
 def check_filters(

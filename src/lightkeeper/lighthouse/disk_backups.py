@@ -30,8 +30,9 @@ from lightkeeper.lighthouse.jobs.base import NoParams
 from lightkeeper.lighthouse.jobs.disk_backups import ApplyDiskBackup, BackupJob, CreateDiskBackup
 from lightkeeper.lighthouse.lookup import find_instance
 from lightkeeper.lighthouse.views import iso, tag_list
-from lightkeeper.lighthouse.world import World
+from lightkeeper.lighthouse.world import World, probe
 from lightkeeper.storage import SnapshotRef
+from lightkeeper.store import jobs
 from lightkeeper.store import resources as db
 from lightkeeper.store.tables import disk_backups as backups_table
 
@@ -43,7 +44,13 @@ FILTER_COLUMNS = {
     "disk-id": backups_table.c.disk_id,
     "disk-backup-state": backups_table.c.state,
 }
-BAD_FILTER = "InvalidParameter.InvalidFilter"  # (DescribeDiskBackups' own code)
+APPLY_MISSING, MISSING = (
+    "ResourceNotFound.DiskBackupNotExists",
+    "ResourceNotFound.DiskBackupIdNotFound",
+)
+BACKUP_JOB_NAMES = frozenset({CreateDiskBackup.name, ApplyDiskBackup.name})
+BAD_FILTER = "InvalidParameter.InvalidFilter"  # (DescribeDiskBackups' own codes)
+BAD_VALUE = "InvalidParameterValue"
 QUOTA_BATCH = 15  # ModifyDisksBackupQuota's disks per call
 
 
@@ -108,6 +115,10 @@ class DiskBackupService:
         check_id(ids.DISK, req.DiskId)
         check_id(ids.DISK_BACKUP, req.DiskBackupId)
         world = self.world
+        with world.read() as conn:
+            known = self._backup(conn, ctx, req.DiskBackupId)
+            pool = disk.pool if (disk := db.get_disk(conn, known.disk_id)) else None
+        backup_free = probe(lambda: _backup_free(world, known, pool))
         with world.write() as conn:
             backup = self._backup(conn, ctx, req.DiskBackupId)
             disk = self._disk(conn, ctx, req.DiskId, "ApplyDiskBackup")
@@ -115,6 +126,7 @@ class DiskBackupService:
                 raise ApiError("UnsupportedOperation.ApplyDiskBackupToAnotherDisk")
             rules.check_backup("ApplyDiskBackup", backup)
             needs, instance_id = self._machine(conn, ctx, disk, hold=True)
+            backup_free()
             self._enqueue(conn, ctx, ApplyDiskBackup, disk, backup.disk_backup_id,
                           instance_id, needs)  # fmt: skip
             db.update_disk_backup(
@@ -133,7 +145,7 @@ class DiskBackupService:
             raise ApiError.variant(
                 "InvalidParameter.ParameterConflict#ids_filters", ids="DiskBackupIds"
             )
-        offset, limit = check_paging(req.Offset, req.Limit)
+        offset, limit = check_paging(req.Offset, req.Limit, negative=BAD_VALUE, too_many=BAD_VALUE)
         where: list[ColumnElement[bool]] = []
         if req.DiskBackupIds is not None:
             wanted = check_ids(ids.DISK_BACKUP, req.DiskBackupIds, 100)
@@ -164,7 +176,7 @@ class DiskBackupService:
                            name="DiskBackupIds")  # fmt: skip
         world = self.world
         with world.write() as conn:
-            found = [rules.check_backup("DeleteDiskBackups", self._backup(conn, ctx, b))
+            found = [rules.check_backup("DeleteDiskBackups", self._backup(conn, ctx, b, MISSING))
                      for b in wanted]  # fmt: skip
             holders = {
                 b.disk_backup_id: disk.instance_id
@@ -188,7 +200,7 @@ class DiskBackupService:
         name = rules.check_backup_name(req.DiskBackupName)
         with self.world.write() as conn:
             for backup_id in wanted:
-                self._backup(conn, ctx, backup_id)
+                self._backup(conn, ctx, backup_id, MISSING)
             for backup_id in wanted:
                 db.update_disk_backup(conn, backup_id, name=name)
         return {}
@@ -198,8 +210,8 @@ class DiskBackupService:
     ) -> Reply:
         wanted = check_ids(ids.DISK_BACKUP, req.DiskBackupIds, 100, required=True,
                            name="DiskBackupIds")  # fmt: skip
-        with self.world.read() as conn:
-            found = [self._backup(conn, ctx, b) for b in wanted]
+        with self.world.read() as conn:  # (unknown ids are left out, as for snapshots)
+            found = [b for backup_id in wanted if (b := _visible_backup(conn, ctx, backup_id))]
         return {
             "DiskBackupDeniedActionSet": [
                 {
@@ -232,22 +244,34 @@ class DiskBackupService:
     # -- shared ---------------------------------------------------------------------------
 
     def _disk(self, conn: Connection, ctx: Context, disk_id: str, action: str) -> Disk:
+        """The disk, if ``action`` may take it now; a disk whose running operation is a
+        backup's (a create, a rollback) is refused as busy with a backup."""
         try:
-            return rules.check_disk(action, find_disk(conn, ctx, disk_id))
-        except ApiError as refusal:
-            if refusal.code == "ResourceNotFound.DiskIdNotFound":  # these actions' own code
+            disk = find_disk(conn, ctx, disk_id)
+        except ApiError as missing:
+            if missing.code == "ResourceNotFound.DiskIdNotFound":  # these actions' own code
                 raise ApiError("ResourceNotFound.DiskNotExists") from None
             raise
-
-    def _backup(self, conn: Connection, ctx: Context, backup_id: str) -> DiskBackup:
-        check_id(ids.DISK_BACKUP, backup_id)
-        backup = db.get_disk_backup(conn, backup_id)
+        refusal = rules.disk_refusal(action, disk)
         if (
-            backup is None
-            or backup.account_id != ctx.principal.account_id
-            or backup.region != (ctx.region or "")
+            refusal == "OperationDenied.DiskOperationInProgress"
+            and action in BACKUP_JOB_NAMES
+            and disk.op_job is not None
+            and jobs.kind_of(conn, disk.op_job) in BACKUP_JOB_NAMES
         ):
-            raise ApiError("ResourceNotFound.DiskBackupNotExists")
+            refusal = "OperationDenied.DiskBusyForBackupOperation"
+        if refusal is not None:
+            raise ApiError(refusal)
+        return disk
+
+    def _backup(
+        self, conn: Connection, ctx: Context, backup_id: str, missing: str = APPLY_MISSING
+    ) -> DiskBackup:
+        """The caller's backup, else ``missing``: each action answers the not-found code it
+        lists (ApplyDiskBackup ``DiskBackupNotExists``, the batch ones ``DiskBackupIdNotFound``)."""
+        backup = _visible_backup(conn, ctx, backup_id)
+        if backup is None:
+            raise ApiError(missing)
         return backup
 
     def _machine(
@@ -261,10 +285,12 @@ class DiskBackupService:
             instance = find_instance(conn, ctx, disk.instance_id)
         except ApiError:
             raise ApiError("ResourceNotFound.DiskAttachedHasNoInstanceId") from None
+        if instance.op_job is not None:  # (an instance in transition: its operation first)
+            raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+        if hold and instance.disk_busy:  # a rollback stops the machine: not under a snapshot
+            raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
         if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
             raise ApiError("UnsupportedOperation.InvalidInstanceState")
-        if instance.op_job is not None:
-            raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
         return BackupJob.needs(instance), instance.instance_id
 
     def _enqueue(
@@ -298,6 +324,25 @@ class DiskBackupService:
                 latest_operation_request_id=ctx.request_id,
                 latest_operation_started_at=db.utcnow(),
             )
+
+
+def _visible_backup(conn: Connection, ctx: Context, backup_id: str) -> DiskBackup | None:
+    """The caller's backup in the request's region; None for another's, as for none."""
+    check_id(ids.DISK_BACKUP, backup_id)
+    backup = db.get_disk_backup(conn, backup_id)
+    mine = backup is not None and backup.account_id == ctx.principal.account_id
+    return backup if backup is not None and mine and backup.region == (ctx.region or "") else None
+
+
+def _backup_free(world: World, backup: DiskBackup, pool: str | None) -> None:
+    """Driver check before the transaction (as for ApplyInstanceSnapshot): the backup's data
+    is not held by another operation (a scrubber's or an admin's read, say). Data that is
+    missing is left to the job, which fails cleanly: no code of ApplyDiskBackup's says so."""
+    try:
+        world.check_snapshot_usable(backup.disk_id, backup.disk_backup_id, pool)
+    except ApiError as refusal:
+        if refusal.code == "UnsupportedOperation.SnapshotBusy":
+            raise ApiError("OperationDenied.DiskBackupBusy") from None
 
 
 def _unused_backup_id(conn: Connection) -> str:

@@ -64,7 +64,7 @@ class DiskService:
             raise ApiError("InvalidParameterValue", name="OrderField", value=req.OrderField)
         if req.Order is not None and req.Order not in ("ASC", "DESC"):
             raise ApiError("InvalidParameterValue", name="Order", value=req.Order)
-        offset, limit = check_paging(req.Offset, req.Limit)
+        offset, limit = check_paging(req.Offset, req.Limit, negative="InvalidParameterValue")
         where: list[ColumnElement[bool]] = []
         if req.DiskIds is not None:
             where.append(disks_table.c.disk_id.in_(check_ids(ids.DISK, req.DiskIds, 100)))
@@ -241,10 +241,14 @@ class DataDiskService:
         world = self.world
         with world.write() as conn:
             instance = find_instance(conn, ctx, req.InstanceId)
-            if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
-                raise ApiError("UnsupportedOperation.InvalidInstanceState")
+            if instance.state == InstanceState.PENDING:
+                raise ApiError("OperationDenied.InstanceCreating")
+            if instance.rollback_running:  # (as ApplyInstanceSnapshot tells it apart)
+                raise ApiError("OperationDenied.InstanceOperationInProgress")
             if instance.op_job is not None:
                 raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
+            if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
+                raise ApiError("UnsupportedOperation.InvalidInstanceState")
             found = [self._data_disk(conn, ctx, disk_id, "AttachDisks") for disk_id in id_list]
             for disk in found:
                 if disk.zone != instance.zone:
@@ -275,10 +279,10 @@ class DataDiskService:
                 if disk.instance_id is None:  # (ATTACHED disks have one)
                     raise ApiError("UnsupportedOperation.InvalidDiskState")
                 instance = find_instance(conn, ctx, disk.instance_id)
+                if instance.op_job is not None:  # (as for AttachDisks)
+                    raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
                 if instance.state not in (InstanceState.RUNNING, InstanceState.STOPPED):
                     raise ApiError("UnsupportedOperation.InvalidInstanceState")
-                if instance.op_job is not None:
-                    raise ApiError("UnsupportedOperation.LatestOperationUnfinished")
                 machines[disk.disk_id] = instance
             for disk in found:
                 instance = machines[disk.disk_id]
@@ -373,8 +377,8 @@ class DataDiskService:
 
     def denied_actions(self, ctx: Context, req: models.DescribeDisksDeniedActionsRequest) -> Reply:
         id_list = check_ids(ids.DISK, req.DiskIds, 100, required=True, name="DiskIds")
-        with self.world.read() as conn:
-            found = [find_disk(conn, ctx, disk_id) for disk_id in id_list]
+        with self.world.read() as conn:  # (unknown ids are left out, as for snapshots)
+            found = [d for disk_id in id_list if (d := visible_disk(conn, ctx, disk_id))]
         return {
             "DiskDeniedActionSet": [
                 {
@@ -407,11 +411,17 @@ class DataDiskService:
         return job_id
 
 
-def find_disk(conn: Connection, ctx: Context, disk_id: str) -> Disk:
-    """The caller's disk in the request's region (another's is not found, as not there)."""
+def visible_disk(conn: Connection, ctx: Context, disk_id: str) -> Disk | None:
+    """The caller's disk in the request's region; None for another's, as for none."""
     disk = db.get_disk(conn, disk_id)
     mine = disk is not None and disk.account_id == ctx.principal.account_id
-    if disk is None or not mine or disk.region != (ctx.region or ""):
+    return disk if disk is not None and mine and disk.region == (ctx.region or "") else None
+
+
+def find_disk(conn: Connection, ctx: Context, disk_id: str) -> Disk:
+    """The caller's disk in the request's region (another's is not found, as not there)."""
+    disk = visible_disk(conn, ctx, disk_id)
+    if disk is None:
         raise ApiError("ResourceNotFound.DiskIdNotFound")
     return disk
 

@@ -139,6 +139,12 @@ def enqueue(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def kind_of(conn: Connection, job_id: int) -> str | None:
+    """The kind of the job (None: there is none)."""
+    found = conn.scalar(select(jobs.c.kind).where(jobs.c.id == job_id))
+    return None if found is None else str(found)
+
+
 def queued(conn: Connection) -> int:
     query = select(func.count()).select_from(jobs).where(jobs.c.state.in_([PENDING, RUNNING]))
     return conn.scalar(query) or 0

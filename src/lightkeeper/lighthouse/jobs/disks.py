@@ -11,6 +11,7 @@ an attach or detach leaves the disk as it was, LatestOperationState FAILED.
 from __future__ import annotations
 
 import contextlib
+import time
 
 from sqlalchemy import Connection
 
@@ -55,11 +56,15 @@ class DiskJob(JobKind[NoParams]):
 
     def run(self, job: Job) -> None:
         disk_id = _disk_id(job)
+        started = time.monotonic()
         try:
             self.world.hold(job)
             self.act(job, disk_id)
         except (storage.StorageError, compute.ComputeError) as exc:
             return self.compensate(job, f"{job.kind} of {disk_id} failed: {exc}")
+        # At least --operation-seconds, as a snapshot's operation: pollers (and tests of the
+        # refusals a disk in PENDING / ATTACHING / DETACHING answers) see the state.
+        time.sleep(max(0.0, self.world.pacing.operation_seconds - (time.monotonic() - started)))
         with self.world.job_write(job) as conn:
             self.finish(conn, job, disk_id)
             jobs.finish(conn, job, jobs.SUCCESS)
