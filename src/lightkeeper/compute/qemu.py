@@ -496,17 +496,24 @@ class QemuDriver:
             record = self._record(instance_id)
             node, device = _data_names(disk_id)
             if self._pid(instance_id) is not None:
+                deadline = time.monotonic() + _UNPLUG_TIMEOUT
                 if device in self._devices(instance_id):
                     self._qmp(instance_id, "device_del", {"id": device})
-                    deadline = time.monotonic() + _UNPLUG_TIMEOUT
                     while device in self._devices(instance_id):
                         if time.monotonic() > deadline:
                             raise ComputeError(
                                 f"{instance_id}: the guest did not release {disk_id}"
                             )
                         time.sleep(0.1)
-                if node in self._block_nodes(instance_id):
-                    self._qmp(instance_id, "blockdev-del", {"node-name": node})
+                # The device leaves the QOM tree a moment before it lets go of its node
+                # ("is in use": seen under load in CI), so the node's removal is retried.
+                while node in self._block_nodes(instance_id):
+                    try:
+                        self._qmp(instance_id, "blockdev-del", {"node-name": node})
+                    except QMPFailed as exc:
+                        if "is in use" not in str(exc) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
             record.get("data_disks", {}).pop(disk_id, None)
             self._write_record(instance_id, record)
 
