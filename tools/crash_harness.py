@@ -99,6 +99,9 @@ def main() -> int:
     parser.add_argument("--compute", choices=["null", "qemu"], default="null")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--instances", type=int, default=3)
+    parser.add_argument(
+        "--data-disks", type=int, default=1, help="unattached data disks whose backups it takes"
+    )
     parser.add_argument("--big-data-mib", type=int, default=128)
     parser.add_argument("--accel", default="tcg", help="qemu accelerator (tcg or kvm)")
     parser.add_argument("--work-dir", type=Path, default=None, help="kept after the run")
@@ -151,6 +154,7 @@ def main() -> int:
             seed=seed,
             work_dir=work,
             instances=args.instances,
+            data_disks=args.data_disks,
             big_data_mib=args.big_data_mib,
             guest=guest,
             accel=args.accel,

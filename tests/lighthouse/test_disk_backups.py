@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from testkit import world
 from testkit.server import Account, Server
 
 from tests.lighthouse.test_data_disks import call, code_of, create_disks, disks, wait_state
+from tests.support.access import allow, policy, sub_user
 from tests.support.sabotage import sabotage
 
 MiB = 1024 * 1024
@@ -100,6 +102,13 @@ def test_round_trip_on_a_running_instance(server: Server, owner: Account) -> Non
 def test_round_trip_on_qcow2(make_server: Callable[..., Server], storage: str) -> None:
     server = make_server("--storage", storage, "--transition-seconds", "0")
     round_trip(server, world.new_account(server, "backups-qcow2"))
+
+
+def test_round_trip_on_rbd(make_server: Callable[..., Server], rbd_options: dict[str, Any]) -> None:
+    """The data disk an RBD image, its backup an RBD snapshot of it (issue #15's driver)."""
+    server = make_server("--storage", "rbd", "--rbd-namespace", rbd_options["namespace"],
+                         "--transition-seconds", "0")  # fmt: skip
+    round_trip(server, world.new_account(server, "backups-rbd"))
 
 
 def test_quota_states_and_refusals(server: Server, owner: Account) -> None:
@@ -250,6 +259,29 @@ def test_backups_are_the_accounts_own(server: Server, owner: Account) -> None:
     )
     assert code_of(stranger, "ApplyDiskBackup", DiskId=disk_id, DiskBackupId=backup_id) == (
         "ResourceNotFound.DiskBackupNotExists"
+    )
+
+
+def test_a_sub_user_reaches_the_backups_its_policy_names(
+    server: Server, owner: Account, tmp_path: Path
+) -> None:
+    """CAM's resource level for backups: ``disk-backup/<id>`` in the six-segment format."""
+    c = world.client(server, owner)
+    disk_id = data_disk(server, c)
+    mine = call(c, "CreateDiskBackup", DiskId=disk_id).DiskBackupId
+    wait_backup(c, mine)
+    other = call(c, "CreateDiskBackup", DiskId=disk_id).DiskBackupId
+    wait_backup(c, other)
+    resource = f"qcs::lighthouse:ap-guangzhou:uin/{owner.uin}:disk-backup/{mine}"
+    document = policy(allow(["lighthouse:ModifyDiskBackupsAttribute",
+                             "lighthouse:DescribeDiskBackups"], [resource]))  # fmt: skip
+    keeper = world.client(server, sub_user(server, owner, "backup-keeper", document, tmp_path))
+    call(keeper, "ModifyDiskBackupsAttribute", DiskBackupIds=[mine], DiskBackupName="mine")
+    assert backups(c, [mine])[mine].DiskBackupName == "mine"
+    assert code_of(keeper, "ModifyDiskBackupsAttribute", DiskBackupIds=[other],
+                   DiskBackupName="x") == "UnauthorizedOperation.NoPermission"  # fmt: skip
+    assert code_of(keeper, "DeleteDiskBackups", DiskBackupIds=[mine]) == (
+        "UnauthorizedOperation.NoPermission"  # (the action is not in its policy)
     )
 
 
