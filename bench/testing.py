@@ -5,6 +5,10 @@ user's suite.
   instances (each with its 1 GB sparse disk) and 20 snapshots, rebuilt before every round;
   median of the rounds. Anchor in the same run: moto's ``POST /moto-api/reset`` of 100 EC2
   instances and 20 snapshots (moto_server, the bench extra), rebuilt the same way.
+* **latency** (issue #19, item 3): from ``LighthouseServer()`` to its first answer (the
+  subprocess start, the schema, the first signed call), and the p50 / p99 of one
+  DescribeSnapshots (Limit 20; 10 snapshots) and one CreateInstanceSnapshot (durable before its
+  answer) from the official SDK's client, one call after another on its kept-alive session.
 * **suite**: a generated user suite of N tests, each creating an instance, writing its disk,
   snapshotting it and listing instances, run by pytest (in a subprocess) twice: with the
   ``lighthouse`` fixture (a reset before every test) and with the session's server and no
@@ -135,7 +139,61 @@ def suite_seconds(n_tests: int, fixture: str) -> float:
         return elapsed
 
 
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def sdk_latency(samples: int) -> dict[str, float]:
+    """Milliseconds: the first answer, and p50 / p99 of the two calls (see the docstring)."""
+    from tencentcloud.lighthouse.v20200324 import models
+
+    from lightkeeper.testing import LighthouseServer
+
+    started = time.perf_counter()
+    with LighthouseServer(rate_limit=False) as server:
+        client = server.client()
+        client.DescribeRegions(models.DescribeRegionsRequest())
+        first = time.perf_counter() - started
+        owners = [server.create_instance(state="STOPPED")["InstanceId"] for _ in range(5)]
+        for owner in owners:  # 10 snapshots to list (the account's quota in a region)
+            for _ in range(2):
+                request = models.CreateInstanceSnapshotRequest()
+                request.InstanceId = owner
+                server.wait_snapshot(client.CreateInstanceSnapshot(request).SnapshotId)
+        describe = models.DescribeSnapshotsRequest()
+        describe.Limit = 20
+        listed = []
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            client.DescribeSnapshots(describe)
+            listed.append(time.perf_counter() - t0)
+        server.create_account("creator")  # (its own quota)
+        target = server.create_instance(account="creator", state="STOPPED")["InstanceId"]
+        creator = server.client(account="creator")
+        created = []
+        for _ in range(samples):
+            request = models.CreateInstanceSnapshotRequest()
+            request.InstanceId = target
+            t0 = time.perf_counter()
+            snapshot_id = creator.CreateInstanceSnapshot(request).SnapshotId
+            created.append(time.perf_counter() - t0)
+            server.wait_snapshot(snapshot_id, account="creator")  # (not timed: the copy)
+            delete = models.DeleteSnapshotsRequest()
+            delete.SnapshotIds = [snapshot_id]
+            creator.DeleteSnapshots(delete)
+    ms = 1000.0
+    return {
+        "first_answer_ms": round(first * ms, 1),
+        "describe_snapshots_p50_ms": round(_percentile(listed, 0.5) * ms, 2),
+        "describe_snapshots_p99_ms": round(_percentile(listed, 0.99) * ms, 2),
+        "create_snapshot_p50_ms": round(_percentile(created, 0.5) * ms, 2),
+        "create_snapshot_p99_ms": round(_percentile(created, 0.99) * ms, 2),
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
+    latency = sdk_latency(50 if quick else 300)
     rounds = 5 if quick else 15
     n_tests = 40 if quick else 200
     resets = reset_rounds(rounds)
@@ -152,6 +210,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "suite_bare_s": round(bare, 2),
         "suite_ratio": round(with_reset / bare, 3),
         "suite_model_ratio": round(1 + n_tests * statistics.median(resets) / max(bare, 1e-9), 3),
+        **latency,
     }
     if moto is not None:
         result["moto_reset_median_ms"] = round(statistics.median(moto) * 1000, 1)
