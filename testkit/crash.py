@@ -24,7 +24,8 @@ Disk backups (issue #18): ``Config.data_disks`` unattached data disks join the i
 models of their own, whose copies are disk backups (CreateDiskBackup, ApplyDiskBackup,
 DeleteDiskBackups, ModifyDiskBackupsAttribute) on the same engine and under the same kills;
 their contents are followed by block checksum (``disk checksum``, ``snapshot checksum``),
-hole-cheap on a 10 GB disk where a sha256 is not. Nothing is planted in them.
+hole-cheap on a 10 GB disk where a sha256 is not. Corruption is planted in backups as in
+snapshots (the scrubber reads both; ApplyDiskBackup refuses a corrupt one).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ BEFORE_TABLE, IN_SCRUB = "before-table", "in-scrub"
 TABLE_KILL = {"LIGHTKEEPER_FAULTS": "storage.table:kill:1"}
 """A before-table lifetime's server kills itself at its first block-table write."""
 CORRUPT_REFUSAL = "FailedOperation.SnapshotOperationFailed"
+CORRUPT_BACKUP_REFUSAL = "UnsupportedOperation.InvalidDiskBackupState"  # (ApplyDiskBackup's)
 STALLED_OWNER = "stalled-owner"
 STRATEGIES = (*KILL_STRATEGIES, STALLED_OWNER)
 SNAPSHOT_JOBS = ("create_snapshot", "apply_snapshot", "CreateDiskBackup", "ApplyDiskBackup")
@@ -454,7 +456,6 @@ class CrashHarness:
             for s in self.snapshots.values()
             if s.snapshot_id in allowed
             and s.instance_id not in spoilt
-            and not self.instances[s.instance_id].data_disk  # (no scrubber reads backups)
             and not (guests and self.instances[s.instance_id].running)
         ]
         if not candidates:
@@ -921,7 +922,7 @@ class CrashHarness:
         reply = self._call(action, request)
         if isinstance(reply, str):
             model.pending = None
-            if reply == CORRUPT_REFUSAL:
+            if reply == (CORRUPT_BACKUP_REFUSAL if model.data_disk else CORRUPT_REFUSAL):
                 self._corrupt_refused(snap)
             return
         model.pending.uncertain = False
@@ -1251,8 +1252,8 @@ class CrashHarness:
         """At the end, ``admin snapshot verify`` of every snapshot (what the scrubber does):
         the planted ones CORRUPT, every other GOOD. BUSY (the server's own scrubber is
         reading the snapshot: its lock is held) is asked again, for up to 30 s."""
-        ids = sorted(s for s in self.snapshots if not s.startswith(BACKUP_PREFIX))
-        results: dict[str, str] = {}  # (backups: `snapshot checksum` at every check)
+        ids = sorted(self.snapshots)  # (disk backups too: the scrubber reads them)
+        results: dict[str, str] = {}
         deadline = time.monotonic() + 30
         while ids:
             done = self.server.admin("snapshot", "verify", *ids, "--json", check=False)

@@ -162,9 +162,12 @@ def snapshot_records(source: Source) -> set[str]:
 
 
 def corrupt_marks(source: Source) -> set[str]:
-    """Snapshots the server marked corrupt, or whose last check (store/checks.py) found
-    them so."""
+    """Snapshots and disk backups the server marked corrupt, or whose last check
+    (store/checks.py) found them so."""
     with read_only(source) as db:
-        marked = db.tuples("SELECT snapshot_id FROM snapshots WHERE corrupt != 0")
+        marked = db.tuples(
+            "SELECT snapshot_id FROM snapshots WHERE corrupt != 0"
+            " UNION ALL SELECT disk_backup_id FROM disk_backups WHERE corrupt != 0"
+        )
         checked = db.tuples("SELECT snapshot_id FROM snapshot_checks WHERE result = 'CORRUPT'")
     return {str(r[0]) for r in (*marked, *checked)}

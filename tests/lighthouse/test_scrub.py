@@ -109,3 +109,49 @@ def test_admin_verify_reports_and_marks(server: Server) -> None:
     assert unknown.stderr.strip().splitlines() == [
         "lightkeeper: error: snapshot 'lhsnap-nothere' does not exist"
     ]
+
+
+def test_the_scrubber_reads_disk_backups_back_too(make_server: Callable[..., Server]) -> None:
+    """A byte of a disk backup's data rots: the scrubber finds it and marks the backup, which
+    ApplyDiskBackup then refuses before the disk is touched (DescribeDiskBackupsDeniedActions
+    says so) and DeleteDiskBackups still removes; a good backup is verified and applied."""
+    from tests.lighthouse.test_data_disks import call, code_of, create_disks, wait_state
+    from tests.lighthouse.test_disk_backups import wait_backup
+
+    server = make_server("--transition-seconds", "0", "--scrub-interval", "1")
+    c = world.client(server, world.new_account(server, "scrub-backups"))
+    rotten_disk, good_disk = create_disks(c, count=2, DiskBackupQuota=1)
+    wait_state(c, [rotten_disk, good_disk], "UNATTACHED")
+    backups = {}
+    for disk_id in (rotten_disk, good_disk):
+        server.admin("disk", "write", disk_id, "--offset", str(5 * MiB), input_bytes=b"kept")
+        backups[disk_id] = call(c, "CreateDiskBackup", DiskId=disk_id).DiskBackupId
+        wait_backup(c, backups[disk_id])
+    before = server.admin("disk", "checksum", rotten_disk, "--json")["Checksum"]
+    _rot(server, backups[rotten_disk])
+
+    deadline = time.monotonic() + 30
+    while _metric(server, "lightkeeper_scrub_corruptions_found_total") < 1:
+        assert time.monotonic() < deadline, "the scrubber never found the damaged backup"
+        time.sleep(0.2)
+    while _metric(server, 'lightkeeper_scrub_snapshots_total{result="good"}') < 1:
+        assert time.monotonic() < deadline, "the good backup was never verified"
+        time.sleep(0.2)
+
+    rotten = backups[rotten_disk]
+    denied = call(c, "DescribeDiskBackupsDeniedActions", DiskBackupIds=[rotten])
+    codes = {a.Action: a.Code for a in denied.DiskBackupDeniedActionSet[0].DeniedActions}
+    assert codes == {"ApplyDiskBackup": "UnsupportedOperation.InvalidDiskBackupState"}
+    assert code_of(c, "ApplyDiskBackup", DiskId=rotten_disk, DiskBackupId=rotten) == (
+        "UnsupportedOperation.InvalidDiskBackupState"
+    )
+    assert server.admin("disk", "checksum", rotten_disk, "--json")["Checksum"] == before
+    verified = server.admin("snapshot", "verify", rotten, "--json", check=False)
+    assert verified.returncode == 1 and "CORRUPT" in verified.stdout
+    call(c, "DeleteDiskBackups", DiskBackupIds=[rotten])
+
+    call(c, "ApplyDiskBackup", DiskId=good_disk, DiskBackupId=backups[good_disk])
+    assert wait_backup(c, backups[good_disk]).LatestOperationState == "SUCCESS"
+    assert server.admin("snapshot", "verify", backups[good_disk], "--json") == [
+        {"SnapshotId": backups[good_disk], "Result": "GOOD"}
+    ]

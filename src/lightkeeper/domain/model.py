@@ -163,6 +163,7 @@ class DiskBackup:
     latest_operation_request_id: str | None
     created_at: dt.datetime
     checksum: str | None
+    corrupt: bool = False  # its data failed its checksum (a scrub, an apply, admin verify)
     tags: dict[str, str] = field(default_factory=dict)
 
 

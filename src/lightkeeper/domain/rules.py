@@ -324,12 +324,15 @@ DISK_BACKUP_NAME_MAX = 90
 def backup_refusal(action: str, backup: DiskBackup) -> str | None:
     """Why ``action`` may not take ``backup`` now: one with an operation running (a create,
     a rollback) is busy, and one a disk is being rolled back to is in use for a delete;
-    only a NORMAL one is applied or deleted."""
+    only a NORMAL one is applied or deleted, and one whose data failed its checksum (marked
+    corrupt) is never applied."""
     if backup.latest_operation_state == "OPERATING":
         if action == "DeleteDiskBackups" and backup.state == DiskBackupState.ROLLBACKING:
             return "ResourceInUse.DiskBackupInUse"  # (a disk is being rolled back to it)
         return "OperationDenied.DiskBackupOperationInProgress"
     if backup.state != DiskBackupState.NORMAL:
+        return "UnsupportedOperation.InvalidDiskBackupState"
+    if backup.corrupt and action == "ApplyDiskBackup":  # (it may still be deleted)
         return "UnsupportedOperation.InvalidDiskBackupState"
     return None
 

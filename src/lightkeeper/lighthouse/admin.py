@@ -277,7 +277,7 @@ class AdminService:
         """The snapshot data's plain sha256 (comparable with ``disk sha256``), and whether the
         data still matches the checksum recorded when it was taken."""
         found = self._taken_copy(snapshot_id)
-        if found is None or found.checksum is None:  # still being copied
+        if found.checksum is None:  # still being copied
             return {"SnapshotId": snapshot_id, "Sha256": None, "Checksum": None, "Verified": None}
         storage = self.world.storage
         return {
@@ -291,7 +291,7 @@ class AdminService:
         """The block checksum of the snapshot's data as stored now (comparable with ``disk
         checksum``, and hole-cheap where sha256 is not), and the one recorded at creation."""
         found = self._taken_copy(snapshot_id)
-        if found is None or found.checksum is None:
+        if found.checksum is None:
             return {"SnapshotId": snapshot_id, "Actual": None, "Checksum": None, "Verified": None}
         actual = self.world.storage.snapshot_checksum(found.disk_id, snapshot_id)
         return {
@@ -301,9 +301,9 @@ class AdminService:
             "Verified": actual == found.checksum,
         }
 
-    def _taken_copy(self, snapshot_id: str) -> Snapshot | DiskBackup | None:
+    def _taken_copy(self, snapshot_id: str) -> Snapshot | DiskBackup:
         """The snapshot's record, or the disk backup's (``lhbak-``: its data is a snapshot of
-        its data disk); None while it is still being copied; AdminError if there is none."""
+        its data disk); AdminError if there is none."""
         with self.world.read() as conn:
             if snapshot_id.startswith(f"{ids.DISK_BACKUP}-"):
                 found: Snapshot | DiskBackup | None = db.get_disk_backup(conn, snapshot_id)
@@ -322,11 +322,8 @@ class AdminService:
         return [item.snapshot_id for item in due]
 
     def check_verifiable(self, snapshot_id: str) -> None:
-        """AdminError unless the snapshot exists and has its checksum (it was taken)."""
-        with self.world.read() as conn:
-            snapshot = db.get_snapshot(conn, snapshot_id)
-        if snapshot is None:
-            raise AdminError(f"snapshot {snapshot_id!r} does not exist")
+        """AdminError unless the snapshot (or disk backup) exists and has its checksum."""
+        snapshot = self._taken_copy(snapshot_id)
         if snapshot.checksum is None:
             raise AdminError(f"snapshot {snapshot_id!r} is still being taken")
 

@@ -7,7 +7,9 @@ whole once per ``--scrub-interval``, at most ``--scrub-bandwidth`` MiB/s, and co
 its checksum; the check is recorded (``store/checks.py``). A mismatch is confirmed under the
 snapshot's lock, with its record re-read, before the snapshot is marked corrupt: a snapshot
 deleted or replaced while it was read is never reported, and a good one never looks corrupt.
-A corrupt snapshot is refused by Apply before the disk is touched.
+A corrupt snapshot is refused by Apply before the disk is touched. Disk backups are read
+back the same way (their data is a snapshot of their disk; ApplyDiskBackup refuses a
+corrupt one).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Connection
+
 from lightkeeper import storage
-from lightkeeper.domain.model import Snapshot, SnapshotState
+from lightkeeper.domain import ids
+from lightkeeper.domain.model import SnapshotState
 from lightkeeper.lighthouse.world import World
 from lightkeeper.store import checks
 from lightkeeper.store import resources as db
@@ -40,6 +45,35 @@ GOOD, CORRUPT, GONE, MISSING, BUSY = "GOOD", "CORRUPT", "GONE", "MISSING", "BUSY
 
 def _ignore(_: int) -> None:
     pass
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What the scrubber reads back: a snapshot, or a disk backup (a snapshot of its disk)."""
+
+    copy_id: str
+    disk_id: str
+    checksum: str | None
+    state: str
+
+
+def find_copy(conn: Connection, copy_id: str) -> Copy | None:
+    if copy_id.startswith(f"{ids.DISK_BACKUP}-"):
+        backup = db.get_disk_backup(conn, copy_id)
+        if backup is None:
+            return None
+        return Copy(backup.disk_backup_id, backup.disk_id, backup.checksum, backup.state)
+    snapshot = db.get_snapshot(conn, copy_id)
+    if snapshot is None:
+        return None
+    return Copy(snapshot.snapshot_id, snapshot.disk_id, snapshot.checksum, snapshot.state)
+
+
+def mark_corrupt(conn: Connection, copy_id: str) -> None:
+    if copy_id.startswith(f"{ids.DISK_BACKUP}-"):
+        db.update_disk_backup(conn, copy_id, corrupt=1)
+    else:
+        db.update_snapshot(conn, copy_id, corrupt=1)
 
 
 class Pacer:
@@ -119,7 +153,7 @@ class Scrubber:
     ) -> Verdict:
         """Read the snapshot back whole now; mark it corrupt if it does not match."""
         with self.world.read() as conn:
-            snapshot = db.get_snapshot(conn, snapshot_id)
+            snapshot = find_copy(conn, snapshot_id)
         if snapshot is None or snapshot.checksum is None:
             return Verdict(snapshot_id, GONE, 0)
         read = [0]
@@ -139,13 +173,11 @@ class Scrubber:
                 checks.record(conn, snapshot_id, db.utcnow(), result, self.world.node)
         return Verdict(snapshot_id, result, read[0])
 
-    def _check(
-        self, snapshot: Snapshot, progress: storage.ProgressCallback, pace: storage.Pace
-    ) -> str:
+    def _check(self, snapshot: Copy, progress: storage.ProgressCallback, pace: storage.Pace) -> str:
         driver = self.world.storage
         try:
             driver.verify_snapshot(
-                snapshot.disk_id, snapshot.snapshot_id, snapshot.checksum or "", progress, pace=pace
+                snapshot.disk_id, snapshot.copy_id, snapshot.checksum or "", progress, pace=pace
             )
         except storage.ChecksumMismatch:
             return self._confirm(snapshot)
@@ -153,24 +185,24 @@ class Scrubber:
             return GONE if self._gone(snapshot) else MISSING
         return GOOD
 
-    def _confirm(self, snapshot: Snapshot) -> str:
+    def _confirm(self, snapshot: Copy) -> str:
         """Read it again holding the snapshot's lock (no delete or rollback meanwhile) and
         with its record as it is now; only a second mismatch marks it corrupt."""
         driver = self.world.storage
         try:
-            with driver.lock_snapshot(snapshot.disk_id, snapshot.snapshot_id):
+            with driver.lock_snapshot(snapshot.disk_id, snapshot.copy_id):
                 with self.world.read() as conn:
-                    now = db.get_snapshot(conn, snapshot.snapshot_id)
+                    now = find_copy(conn, snapshot.copy_id)
                 if now is None or now.checksum != snapshot.checksum:
                     return GONE
                 try:
                     driver.verify_snapshot(
-                        snapshot.disk_id, snapshot.snapshot_id, now.checksum or "", _ignore
+                        snapshot.disk_id, snapshot.copy_id, now.checksum or "", _ignore
                     )
                 except storage.ChecksumMismatch as exc:
                     with self.world.write() as conn:
-                        db.update_snapshot(conn, snapshot.snapshot_id, corrupt=1)
-                    logger.error("snapshot %s is corrupt: %s", snapshot.snapshot_id, exc)
+                        mark_corrupt(conn, snapshot.copy_id)
+                    logger.error("snapshot %s is corrupt: %s", snapshot.copy_id, exc)
                     return CORRUPT
                 return GOOD
         except storage.SnapshotBusy:
@@ -178,9 +210,9 @@ class Scrubber:
         except (storage.SnapshotNotFound, storage.DiskNotFound):
             return GONE
 
-    def _gone(self, snapshot: Snapshot) -> bool:
+    def _gone(self, snapshot: Copy) -> bool:
         with self.world.read() as conn:
-            now = db.get_snapshot(conn, snapshot.snapshot_id)
+            now = find_copy(conn, snapshot.copy_id)
         return now is None or now.state != SnapshotState.NORMAL
 
     def step(self) -> None:

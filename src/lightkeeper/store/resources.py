@@ -613,11 +613,14 @@ _BACKUP_COLUMNS = tuple(disk_backups.c.keys())
 
 
 def _backup(row: Row[Any], tag_map: Mapping[str, str] | None = None) -> DiskBackup:
-    return DiskBackup(**dict(zip(_BACKUP_COLUMNS, row, strict=True)), tags=dict(tag_map or {}))
+    data = dict(zip(_BACKUP_COLUMNS, row, strict=True))
+    data["corrupt"] = bool(data["corrupt"])
+    return DiskBackup(**data, tags=dict(tag_map or {}))
 
 
 def insert_disk_backup(conn: Connection, backup: DiskBackup) -> None:
     values = {k: v for k, v in backup.__dict__.items() if k != "tags"}
+    values["corrupt"] = int(backup.corrupt)
     conn.execute(insert(disk_backups).values(**values))
     set_tags(conn, backup.disk_backup_id, backup.tags)
 
@@ -636,6 +639,7 @@ class DiskBackupChanges(TypedDict, total=False):
     latest_operation_state: str
     latest_operation_request_id: str
     checksum: str
+    corrupt: int
 
 
 def update_disk_backup(
@@ -652,6 +656,7 @@ def delete_disk_backups(conn: Connection, backup_ids: Sequence[str]) -> None:
         return
     ids_ = list(backup_ids)
     conn.execute(delete(disk_backups).where(disk_backups.c.disk_backup_id.in_(ids_)))
+    conn.execute(delete(snapshot_checks).where(snapshot_checks.c.snapshot_id.in_(ids_)))
     conn.execute(delete(tags).where(tags.c.resource_id.in_(ids_)))
     now = utcnow()
     conn.execute(insert(deleted_snapshots), [{"snapshot_id": i, "deleted_at": now} for i in ids_])

@@ -203,6 +203,7 @@ disk_backups = Table(
     Column("latest_operation_request_id", String(36), nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("checksum", String(80), nullable=True),
+    Column("corrupt", Integer, nullable=False, server_default="0"),  # (0017: scrubbed)
     Index("ix_disk_backups_disk", "disk_id"),
     Index(
         "ix_disk_backups_account_region_created",

@@ -162,6 +162,10 @@ class ApplyDiskBackup(BackupJob):
                     disk.disk_id, backup.disk_backup_id, checksum, shown, fence=fence(world, job)
                 )
             )
+        except storage.ChecksumMismatch as exc:  # (as ApplySnapshot: marked, never applied)
+            with world.job_write(job) as conn:
+                db.update_disk_backup(conn, backup.disk_backup_id, corrupt=1)
+            return self.compensate(job, f"disk backup data failed verification: {exc}")
         except storage.StorageError as exc:
             return self.compensate(job, f"disk backup rollback failed: {exc}")
         shown.finish()
