@@ -48,6 +48,17 @@ def _metric(server: Server, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _wait_scrubbed(server: Server, what: str) -> None:
+    """Until the scrubber has found one corruption and verified one good copy (30 s)."""
+    deadline = time.monotonic() + 30
+    while _metric(server, "lightkeeper_scrub_corruptions_found_total") < 1:
+        assert time.monotonic() < deadline, f"the scrubber never found the damaged {what}"
+        time.sleep(0.2)
+    while _metric(server, 'lightkeeper_scrub_snapshots_total{result="good"}') < 1:
+        assert time.monotonic() < deadline, f"the good {what} was never verified"
+        time.sleep(0.2)
+
+
 def _denied(c: Client, snapshot_id: str) -> list[tuple[str, str]]:
     request = models.DescribeSnapshotsDeniedActionsRequest()
     request.SnapshotIds = [snapshot_id]
@@ -70,13 +81,7 @@ def test_scrubber_finds_a_corruption_planted_while_the_server_runs(
     before = world.disk_sha256(server, other_instance)
     _rot(server, bad)
 
-    deadline = time.monotonic() + 30
-    while _metric(server, "lightkeeper_scrub_corruptions_found_total") < 1:
-        assert time.monotonic() < deadline, "the scrubber never found the damaged snapshot"
-        time.sleep(0.2)
-    while _metric(server, 'lightkeeper_scrub_snapshots_total{result="good"}') < 1:
-        assert time.monotonic() < deadline, "the good snapshot was never verified"
-        time.sleep(0.2)
+    _wait_scrubbed(server, "snapshot")
     assert _metric(server, "lightkeeper_scrub_bytes_total") > 0
 
     assert _denied(owner, bad) == [
@@ -130,13 +135,7 @@ def test_the_scrubber_reads_disk_backups_back_too(make_server: Callable[..., Ser
     before = server.admin("disk", "checksum", rotten_disk, "--json")["Checksum"]
     _rot(server, backups[rotten_disk])
 
-    deadline = time.monotonic() + 30
-    while _metric(server, "lightkeeper_scrub_corruptions_found_total") < 1:
-        assert time.monotonic() < deadline, "the scrubber never found the damaged backup"
-        time.sleep(0.2)
-    while _metric(server, 'lightkeeper_scrub_snapshots_total{result="good"}') < 1:
-        assert time.monotonic() < deadline, "the good backup was never verified"
-        time.sleep(0.2)
+    _wait_scrubbed(server, "backup")
 
     rotten = backups[rotten_disk]
     denied = call(c, "DescribeDiskBackupsDeniedActions", DiskBackupIds=[rotten])
