@@ -23,15 +23,13 @@ from lightkeeper.domain.model import (
     BUNDLE_TYPES,
     STORAGE_BUNDLE,
     Disk,
-    DiskBackup,
     DiskUsage,
     GiB,
     Instance,
     InstanceState,
     RestrictState,
-    Snapshot,
 )
-from lightkeeper.lighthouse.scrub import Scrubber, Verdict
+from lightkeeper.lighthouse.scrub import Copy, Scrubber, Verdict, find_copy
 from lightkeeper.lighthouse.views import instance_view
 from lightkeeper.lighthouse.world import World
 from lightkeeper.regions import Region
@@ -301,14 +299,11 @@ class AdminService:
             "Verified": actual == found.checksum,
         }
 
-    def _taken_copy(self, snapshot_id: str) -> Snapshot | DiskBackup:
+    def _taken_copy(self, snapshot_id: str) -> Copy:
         """The snapshot's record, or the disk backup's (``lhbak-``: its data is a snapshot of
-        its data disk); AdminError if there is none."""
+        its data disk), as the scrubber finds it; AdminError if there is none."""
         with self.world.read() as conn:
-            if snapshot_id.startswith(f"{ids.DISK_BACKUP}-"):
-                found: Snapshot | DiskBackup | None = db.get_disk_backup(conn, snapshot_id)
-            else:
-                found = db.get_snapshot(conn, snapshot_id)
+            found = find_copy(conn, snapshot_id)
         if found is None:
             raise AdminError(f"snapshot {snapshot_id!r} does not exist")
         return found
