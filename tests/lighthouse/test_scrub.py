@@ -19,6 +19,8 @@ from tencentcloud.lighthouse.v20200324.lighthouse_client import LighthouseClient
 from testkit import world
 from testkit.server import Server
 
+pytestmark = pytest.mark.both_engines  # (the due-copies query is a UNION on both engines)
+
 MiB = 1024 * 1024
 
 
